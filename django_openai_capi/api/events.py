@@ -1,0 +1,150 @@
+"""Building an event, and the exact JSON that is sent.
+
+``build_event`` turns what a host project knows (an event type, an id, a time, raw
+identity, amounts in minor units) into the API's event object, normalised, hashed,
+stripped of empty optional fields and validated. ``encode_event`` gives its canonical
+JSON, which is what the outbox stores and what a batch request is assembled from, so a
+resend is byte-for-byte what was built.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from django_openai_capi.api import spec
+from django_openai_capi.api.identity import collect_user
+from django_openai_capi.api.issues import IssueCollector
+from django_openai_capi.api.validation import check_event, check_integration_source, now_ms
+
+JSONObject = dict[str, Any]
+
+
+def build_event(
+    event_type: str,
+    *,
+    event_id: str,
+    event_time: datetime | int | None = None,
+    data: Mapping[str, object] | None = None,
+    user: Mapping[str, object] | None = None,
+    custom_event_name: str | None = None,
+    action_source: str | None = None,
+    source_url: str | None = None,
+    oppref: str | None = None,
+    opt_out: bool | None = None,
+    now: int | None = None,
+) -> JSONObject:
+    """The API's event object for one conversion, validated.
+
+    - ``event_time`` is a timezone-aware ``datetime`` or Unix milliseconds; now if omitted.
+    - ``data`` is the ``data`` object without ``type``, which the event type fixes;
+      ``amount`` is an ``int`` in the currency's minor unit (see ``to_minor_units``).
+    - ``user`` is raw identity (``email``, ``phone``, ``external_id``, ...), normalised and
+      hashed here; see :func:`~django_openai_capi.api.identity.build_user`.
+    - ``now`` (Unix milliseconds) fixes the clock for the 7-day window check.
+
+    Raises :class:`EventValidationError` listing every problem of the event.
+    """
+    issues = IssueCollector()
+    moment = now_ms() if now is None else now
+    event: JSONObject = {
+        "id": event_id,
+        "type": event_type,
+        "timestamp_ms": _timestamp_ms(event_time, moment, issues),
+        "custom_event_name": custom_event_name,
+        "action_source": action_source,
+        "source_url": source_url,
+        "oppref": oppref,
+        # false is the API's default: sending it would only add bytes to every event.
+        "opt_out": None if opt_out is False else opt_out,
+        "user": collect_user(user, "user", issues),
+        "data": _data(event_type, data, issues),
+    }
+    event = strip_empty(event)
+    check_event(event, "", issues, now=moment)
+    issues.raise_if_any()
+    return event
+
+
+def _timestamp_ms(event_time: object, now: int, issues: IssueCollector) -> object:
+    if event_time is None:
+        return now
+    if isinstance(event_time, datetime):
+        if event_time.utcoffset() is None:
+            issues.add("timestamp_ms", "naive_datetime", "event_time must be timezone-aware (USE_TZ, or tzinfo=UTC)")
+            return None
+        return int(event_time.timestamp() * 1000)
+    # An int is taken as milliseconds; anything else is reported by the validator.
+    return event_time
+
+
+def _data(event_type: str, data: Mapping[str, object] | None, issues: IssueCollector) -> object:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        return data
+    expected = spec.EVENT_DATA_TYPES.get(event_type) if isinstance(event_type, str) else None
+    given_type = data.get("type")
+    if given_type is not None and given_type != expected:
+        issues.add("data.type", "invalid_event_data_type", f"is fixed by the event type ({expected!r}); leave it out, got {given_type!r}")
+    built: JSONObject = {**data, "type": expected}
+    _upper_currency(built)
+    contents = built.get("contents")
+    if isinstance(contents, list):
+        built["contents"] = [_upper_currency(dict(item)) if isinstance(item, Mapping) else item for item in contents]
+    return built
+
+
+def _upper_currency(container: JSONObject) -> JSONObject:
+    # The API uppercases currency codes itself; doing it here keeps stored payloads canonical.
+    if isinstance(container.get("currency"), str):
+        container["currency"] = container["currency"].upper()
+    return container
+
+
+def strip_empty(value: Any) -> Any:
+    """Drop ``None``, ``""``, ``[]`` and ``{}`` values from objects, recursively.
+
+    List items are kept as they are, so that a ``None`` in ``contents`` is reported by the
+    validator instead of silently vanishing.
+    """
+    if isinstance(value, Mapping):
+        stripped = {key: strip_empty(item) for key, item in value.items()}
+        return {key: item for key, item in stripped.items() if not _is_empty(item)}
+    if isinstance(value, list):
+        return [strip_empty(item) for item in value]
+    return value
+
+
+def _is_empty(value: object) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and len(value) == 0)
+
+
+def encode_event(event: Mapping[str, object]) -> str:
+    """The canonical JSON of an event: sorted keys, no spaces, UTF-8 text, no NaN."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_request(
+    encoded_events: Sequence[str],
+    *,
+    validate_only: bool = False,
+    integration_source: str | None = None,
+) -> bytes:
+    """The request body for a batch, assembled from already-encoded events.
+
+    Events are stored as their canonical JSON; splicing the stored text into the body
+    avoids parsing and re-serialising up to 1,000 events per request.
+    """
+    if not 1 <= len(encoded_events) <= spec.MAX_EVENTS_PER_REQUEST:
+        raise ValueError(f"a request carries 1 to {spec.MAX_EVENTS_PER_REQUEST} events, got {len(encoded_events)}")
+    parts = ['{"events":[', ",".join(encoded_events), "]"]
+    if integration_source is not None:
+        issues = IssueCollector()
+        check_integration_source(integration_source, "integration_source", issues)
+        issues.raise_if_any()
+        parts.append(',"integration_source":' + json.dumps(integration_source.strip().lower()))
+    parts.append(',"validate_only":' + ("true" if validate_only else "false") + "}")
+    return "".join(parts).encode("utf-8")

@@ -1,0 +1,312 @@
+"""Identity: raw values in, the API's ``user`` object out.
+
+Normalisation follows the Conversions API docs exactly, because the browser pixel and
+every other integration hash the same person the same way only if they all do; a
+one-character difference silently breaks matching and nothing reports an error.
+Raw email addresses, phone numbers, external ids and names never leave this module:
+they are hashed here, and an error message never repeats them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import ipaddress
+import string
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from django_openai_capi.api import spec
+from django_openai_capi.api.issues import IssueCollector
+
+#: The keys ``ModelConversion.get_user`` and ``track(user=...)`` accept.
+IDENTITY_KEYS: Final = (
+    "email",
+    "phone",
+    "external_id",
+    "first_name",
+    "last_name",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "ip_address",
+    "user_agent",
+    "obref",
+    "android_advertising_id",
+)
+
+_ASCII_PUNCTUATION: Final = frozenset(string.punctuation)
+# Characters the docs strip from phone numbers before the digits are checked.
+_PHONE_SEPARATORS: Final = frozenset(" ()-.\t\n\r\f\v")
+_HEX_DIGITS: Final = frozenset(string.hexdigits)
+
+
+class Rejected(ValueError):
+    """A raw identifier that cannot be normalised; ``args`` never include the value."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def normalize_email(value: str) -> str:
+    email = value.strip().lower()
+    local, at, domain = email.partition("@")
+    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in email):
+        raise Rejected("invalid_email", "must be an email address: one @ with text on both sides and no spaces")
+    return email
+
+
+def normalize_phone(value: str) -> str:
+    stripped = "".join(c for c in value if c not in _PHONE_SEPARATORS)
+    digits = stripped.removeprefix("+").lstrip("0")
+    if not digits.isascii() or not digits.isdigit():
+        raise Rejected(
+            "invalid_phone",
+            "must be a phone number of digits with its country code; only spaces, "
+            "parentheses, periods, hyphens and a leading + may separate them",
+        )
+    if not 8 <= len(digits) <= 15:
+        raise Rejected(
+            "invalid_phone",
+            f"must have 8 to 15 digits including the country code, got {len(digits)}",
+        )
+    return digits
+
+
+def normalize_external_id(value: str) -> str:
+    # Case is kept on purpose: the docs say so, and two peers that lowercase break
+    # matching for case-sensitive customer ids.
+    return value.strip()
+
+
+def normalize_name(value: str) -> str:
+    name = "".join(c for c in value.lower() if not c.isspace() and c not in _ASCII_PUNCTUATION)
+    if not name:
+        raise Rejected("invalid_name", "has no letters left once whitespace and punctuation are removed")
+    return name
+
+
+_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
+    "email": normalize_email,
+    "phone": normalize_phone,
+    "external_id": normalize_external_id,
+    "first_name": normalize_name,
+    "last_name": normalize_name,
+}
+
+
+def normalize(kind: str, value: str) -> str:
+    """The normalised form of a raw identifier of ``kind`` (``email``, ``phone``, ...).
+
+    Raises :class:`Rejected` (a ``ValueError``) for a value that cannot be normalised.
+    """
+    try:
+        normalizer = _NORMALIZERS[kind]
+    except KeyError:
+        raise ValueError(f"{kind!r} is not a hashed identifier; use one of {sorted(_NORMALIZERS)}") from None
+    return normalizer(value)
+
+
+def is_sha256_hex(value: str) -> bool:
+    return len(value) == 64 and all(c in _HEX_DIGITS for c in value)
+
+
+def hash_identifier(kind: str, value: str) -> str:
+    """SHA-256, lowercase hex, of the normalised identifier.
+
+    A value that already is a 64-character hex digest is taken as it is (lowercased), so
+    projects that store hashes only can pass them through.
+    """
+    stripped = value.strip()
+    if is_sha256_hex(stripped):
+        return stripped.lower()
+    return hashlib.sha256(normalize(kind, value).encode("utf-8")).hexdigest()
+
+
+def _geo_text(value: str) -> str:
+    text = value.strip()
+    if len(text) > spec.MAX_GEO_LENGTH:
+        raise Rejected("too_long", f"must be at most {spec.MAX_GEO_LENGTH} characters, got {len(text)}")
+    return text
+
+
+def _postal_code(value: str) -> str:
+    code = value.strip()
+    if not all(c.isalnum() or c in " -" for c in code):
+        raise Rejected("invalid_postal_code", "may contain only letters, digits, spaces and hyphens")
+    if len(code) > spec.MAX_POSTAL_CODE_LENGTH:
+        raise Rejected(
+            "too_long", f"must be at most {spec.MAX_POSTAL_CODE_LENGTH} characters, got {len(code)}"
+        )
+    return code
+
+
+def _country(value: str) -> str:
+    code = value.strip()
+    if not (code.isascii() and spec.COUNTRY_RE.fullmatch(code)):
+        raise Rejected("invalid_country", "must be a two-letter ISO 3166-1 country code such as 'US'")
+    return code.upper()
+
+
+_GEO_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
+    "city": _geo_text,
+    "region": _geo_text,
+    "postal_code": _postal_code,
+    "country": _country,
+}
+
+
+def normalize_ip_address(value: str) -> str:
+    try:
+        return ipaddress.ip_address(value.strip()).compressed
+    except ValueError:
+        raise Rejected("invalid_ip_address", "must be an IPv4 or IPv6 address") from None
+
+
+def _user_agent(value: str) -> str:
+    return value.strip()
+
+
+def _obref(value: str) -> str:
+    # Opaque and forwarded unchanged, as the docs require; only blank values are refused
+    # (and blank ones never reach here: they count as absent).
+    return value
+
+
+def normalize_advertising_id(value: str) -> str:
+    gaid = value.strip()
+    if not spec.UUID_RE.fullmatch(gaid):
+        raise Rejected("invalid_android_advertising_id", "must be an Android advertising id in UUID form")
+    return gaid
+
+
+_SCALAR_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
+    "ip_address": normalize_ip_address,
+    "user_agent": _user_agent,
+    "obref": _obref,
+    "android_advertising_id": normalize_advertising_id,
+}
+
+
+def describe(value: object) -> str:
+    """What was given, without the value itself: identity values are personal data."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    return f"a value of type {type(value).__name__}"
+
+
+def _is_absent(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _values(raw: object, path: str, issues: IssueCollector) -> list[tuple[str, str]]:
+    """The present string values of ``raw`` (a string or a list of them) with their paths."""
+    if _is_absent(raw):
+        return []
+    if isinstance(raw, str):
+        return [(raw, path)]
+    if not isinstance(raw, list | tuple):
+        issues.add(path, "invalid_type", f"must be a string or a list of strings, got {describe(raw)}")
+        return []
+    found = []
+    for index, item in enumerate(raw):
+        item_path = f"{path}[{index}]"
+        if _is_absent(item):
+            continue
+        if not isinstance(item, str):
+            issues.add(item_path, "invalid_type", f"must be a string, got {describe(item)}")
+            continue
+        found.append((item, item_path))
+    return found
+
+
+def _unique_first(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))[: spec.MAX_USER_LIST_VALUES]
+
+
+def collect_user(identity: object, path: str, issues: IssueCollector) -> dict[str, object]:
+    """Build the ``user`` object from raw identity, recording problems in ``issues``."""
+    if identity is None:
+        return {}
+    if not isinstance(identity, Mapping):
+        issues.add(path, "invalid_type", f"must be a dict of identity values, got {describe(identity)}")
+        return {}
+    user: dict[str, object] = {}
+    for key, raw in identity.items():
+        key_path = f"{path}.{key}"
+        if not isinstance(key, str) or key not in IDENTITY_KEYS:
+            issues.add(key_path, "unknown_identity_key", _unknown_key_message(key))
+            continue
+        if key in spec.SCALAR_USER_FIELDS:
+            _collect_scalar(user, key, raw, key_path, issues)
+            continue
+        normalized = []
+        for value, value_path in _values(raw, key_path, issues):
+            try:
+                if key in _GEO_NORMALIZERS:
+                    normalized.append(_GEO_NORMALIZERS[key](value))
+                else:
+                    normalized.append(hash_identifier(key, value))
+            except Rejected as rejected:
+                issues.add(value_path, rejected.code, f"{rejected.message} (got {describe(value)})")
+        if normalized:
+            user[_USER_FIELD_FOR_KEY[key]] = _unique_first(normalized)
+    return user
+
+
+def _collect_scalar(user: dict[str, object], key: str, raw: object, path: str, issues: IssueCollector) -> None:
+    if _is_absent(raw):
+        return
+    if not isinstance(raw, str):
+        issues.add(path, "invalid_type", f"must be a single string, got {describe(raw)}")
+        return
+    try:
+        user[key] = _SCALAR_NORMALIZERS[key](raw)
+    except Rejected as rejected:
+        issues.add(path, rejected.code, f"{rejected.message} (got {describe(raw)})")
+
+
+def _unknown_key_message(key: object) -> str:
+    message = f"is not an identity key; use {', '.join(IDENTITY_KEYS)}"
+    if isinstance(key, str):
+        if key in _USER_FIELD_FOR_KEY.values() and key not in spec.SCALAR_USER_FIELDS:
+            source = next(k for k, field in _USER_FIELD_FOR_KEY.items() if field == key)
+            return f"is a field of the API's user object; pass the raw value as {source!r} and it is normalised and hashed for you"
+        close = difflib.get_close_matches(key, IDENTITY_KEYS, n=1)
+        if close:
+            return f"is not an identity key; did you mean {close[0]!r}?"
+    return message
+
+
+_USER_FIELD_FOR_KEY: Final[dict[str, str]] = {
+    **{key: field for field, key in spec.HASHED_USER_FIELDS.items()},
+    **{key: field for field, key in spec.GEO_USER_FIELDS.items()},
+}
+
+
+def build_user(identity: Mapping[str, object] | None) -> dict[str, object]:
+    """The API's ``user`` object from raw identity values.
+
+    ``identity`` maps the keys of :data:`IDENTITY_KEYS` to a string or a list of strings.
+    Emails, phones, external ids and names are normalised and hashed; geography, IP,
+    user agent, ``obref`` and the Android advertising id are sent raw, as the API wants.
+    Lists keep their first three unique values. Raises :class:`EventValidationError`
+    listing every problem.
+    """
+    issues = IssueCollector()
+    user = collect_user(identity, "user", issues)
+    issues.raise_if_any()
+    return user
+
+
+__all__ = [
+    "IDENTITY_KEYS",
+    "Rejected",
+    "build_user",
+    "collect_user",
+    "hash_identifier",
+    "normalize",
+]

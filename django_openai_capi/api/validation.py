@@ -1,0 +1,371 @@
+"""The documented rules of the Conversions API, checked before anything is sent.
+
+The API rejects a whole batch of up to 1,000 events for one bad event, so every rule it
+documents is checked here, per event, and every problem is reported with the field path
+the API itself would use (``events[3].data.contents[0].quantity``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import unquote, urlsplit
+
+from django_openai_capi.api import spec
+from django_openai_capi.api.identity import (
+    Rejected,
+    describe,
+    is_sha256_hex,
+    normalize_advertising_id,
+    normalize_ip_address,
+)
+from django_openai_capi.api.issues import IssueCollector
+from django_openai_capi.api.money import is_currency
+
+# Raw email addresses in free-text fields (a custom field, a product name, a URL's query
+# string) are the usual way personal data leaks into conversion payloads.
+_EMAIL_RE: Final = re.compile(r"[^\s@/?&=:]+@[^\s@/?&=:]+\.[A-Za-z]{2,}")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def join(path: str, field: str) -> str:
+    return f"{path}.{field}" if path else field
+
+
+def _given(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def validate_request(body: object, *, now: int | None = None) -> None:
+    """Check a whole request body; raise :class:`EventValidationError` listing every problem."""
+    issues = IssueCollector()
+    check_request(body, issues, now=now)
+    issues.raise_if_any()
+
+
+def validate_event(event: object, *, path: str = "", now: int | None = None) -> None:
+    """Check one event; raise :class:`EventValidationError` listing every problem.
+
+    ``path`` prefixes every reported field (``events[3]``); ``now`` is the current time in
+    milliseconds (for the 7-day window), the real clock when omitted.
+    """
+    issues = IssueCollector()
+    check_event(event, path, issues, now=now)
+    issues.raise_if_any()
+
+
+def check_request(body: object, issues: IssueCollector, *, now: int | None = None) -> None:
+    if not isinstance(body, Mapping):
+        issues.add("", "invalid_type", f"the request body must be an object, got {describe(body)}")
+        return
+    for key in body:
+        if key not in spec.REQUEST_FIELDS:
+            issues.add(str(key), "unknown_field", f"is not a request field; use {', '.join(sorted(spec.REQUEST_FIELDS))}")
+    if "validate_only" in body and not isinstance(body["validate_only"], bool):
+        issues.add("validate_only", "invalid_type", f"must be true or false, got {_given(body['validate_only'])}")
+    if "integration_source" in body:
+        check_integration_source(body["integration_source"], "integration_source", issues)
+    events = body.get("events")
+    if not isinstance(events, list):
+        issues.add("events", "missing_events" if events is None else "invalid_type", "must be a list of 1 to 1000 events")
+        return
+    if not 1 <= len(events) <= spec.MAX_EVENTS_PER_REQUEST:
+        issues.add("events", "invalid_batch_size", f"must hold 1 to {spec.MAX_EVENTS_PER_REQUEST} events, got {len(events)}")
+    moment = now_ms() if now is None else now
+    for index, event in enumerate(events):
+        check_event(event, f"events[{index}]", issues, now=moment)
+
+
+def check_integration_source(value: object, path: str, issues: IssueCollector) -> None:
+    # The API trims and lowercases before validating, so the same is done here.
+    if not isinstance(value, str) or not spec.INTEGRATION_SOURCE_RE.fullmatch(value.strip().lower()):
+        issues.add(
+            path,
+            "invalid_integration_source",
+            "must be 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit, "
+            f"got {_given(value)}",
+        )
+
+
+def check_event(event: object, path: str, issues: IssueCollector, *, now: int | None = None) -> None:
+    if not isinstance(event, Mapping):
+        issues.add(path, "invalid_type", f"an event must be an object, got {describe(event)}")
+        return
+    for key in event:
+        if key not in spec.EVENT_FIELDS:
+            issues.add(join(path, str(key)), "unknown_field", f"is not an event field; use {', '.join(sorted(spec.EVENT_FIELDS))}")
+
+    if not _is_text(event.get("id")):
+        issues.add(join(path, "id"), "missing_id" if "id" not in event else "invalid_id", "must be a non-empty string")
+
+    event_type = event.get("type")
+    if event_type not in spec.EVENT_TYPES:
+        issues.add(
+            join(path, "type"),
+            "missing_type" if event_type is None else "invalid_type",
+            f"must be one of {', '.join(sorted(spec.EVENT_TYPES))}, got {_given(event_type)}",
+        )
+        event_type = None
+
+    _check_timestamp(event.get("timestamp_ms"), join(path, "timestamp_ms"), issues, now_ms() if now is None else now)
+    _check_custom_event_name(event, event_type, path, issues)
+    action_source = _check_action_source(event, event_type, path, issues)
+    _check_source_url(event, action_source, path, issues)
+
+    if "oppref" in event and not _is_text(event["oppref"]):
+        issues.add(join(path, "oppref"), "invalid_oppref", f"must be a non-empty string, got {describe(event['oppref'])}")
+    if "opt_out" in event and not isinstance(event["opt_out"], bool):
+        issues.add(join(path, "opt_out"), "invalid_type", f"must be true or false, got {_given(event['opt_out'])}")
+    if "user" in event:
+        check_user(event["user"], join(path, "user"), issues)
+
+    data_path = join(path, "data")
+    if "data" not in event:
+        issues.add(data_path, "missing_data", "is required")
+    else:
+        check_data(event["data"], event_type, data_path, issues)
+
+
+def _check_timestamp(value: object, path: str, issues: IssueCollector, now: int) -> None:
+    if value is None:
+        issues.add(path, "missing_timestamp", "is required: Unix time in milliseconds")
+    elif isinstance(value, bool) or not isinstance(value, int):
+        issues.add(path, "invalid_type", f"must be an integer of milliseconds since the epoch, got {_given(value)}")
+    elif value < now - spec.MAX_EVENT_AGE_MS:
+        issues.add(path, "event_timestamp_too_old", f"must be within the last 7 days, got {value}")
+    elif value > now + spec.MAX_EVENT_SKEW_MS:
+        issues.add(path, "event_timestamp_in_future", f"must be no more than 10 minutes ahead, got {value}")
+
+
+def _check_custom_event_name(event: Mapping[object, object], event_type: object, path: str, issues: IssueCollector) -> None:
+    name_path = join(path, "custom_event_name")
+    name = event.get("custom_event_name")
+    if event_type != "custom":
+        if "custom_event_name" in event:
+            issues.add(name_path, "custom_event_name_not_allowed", "is allowed only with type 'custom'")
+        return
+    if name is None:
+        issues.add(name_path, "missing_custom_event_name", "is required when type is 'custom'")
+    elif not isinstance(name, str) or not spec.CUSTOM_EVENT_NAME_RE.fullmatch(name):
+        issues.add(
+            name_path,
+            "invalid_custom_event_name",
+            "must be 1-64 letters, digits, '_' or '-', starting and ending with a letter or digit, "
+            f"got {_given(name)}",
+        )
+    elif name.lower() in spec.STANDARD_EVENT_TYPES:
+        issues.add(name_path, "invalid_custom_event_name", f"must not be a standard event name; use type {name.lower()!r} instead")
+
+
+def _check_action_source(event: Mapping[object, object], event_type: object, path: str, issues: IssueCollector) -> object:
+    source_path = join(path, "action_source")
+    source = event.get("action_source")
+    if source is not None and source not in spec.ACTION_SOURCES:
+        issues.add(source_path, "invalid_action_source", f"must be one of {', '.join(sorted(spec.ACTION_SOURCES))}, got {_given(source)}")
+    elif event_type in spec.MOBILE_APP_EVENT_TYPES and source != "mobile_app":
+        issues.add(source_path, "invalid_action_source", f"must be 'mobile_app' for {event_type}, got {_given(source)}")
+    return source
+
+
+def _check_source_url(event: Mapping[object, object], action_source: object, path: str, issues: IssueCollector) -> None:
+    url_path = join(path, "source_url")
+    url = event.get("source_url")
+    if url is None:
+        if action_source == "web":
+            issues.add(url_path, "missing_source_url", "is required when action_source is 'web'")
+        return
+    if not isinstance(url, str):
+        issues.add(url_path, "invalid_type", f"must be a URL string, got {describe(url)}")
+        return
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        issues.add(url_path, "invalid_source_url", f"must be an http(s) URL with a host, got {_given(url)}")
+    elif _EMAIL_RE.search(unquote(url)):
+        issues.add(url_path, "raw_identifier", "contains what looks like an email address; remove personal data from the URL")
+
+
+def check_user(user: object, path: str, issues: IssueCollector) -> None:
+    """Check the API form of ``user``: hashes only where hashes belong, raw geo elsewhere."""
+    if not isinstance(user, Mapping):
+        issues.add(path, "invalid_type", f"must be an object, got {describe(user)}")
+        return
+    for key, value in user.items():
+        field_path = join(path, str(key))
+        if key in spec.HASHED_USER_FIELDS:
+            for item_path, item in _list_items(value, field_path, issues):
+                if not (isinstance(item, str) and is_sha256_hex(item) and item == item.lower()):
+                    issues.add(
+                        item_path,
+                        "raw_identifier",
+                        f"must be a lowercase hex SHA-256 digest, never a raw identifier (got {describe(item)})",
+                    )
+        elif key in spec.GEO_USER_FIELDS:
+            for item_path, item in _list_items(value, field_path, issues):
+                _check_geo(str(key), item, item_path, issues)
+        elif key in spec.SCALAR_USER_FIELDS:
+            _check_scalar_user_field(str(key), value, field_path, issues)
+        else:
+            issues.add(field_path, "unknown_field", f"is not a user field; use {', '.join(sorted(spec.USER_FIELDS))}")
+
+
+def _list_items(value: object, path: str, issues: IssueCollector) -> list[tuple[str, object]]:
+    if not isinstance(value, list):
+        issues.add(path, "invalid_type", f"must be a list of strings, got {describe(value)}")
+        return []
+    return [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+
+
+def _check_geo(field: str, value: object, path: str, issues: IssueCollector) -> None:
+    if not _is_text(value):
+        issues.add(path, "invalid_type", f"must be a non-empty string, got {describe(value)}")
+        return
+    assert isinstance(value, str)
+    if field == "countries":
+        if not (value.isascii() and spec.COUNTRY_RE.fullmatch(value)):
+            issues.add(path, "invalid_country", "must be a two-letter ISO 3166-1 country code")
+    elif field == "postal_codes":
+        if len(value.strip()) > spec.MAX_POSTAL_CODE_LENGTH or not all(c.isalnum() or c in " -" for c in value.strip()):
+            issues.add(path, "invalid_postal_code", "must be at most 32 letters, digits, spaces or hyphens")
+    elif len(value.strip()) > spec.MAX_GEO_LENGTH:
+        issues.add(path, "too_long", f"must be at most {spec.MAX_GEO_LENGTH} characters")
+
+
+def _check_scalar_user_field(field: str, value: object, path: str, issues: IssueCollector) -> None:
+    if not _is_text(value):
+        issues.add(path, "invalid_type", f"must be a non-empty string, got {describe(value)}")
+        return
+    assert isinstance(value, str)
+    try:
+        if field == "ip_address":
+            normalize_ip_address(value)
+        elif field == "android_advertising_id":
+            normalize_advertising_id(value)
+    except Rejected as rejected:
+        issues.add(path, rejected.code, rejected.message)
+
+
+def check_data(data: object, event_type: object, path: str, issues: IssueCollector) -> None:
+    if not isinstance(data, Mapping):
+        issues.add(path, "invalid_type", f"must be an object, got {describe(data)}")
+        return
+    data_type = data.get("type")
+    expected = spec.EVENT_DATA_TYPES.get(event_type) if isinstance(event_type, str) else None
+    type_path = join(path, "type")
+    if data_type is None:
+        issues.add(type_path, "missing_event_data_type", f"is required{f' and must be {expected!r}' if expected else ''}")
+    elif data_type not in spec.DATA_FIELDS:
+        issues.add(type_path, "invalid_event_data_type", f"must be one of {', '.join(sorted(spec.DATA_FIELDS))}, got {_given(data_type)}")
+    elif expected is not None and data_type != expected:
+        issues.add(type_path, "invalid_event_data_type", f"must be {expected!r} for {event_type}, got {data_type!r}")
+    shape = data_type if data_type in spec.DATA_FIELDS else expected
+    allowed = spec.DATA_FIELDS.get(shape, frozenset()) if isinstance(shape, str) else frozenset()
+
+    for key, value in data.items():
+        if key == "type":
+            continue
+        key_path = join(path, str(key))
+        if shape == "custom" and key not in allowed:
+            _check_custom_field(value, key_path, issues)
+        elif shape is not None and key not in allowed:
+            issues.add(key_path, "field_not_allowed", _not_allowed_message(str(key), str(shape)))
+
+    _check_money(data, path, issues, inherited_currency=None)
+    if "plan_id" in data and shape in ("plan_enrollment", "custom") and not _is_text(data["plan_id"]):
+        issues.add(join(path, "plan_id"), "invalid_type", f"must be a non-empty string, got {_given(data['plan_id'])}")
+    if "contents" in data and "contents" in allowed:
+        _check_contents(data["contents"], join(path, "contents"), data.get("currency"), issues)
+
+
+def _not_allowed_message(key: str, shape: str) -> str:
+    if key == "contents":
+        return f"is not allowed for data type {shape!r}"
+    if key == "plan_id":
+        return "is allowed only for data types 'plan_enrollment' and 'custom'"
+    return f"is not a field of data type {shape!r}; custom fields are allowed only for type 'custom'"
+
+
+def _check_money(container: Mapping[object, object], path: str, issues: IssueCollector, *, inherited_currency: object) -> None:
+    amount_path, currency_path = join(path, "amount"), join(path, "currency")
+    if "amount" in container:
+        amount = container["amount"]
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            hint = "" if isinstance(amount, bool) else " (to_minor_units() converts a Decimal)"
+            issues.add(amount_path, "invalid_amount", f"must be an integer in the currency's minor unit, got {_given(amount)}{hint}")
+        elif amount < 0:
+            issues.add(amount_path, "invalid_amount", f"must not be negative, got {amount}")
+        if "currency" not in container and not is_currency(inherited_currency):
+            issues.add(currency_path, "missing_currency", "is required when amount is present")
+    if "currency" in container and not is_currency(container["currency"]):
+        issues.add(currency_path, "invalid_currency", f"must be an ISO 4217 currency code such as 'USD', got {_given(container['currency'])}")
+
+
+def _check_contents(contents: object, path: str, currency: object, issues: IssueCollector) -> None:
+    if not isinstance(contents, list):
+        issues.add(path, "invalid_type", f"must be a list of content items, got {describe(contents)}")
+        return
+    for index, item in enumerate(contents):
+        item_path = f"{path}[{index}]"
+        if not isinstance(item, Mapping):
+            issues.add(item_path, "invalid_type", f"a content item must be an object, got {describe(item)}")
+            continue
+        for key, value in item.items():
+            key_path = join(item_path, str(key))
+            if key not in spec.CONTENT_FIELDS:
+                issues.add(key_path, "unknown_field", f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}")
+            elif key in spec.CONTENT_STRING_FIELDS:
+                if not _is_text(value):
+                    issues.add(key_path, "invalid_type", f"must be a non-empty string, got {_given(value)}")
+                elif _EMAIL_RE.search(str(value)):
+                    issues.add(key_path, "raw_identifier", "contains what looks like an email address")
+            elif key == "quantity" and not (_is_int(value) and isinstance(value, int) and value >= 1):
+                issues.add(key_path, "invalid_quantity", f"must be a positive integer, got {_given(value)}")
+            elif key == "variant_dict":
+                _check_variant_dict(value, key_path, issues)
+        _check_money(item, item_path, issues, inherited_currency=currency)
+
+
+def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> None:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        issues.add(path, "invalid_variant_dict", f"must map strings to strings, got {_given(value)}")
+
+
+def _check_custom_field(value: object, path: str, issues: IssueCollector) -> None:
+    """Custom fields take any JSON value; floats must be finite and text must hold no email."""
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            issues.add(path, "invalid_type", f"must be a finite number, got {value!r}")
+    elif isinstance(value, str):
+        if _EMAIL_RE.search(value):
+            issues.add(path, "raw_identifier", "contains what looks like an email address; hash it or leave it out")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_custom_field(item, f"{path}[{index}]", issues)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                issues.add(path, "invalid_type", f"object keys must be strings, got {describe(key)}")
+                continue
+            _check_custom_field(item, join(path, key), issues)
+    else:
+        issues.add(path, "invalid_type", f"must be a JSON value (string, number, boolean, object, array or null), got {describe(value)}")

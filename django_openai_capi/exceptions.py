@@ -1,0 +1,73 @@
+"""The exceptions of django-openai-capi.
+
+Everything the app raises at run time derives from :class:`CapiError`, so a caller can
+catch one class. A misconfiguration is the exception to that rule: it derives from
+Django's ``ImproperlyConfigured`` instead, so that a broad ``except CapiError`` in a
+delivery loop never swallows a setting that has to be fixed by a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class CapiError(Exception):
+    """Base class of every run-time error of django-openai-capi."""
+
+
+class CapiConfigurationError(ImproperlyConfigured):
+    """An ``OPENAI_CAPI_*`` setting is missing or cannot work."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationIssue:
+    """One problem with an event: where it is, which rule it breaks, and what was given.
+
+    ``path`` uses the API's own notation (``events[0].data.contents[2].quantity``), so it
+    can be compared with the ``param`` of an API error. ``message`` never carries the raw
+    value of a personal identifier.
+    """
+
+    path: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} [{self.code}]"
+
+
+class EventValidationError(CapiError, ValueError):
+    """An event, or a batch of events, does not fit the Conversions API.
+
+    Carries every problem found, not only the first, in ``issues``.
+    """
+
+    issues: tuple[ValidationIssue, ...]
+
+    def __init__(self, issues: Iterable[ValidationIssue]) -> None:
+        self.issues = tuple(issues)
+        if not self.issues:
+            raise ValueError("EventValidationError needs at least one issue")
+        super().__init__(self._describe())
+
+    @property
+    def path(self) -> str:
+        """The field path of the first problem."""
+        return self.issues[0].path
+
+    @property
+    def paths(self) -> list[str]:
+        return [issue.path for issue in self.issues]
+
+    @property
+    def codes(self) -> list[str]:
+        return [issue.code for issue in self.issues]
+
+    def _describe(self) -> str:
+        if len(self.issues) == 1:
+            return str(self.issues[0])
+        lines = "".join(f"\n  - {issue}" for issue in self.issues)
+        return f"{len(self.issues)} problems:{lines}"

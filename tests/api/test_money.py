@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from django_openai_capi.api import to_minor_units
+from django_openai_capi.api.money import currency_exponent, is_currency
+from django_openai_capi.exceptions import EventValidationError
+
+
+@pytest.mark.parametrize(
+    "amount,currency,minor",
+    [
+        (Decimal("25.99"), "USD", 2599),
+        (Decimal("25.9"), "usd", 2590),
+        (Decimal("8900"), "JPY", 8900),
+        (Decimal("1.234"), "KWD", 1234),
+        (Decimal("1.5"), "BHD", 1500),
+        (Decimal("0.0001"), "CLF", 1),
+        (Decimal("-3.10"), "EUR", -310),
+        (12, "EUR", 1200),
+        ("19.90", "CHF", 1990),
+        (Decimal("25.990000"), "USD", 2599),
+    ],
+)
+def test_major_units_become_the_currency_minor_unit(amount, currency, minor):
+    assert to_minor_units(amount, currency) == minor
+
+
+@pytest.mark.parametrize("amount,currency", [(Decimal("1.005"), "USD"), (Decimal("100.5"), "JPY"), (Decimal("0.0001"), "KWD")])
+def test_a_conversion_that_would_lose_precision_is_refused(amount, currency):
+    with pytest.raises(EventValidationError) as caught:
+        to_minor_units(amount, currency, field="data.amount")
+    assert caught.value.path == "data.amount"
+    assert caught.value.codes == ["amount_precision"]
+    assert "decimal places" in str(caught.value)
+
+
+def test_floats_are_refused_with_the_reason():
+    with pytest.raises(EventValidationError, match="floats cannot represent money exactly"):
+        to_minor_units(25.99, "USD")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("amount", [True, None, "abc", Decimal("NaN"), Decimal("Infinity"), [1]])
+def test_non_numbers_are_refused(amount):
+    with pytest.raises(EventValidationError) as caught:
+        to_minor_units(amount, "USD")
+    assert caught.value.codes == ["amount_type"]
+
+
+@pytest.mark.parametrize("currency", ["XAU", "XXX", "ABC", "US", "", 840])
+def test_unknown_or_unitless_currencies_are_refused(currency):
+    with pytest.raises(EventValidationError) as caught:
+        to_minor_units(Decimal(1), currency)
+    assert caught.value.path == "currency"
+
+
+def test_exponents_come_from_iso_4217():
+    assert [currency_exponent(code) for code in ("JPY", "USD", "KWD", "CLF", "XAU", "NOPE")] == [0, 2, 3, 4, None, None]
+    assert is_currency("eur") and not is_currency("euro") and not is_currency(None)
