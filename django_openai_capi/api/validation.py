@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
@@ -45,6 +45,11 @@ def _given(value: object) -> str:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _one_of(value: object, allowed: Collection[str]) -> bool:
+    # Values come from arbitrary JSON: a list or dict must not reach a hash lookup.
+    return isinstance(value, str) and value in allowed
 
 
 def _is_text(value: object) -> bool:
@@ -114,7 +119,7 @@ def check_event(event: object, path: str, issues: IssueCollector, *, now: int | 
         issues.add(join(path, "id"), "missing_id" if "id" not in event else "invalid_id", "must be a non-empty string")
 
     event_type = event.get("type")
-    if event_type not in spec.EVENT_TYPES:
+    if not _one_of(event_type, spec.EVENT_TYPES):
         issues.add(
             join(path, "type"),
             "missing_type" if event_type is None else "invalid_type",
@@ -175,9 +180,9 @@ def _check_custom_event_name(event: Mapping[object, object], event_type: object,
 def _check_action_source(event: Mapping[object, object], event_type: object, path: str, issues: IssueCollector) -> object:
     source_path = join(path, "action_source")
     source = event.get("action_source")
-    if source is not None and source not in spec.ACTION_SOURCES:
+    if source is not None and not _one_of(source, spec.ACTION_SOURCES):
         issues.add(source_path, "invalid_action_source", f"must be one of {', '.join(sorted(spec.ACTION_SOURCES))}, got {_given(source)}")
-    elif event_type in spec.MOBILE_APP_EVENT_TYPES and source != "mobile_app":
+    elif _one_of(event_type, spec.MOBILE_APP_EVENT_TYPES) and source != "mobile_app":
         issues.add(source_path, "invalid_action_source", f"must be 'mobile_app' for {event_type}, got {_given(source)}")
     return source
 
@@ -272,11 +277,11 @@ def check_data(data: object, event_type: object, path: str, issues: IssueCollect
     type_path = join(path, "type")
     if data_type is None:
         issues.add(type_path, "missing_event_data_type", f"is required{f' and must be {expected!r}' if expected else ''}")
-    elif data_type not in spec.DATA_FIELDS:
+    elif not _one_of(data_type, spec.DATA_FIELDS):
         issues.add(type_path, "invalid_event_data_type", f"must be one of {', '.join(sorted(spec.DATA_FIELDS))}, got {_given(data_type)}")
     elif expected is not None and data_type != expected:
         issues.add(type_path, "invalid_event_data_type", f"must be {expected!r} for {event_type}, got {data_type!r}")
-    shape = data_type if data_type in spec.DATA_FIELDS else expected
+    shape = data_type if _one_of(data_type, spec.DATA_FIELDS) else expected
     allowed = spec.DATA_FIELDS.get(shape, frozenset()) if isinstance(shape, str) else frozenset()
 
     for key, value in data.items():
