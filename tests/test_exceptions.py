@@ -3,11 +3,18 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from django_openai_capi.exceptions import CapiConfigurationError, CapiError, EventValidationError, ValidationIssue
+from django_openai_capi.exceptions import (
+    CapiConfigurationError,
+    CapiError,
+    EventValidationError,
+    ValidationIssue,
+)
 
 
 def test_validation_errors_are_capi_errors_and_value_errors():
-    error = EventValidationError([ValidationIssue("events[0].id", "missing_id", "is required")])
+    error = EventValidationError(
+        [ValidationIssue("events[0].id", "missing_id", "is required")]
+    )
     assert isinstance(error, CapiError)
     assert isinstance(error, ValueError)
     assert str(error) == "events[0].id: is required [missing_id]"
@@ -15,7 +22,9 @@ def test_validation_errors_are_capi_errors_and_value_errors():
 
 
 def test_several_issues_are_listed_one_per_line():
-    error = EventValidationError([ValidationIssue("a", "x", "bad"), ValidationIssue("b", "y", "worse")])
+    error = EventValidationError(
+        [ValidationIssue("a", "x", "bad"), ValidationIssue("b", "y", "worse")]
+    )
     assert str(error) == "2 problems:\n  - a: bad [x]\n  - b: worse [y]"
     assert error.paths == ["a", "b"]
     assert error.codes == ["x", "y"]

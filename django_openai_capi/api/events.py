@@ -17,7 +17,11 @@ from typing import Any
 from django_openai_capi.api import spec
 from django_openai_capi.api.identity import collect_user
 from django_openai_capi.api.issues import IssueCollector
-from django_openai_capi.api.validation import check_event, check_integration_source, now_ms
+from django_openai_capi.api.validation import (
+    check_event,
+    check_integration_source,
+    now_ms,
+)
 
 JSONObject = dict[str, Any]
 
@@ -73,27 +77,42 @@ def _timestamp_ms(event_time: object, now: int, issues: IssueCollector) -> objec
         return now
     if isinstance(event_time, datetime):
         if event_time.utcoffset() is None:
-            issues.add("timestamp_ms", "naive_datetime", "event_time must be timezone-aware (USE_TZ, or tzinfo=UTC)")
+            issues.add(
+                "timestamp_ms",
+                "naive_datetime",
+                "event_time must be timezone-aware (USE_TZ, or tzinfo=UTC)",
+            )
             return None
         return int(event_time.timestamp() * 1000)
     # An int is taken as milliseconds; anything else is reported by the validator.
     return event_time
 
 
-def _data(event_type: str, data: Mapping[str, object] | None, issues: IssueCollector) -> object:
+def _data(event_type: object, data: object, issues: IssueCollector) -> object:
+    # Typed callers pass a mapping; untyped ones may pass anything, and the validator
+    # reports it with its path instead of this function failing on it.
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         return data
-    expected = spec.EVENT_DATA_TYPES.get(event_type) if isinstance(event_type, str) else None
+    expected = (
+        spec.EVENT_DATA_TYPES.get(event_type) if isinstance(event_type, str) else None
+    )
     given_type = data.get("type")
     if given_type is not None and given_type != expected:
-        issues.add("data.type", "invalid_event_data_type", f"is fixed by the event type ({expected!r}); leave it out, got {given_type!r}")
+        issues.add(
+            "data.type",
+            "invalid_event_data_type",
+            f"is fixed by the event type ({expected!r}); leave it out, got {given_type!r}",
+        )
     built: JSONObject = {**data, "type": expected}
     _upper_currency(built)
     contents = built.get("contents")
     if isinstance(contents, list):
-        built["contents"] = [_upper_currency(dict(item)) if isinstance(item, Mapping) else item for item in contents]
+        built["contents"] = [
+            _upper_currency(dict(item)) if isinstance(item, Mapping) else item
+            for item in contents
+        ]
     return built
 
 
@@ -124,7 +143,13 @@ def _is_empty(value: object) -> bool:
 
 def encode_event(event: Mapping[str, object]) -> str:
     """The canonical JSON of an event: sorted keys, no spaces, UTF-8 text, no NaN."""
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        event,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
 
 
 def encode_request(
@@ -139,12 +164,16 @@ def encode_request(
     avoids parsing and re-serialising up to 1,000 events per request.
     """
     if not 1 <= len(encoded_events) <= spec.MAX_EVENTS_PER_REQUEST:
-        raise ValueError(f"a request carries 1 to {spec.MAX_EVENTS_PER_REQUEST} events, got {len(encoded_events)}")
+        raise ValueError(
+            f"a request carries 1 to {spec.MAX_EVENTS_PER_REQUEST} events, got {len(encoded_events)}"
+        )
     parts = ['{"events":[', ",".join(encoded_events), "]"]
     if integration_source is not None:
         issues = IssueCollector()
         check_integration_source(integration_source, "integration_source", issues)
         issues.raise_if_any()
-        parts.append(',"integration_source":' + json.dumps(integration_source.strip().lower()))
+        parts.append(
+            ',"integration_source":' + json.dumps(integration_source.strip().lower())
+        )
     parts.append(',"validate_only":' + ("true" if validate_only else "false") + "}")
     return "".join(parts).encode("utf-8")

@@ -54,8 +54,17 @@ class Rejected(ValueError):
 def normalize_email(value: str) -> str:
     email = value.strip().lower()
     local, at, domain = email.partition("@")
-    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in email):
-        raise Rejected("invalid_email", "must be an email address: one @ with text on both sides and no spaces")
+    if (
+        not at
+        or not local
+        or not domain
+        or "@" in domain
+        or any(c.isspace() for c in email)
+    ):
+        raise Rejected(
+            "invalid_email",
+            "must be an email address: one @ with text on both sides and no spaces",
+        )
     return email
 
 
@@ -83,9 +92,14 @@ def normalize_external_id(value: str) -> str:
 
 
 def normalize_name(value: str) -> str:
-    name = "".join(c for c in value.lower() if not c.isspace() and c not in _ASCII_PUNCTUATION)
+    name = "".join(
+        c for c in value.lower() if not c.isspace() and c not in _ASCII_PUNCTUATION
+    )
     if not name:
-        raise Rejected("invalid_name", "has no letters left once whitespace and punctuation are removed")
+        raise Rejected(
+            "invalid_name",
+            "has no letters left once whitespace and punctuation are removed",
+        )
     return name
 
 
@@ -106,7 +120,9 @@ def normalize(kind: str, value: str) -> str:
     try:
         normalizer = _NORMALIZERS[kind]
     except KeyError:
-        raise ValueError(f"{kind!r} is not a hashed identifier; use one of {sorted(_NORMALIZERS)}") from None
+        raise ValueError(
+            f"{kind!r} is not a hashed identifier; use one of {sorted(_NORMALIZERS)}"
+        ) from None
     return normalizer(value)
 
 
@@ -129,17 +145,24 @@ def hash_identifier(kind: str, value: str) -> str:
 def _geo_text(value: str) -> str:
     text = value.strip()
     if len(text) > spec.MAX_GEO_LENGTH:
-        raise Rejected("too_long", f"must be at most {spec.MAX_GEO_LENGTH} characters, got {len(text)}")
+        raise Rejected(
+            "too_long",
+            f"must be at most {spec.MAX_GEO_LENGTH} characters, got {len(text)}",
+        )
     return text
 
 
 def _postal_code(value: str) -> str:
     code = value.strip()
     if not all(c.isalnum() or c in " -" for c in code):
-        raise Rejected("invalid_postal_code", "may contain only letters, digits, spaces and hyphens")
+        raise Rejected(
+            "invalid_postal_code",
+            "may contain only letters, digits, spaces and hyphens",
+        )
     if len(code) > spec.MAX_POSTAL_CODE_LENGTH:
         raise Rejected(
-            "too_long", f"must be at most {spec.MAX_POSTAL_CODE_LENGTH} characters, got {len(code)}"
+            "too_long",
+            f"must be at most {spec.MAX_POSTAL_CODE_LENGTH} characters, got {len(code)}",
         )
     return code
 
@@ -147,7 +170,10 @@ def _postal_code(value: str) -> str:
 def _country(value: str) -> str:
     code = value.strip()
     if not (code.isascii() and spec.COUNTRY_RE.fullmatch(code)):
-        raise Rejected("invalid_country", "must be a two-letter ISO 3166-1 country code such as 'US'")
+        raise Rejected(
+            "invalid_country",
+            "must be a two-letter ISO 3166-1 country code such as 'US'",
+        )
     return code.upper()
 
 
@@ -163,7 +189,9 @@ def normalize_ip_address(value: str) -> str:
     try:
         return ipaddress.ip_address(value.strip()).compressed
     except ValueError:
-        raise Rejected("invalid_ip_address", "must be an IPv4 or IPv6 address") from None
+        raise Rejected(
+            "invalid_ip_address", "must be an IPv4 or IPv6 address"
+        ) from None
 
 
 def _user_agent(value: str) -> str:
@@ -179,7 +207,10 @@ def _obref(value: str) -> str:
 def normalize_advertising_id(value: str) -> str:
     gaid = value.strip()
     if not spec.UUID_RE.fullmatch(gaid):
-        raise Rejected("invalid_android_advertising_id", "must be an Android advertising id in UUID form")
+        raise Rejected(
+            "invalid_android_advertising_id",
+            "must be an Android advertising id in UUID form",
+        )
     return gaid
 
 
@@ -209,7 +240,11 @@ def _values(raw: object, path: str, issues: IssueCollector) -> list[tuple[str, s
     if isinstance(raw, str):
         return [(raw, path)]
     if not isinstance(raw, list | tuple):
-        issues.add(path, "invalid_type", f"must be a string or a list of strings, got {describe(raw)}")
+        issues.add(
+            path,
+            "invalid_type",
+            f"must be a string or a list of strings, got {describe(raw)}",
+        )
         return []
     found = []
     for index, item in enumerate(raw):
@@ -217,7 +252,9 @@ def _values(raw: object, path: str, issues: IssueCollector) -> list[tuple[str, s
         if _is_absent(item):
             continue
         if not isinstance(item, str):
-            issues.add(item_path, "invalid_type", f"must be a string, got {describe(item)}")
+            issues.add(
+                item_path, "invalid_type", f"must be a string, got {describe(item)}"
+            )
             continue
         found.append((item, item_path))
     return found
@@ -227,12 +264,18 @@ def _unique_first(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))[: spec.MAX_USER_LIST_VALUES]
 
 
-def collect_user(identity: object, path: str, issues: IssueCollector) -> dict[str, object]:
+def collect_user(
+    identity: object, path: str, issues: IssueCollector
+) -> dict[str, object]:
     """Build the ``user`` object from raw identity, recording problems in ``issues``."""
     if identity is None:
         return {}
     if not isinstance(identity, Mapping):
-        issues.add(path, "invalid_type", f"must be a dict of identity values, got {describe(identity)}")
+        issues.add(
+            path,
+            "invalid_type",
+            f"must be a dict of identity values, got {describe(identity)}",
+        )
         return {}
     user: dict[str, object] = {}
     for key, raw in identity.items():
@@ -251,17 +294,25 @@ def collect_user(identity: object, path: str, issues: IssueCollector) -> dict[st
                 else:
                     normalized.append(hash_identifier(key, value))
             except Rejected as rejected:
-                issues.add(value_path, rejected.code, f"{rejected.message} (got {describe(value)})")
+                issues.add(
+                    value_path,
+                    rejected.code,
+                    f"{rejected.message} (got {describe(value)})",
+                )
         if normalized:
             user[_USER_FIELD_FOR_KEY[key]] = _unique_first(normalized)
     return user
 
 
-def _collect_scalar(user: dict[str, object], key: str, raw: object, path: str, issues: IssueCollector) -> None:
+def _collect_scalar(
+    user: dict[str, object], key: str, raw: object, path: str, issues: IssueCollector
+) -> None:
     if _is_absent(raw):
         return
     if not isinstance(raw, str):
-        issues.add(path, "invalid_type", f"must be a single string, got {describe(raw)}")
+        issues.add(
+            path, "invalid_type", f"must be a single string, got {describe(raw)}"
+        )
         return
     try:
         user[key] = _SCALAR_NORMALIZERS[key](raw)

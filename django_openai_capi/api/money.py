@@ -29,10 +29,19 @@ def currency_exponent(code: str) -> int | None:
 
 
 def is_currency(code: object) -> bool:
-    return isinstance(code, str) and len(code) == 3 and currency_exponent(code) is not None
+    return _exponent_of(code) is not None
 
 
-def to_minor_units(amount: Decimal | int | str, currency: str, *, field: str = "amount") -> int:
+def _exponent_of(code: object) -> int | None:
+    # Callers are typed, but values often come from JSON or a model field at run time.
+    if not isinstance(code, str) or len(code) != 3:
+        return None
+    return currency_exponent(code)
+
+
+def to_minor_units(
+    amount: Decimal | int | str, currency: str, *, field: str = "amount"
+) -> int:
     """Convert an amount in major units (``Decimal("25.99")``) to the API's integer.
 
     >>> to_minor_units(Decimal("25.99"), "USD")
@@ -44,7 +53,7 @@ def to_minor_units(amount: Decimal | int | str, currency: str, *, field: str = "
     the currency has (``Decimal("1.005")`` in USD), and unknown currencies, with an
     :class:`EventValidationError` naming ``field``.
     """
-    exponent = currency_exponent(currency) if isinstance(currency, str) else None
+    exponent = _exponent_of(currency)
     if exponent is None:
         raise EventValidationError(
             [
@@ -79,7 +88,11 @@ def _as_decimal(amount: object, field: str) -> Decimal:
                     field,
                     "amount_type",
                     f"must be a Decimal, an int or a numeric string, got {type(amount).__name__}"
-                    + (" (floats cannot represent money exactly)" if isinstance(amount, float) else ""),
+                    + (
+                        " (floats cannot represent money exactly)"
+                        if isinstance(amount, float)
+                        else ""
+                    ),
                 )
             ]
         )
@@ -89,6 +102,10 @@ def _as_decimal(amount: object, field: str) -> Decimal:
         value = Decimal("NaN")
     if not value.is_finite():
         raise EventValidationError(
-            [ValidationIssue(field, "amount_type", f"must be a finite number, got {amount!r}")]
+            [
+                ValidationIssue(
+                    field, "amount_type", f"must be a finite number, got {amount!r}"
+                )
+            ]
         )
     return value

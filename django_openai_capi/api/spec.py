@@ -67,7 +67,12 @@ DATA_FIELDS: Final[dict[str, frozenset[str]]] = {
 }
 
 CONTENT_STRING_FIELDS: Final = frozenset({"id", "group_id", "name", "content_type"})
-CONTENT_FIELDS: Final = CONTENT_STRING_FIELDS | {"quantity", "amount", "currency", "variant_dict"}
+CONTENT_FIELDS: Final = CONTENT_STRING_FIELDS | {
+    "quantity",
+    "amount",
+    "currency",
+    "variant_dict",
+}
 
 #: ``user`` fields holding SHA-256 digests, and the raw-identity key each is built from.
 HASHED_USER_FIELDS: Final[dict[str, str]] = {
@@ -88,14 +93,18 @@ GEO_USER_FIELDS: Final[dict[str, str]] = {
 SCALAR_USER_FIELDS: Final = frozenset(
     {"ip_address", "user_agent", "obref", "android_advertising_id"}
 )
-USER_FIELDS: Final = frozenset(HASHED_USER_FIELDS) | frozenset(GEO_USER_FIELDS) | SCALAR_USER_FIELDS
+USER_FIELDS: Final = (
+    frozenset(HASHED_USER_FIELDS) | frozenset(GEO_USER_FIELDS) | SCALAR_USER_FIELDS
+)
 
 #: The API uses the first three valid, unique values of each list and ignores the rest.
 MAX_USER_LIST_VALUES: Final = 3
 MAX_GEO_LENGTH: Final = 128
 MAX_POSTAL_CODE_LENGTH: Final = 32
 
-CUSTOM_EVENT_NAME_RE: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?")
+CUSTOM_EVENT_NAME_RE: Final = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?"
+)
 INTEGRATION_SOURCE_RE: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 SHA256_HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
 COUNTRY_RE: Final = re.compile(r"[A-Za-z]{2}")

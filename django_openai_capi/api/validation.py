@@ -74,23 +74,47 @@ def validate_event(event: object, *, path: str = "", now: int | None = None) -> 
     issues.raise_if_any()
 
 
-def check_request(body: object, issues: IssueCollector, *, now: int | None = None) -> None:
+def check_request(
+    body: object, issues: IssueCollector, *, now: int | None = None
+) -> None:
     if not isinstance(body, Mapping):
-        issues.add("", "invalid_type", f"the request body must be an object, got {describe(body)}")
+        issues.add(
+            "",
+            "invalid_type",
+            f"the request body must be an object, got {describe(body)}",
+        )
         return
     for key in body:
         if key not in spec.REQUEST_FIELDS:
-            issues.add(str(key), "unknown_field", f"is not a request field; use {', '.join(sorted(spec.REQUEST_FIELDS))}")
+            issues.add(
+                str(key),
+                "unknown_field",
+                f"is not a request field; use {', '.join(sorted(spec.REQUEST_FIELDS))}",
+            )
     if "validate_only" in body and not isinstance(body["validate_only"], bool):
-        issues.add("validate_only", "invalid_type", f"must be true or false, got {_given(body['validate_only'])}")
+        issues.add(
+            "validate_only",
+            "invalid_type",
+            f"must be true or false, got {_given(body['validate_only'])}",
+        )
     if "integration_source" in body:
-        check_integration_source(body["integration_source"], "integration_source", issues)
+        check_integration_source(
+            body["integration_source"], "integration_source", issues
+        )
     events = body.get("events")
     if not isinstance(events, list):
-        issues.add("events", "missing_events" if events is None else "invalid_type", "must be a list of 1 to 1000 events")
+        issues.add(
+            "events",
+            "missing_events" if events is None else "invalid_type",
+            "must be a list of 1 to 1000 events",
+        )
         return
     if not 1 <= len(events) <= spec.MAX_EVENTS_PER_REQUEST:
-        issues.add("events", "invalid_batch_size", f"must hold 1 to {spec.MAX_EVENTS_PER_REQUEST} events, got {len(events)}")
+        issues.add(
+            "events",
+            "invalid_batch_size",
+            f"must hold 1 to {spec.MAX_EVENTS_PER_REQUEST} events, got {len(events)}",
+        )
     moment = now_ms() if now is None else now
     for index, event in enumerate(events):
         check_event(event, f"events[{index}]", issues, now=moment)
@@ -98,7 +122,9 @@ def check_request(body: object, issues: IssueCollector, *, now: int | None = Non
 
 def check_integration_source(value: object, path: str, issues: IssueCollector) -> None:
     # The API trims and lowercases before validating, so the same is done here.
-    if not isinstance(value, str) or not spec.INTEGRATION_SOURCE_RE.fullmatch(value.strip().lower()):
+    if not isinstance(value, str) or not spec.INTEGRATION_SOURCE_RE.fullmatch(
+        value.strip().lower()
+    ):
         issues.add(
             path,
             "invalid_integration_source",
@@ -107,16 +133,28 @@ def check_integration_source(value: object, path: str, issues: IssueCollector) -
         )
 
 
-def check_event(event: object, path: str, issues: IssueCollector, *, now: int | None = None) -> None:
+def check_event(
+    event: object, path: str, issues: IssueCollector, *, now: int | None = None
+) -> None:
     if not isinstance(event, Mapping):
-        issues.add(path, "invalid_type", f"an event must be an object, got {describe(event)}")
+        issues.add(
+            path, "invalid_type", f"an event must be an object, got {describe(event)}"
+        )
         return
     for key in event:
         if key not in spec.EVENT_FIELDS:
-            issues.add(join(path, str(key)), "unknown_field", f"is not an event field; use {', '.join(sorted(spec.EVENT_FIELDS))}")
+            issues.add(
+                join(path, str(key)),
+                "unknown_field",
+                f"is not an event field; use {', '.join(sorted(spec.EVENT_FIELDS))}",
+            )
 
     if not _is_text(event.get("id")):
-        issues.add(join(path, "id"), "missing_id" if "id" not in event else "invalid_id", "must be a non-empty string")
+        issues.add(
+            join(path, "id"),
+            "missing_id" if "id" not in event else "invalid_id",
+            "must be a non-empty string",
+        )
 
     event_type = event.get("type")
     if not _one_of(event_type, spec.EVENT_TYPES):
@@ -127,15 +165,28 @@ def check_event(event: object, path: str, issues: IssueCollector, *, now: int | 
         )
         event_type = None
 
-    _check_timestamp(event.get("timestamp_ms"), join(path, "timestamp_ms"), issues, now_ms() if now is None else now)
+    _check_timestamp(
+        event.get("timestamp_ms"),
+        join(path, "timestamp_ms"),
+        issues,
+        now_ms() if now is None else now,
+    )
     _check_custom_event_name(event, event_type, path, issues)
     action_source = _check_action_source(event, event_type, path, issues)
     _check_source_url(event, action_source, path, issues)
 
     if "oppref" in event and not _is_text(event["oppref"]):
-        issues.add(join(path, "oppref"), "invalid_oppref", f"must be a non-empty string, got {describe(event['oppref'])}")
+        issues.add(
+            join(path, "oppref"),
+            "invalid_oppref",
+            f"must be a non-empty string, got {describe(event['oppref'])}",
+        )
     if "opt_out" in event and not isinstance(event["opt_out"], bool):
-        issues.add(join(path, "opt_out"), "invalid_type", f"must be true or false, got {_given(event['opt_out'])}")
+        issues.add(
+            join(path, "opt_out"),
+            "invalid_type",
+            f"must be true or false, got {_given(event['opt_out'])}",
+        )
     if "user" in event:
         check_user(event["user"], join(path, "user"), issues)
 
@@ -146,26 +197,51 @@ def check_event(event: object, path: str, issues: IssueCollector, *, now: int | 
         check_data(event["data"], event_type, data_path, issues)
 
 
-def _check_timestamp(value: object, path: str, issues: IssueCollector, now: int) -> None:
+def _check_timestamp(
+    value: object, path: str, issues: IssueCollector, now: int
+) -> None:
     if value is None:
         issues.add(path, "missing_timestamp", "is required: Unix time in milliseconds")
     elif isinstance(value, bool) or not isinstance(value, int):
-        issues.add(path, "invalid_type", f"must be an integer of milliseconds since the epoch, got {_given(value)}")
+        issues.add(
+            path,
+            "invalid_type",
+            f"must be an integer of milliseconds since the epoch, got {_given(value)}",
+        )
     elif value < now - spec.MAX_EVENT_AGE_MS:
-        issues.add(path, "event_timestamp_too_old", f"must be within the last 7 days, got {value}")
+        issues.add(
+            path,
+            "event_timestamp_too_old",
+            f"must be within the last 7 days, got {value}",
+        )
     elif value > now + spec.MAX_EVENT_SKEW_MS:
-        issues.add(path, "event_timestamp_in_future", f"must be no more than 10 minutes ahead, got {value}")
+        issues.add(
+            path,
+            "event_timestamp_in_future",
+            f"must be no more than 10 minutes ahead, got {value}",
+        )
 
 
-def _check_custom_event_name(event: Mapping[object, object], event_type: object, path: str, issues: IssueCollector) -> None:
+def _check_custom_event_name(
+    event: Mapping[object, object],
+    event_type: object,
+    path: str,
+    issues: IssueCollector,
+) -> None:
     name_path = join(path, "custom_event_name")
     name = event.get("custom_event_name")
     if event_type != "custom":
         if "custom_event_name" in event:
-            issues.add(name_path, "custom_event_name_not_allowed", "is allowed only with type 'custom'")
+            issues.add(
+                name_path,
+                "custom_event_name_not_allowed",
+                "is allowed only with type 'custom'",
+            )
         return
     if name is None:
-        issues.add(name_path, "missing_custom_event_name", "is required when type is 'custom'")
+        issues.add(
+            name_path, "missing_custom_event_name", "is required when type is 'custom'"
+        )
     elif not isinstance(name, str) or not spec.CUSTOM_EVENT_NAME_RE.fullmatch(name):
         issues.add(
             name_path,
@@ -174,28 +250,56 @@ def _check_custom_event_name(event: Mapping[object, object], event_type: object,
             f"got {_given(name)}",
         )
     elif name.lower() in spec.STANDARD_EVENT_TYPES:
-        issues.add(name_path, "invalid_custom_event_name", f"must not be a standard event name; use type {name.lower()!r} instead")
+        issues.add(
+            name_path,
+            "invalid_custom_event_name",
+            f"must not be a standard event name; use type {name.lower()!r} instead",
+        )
 
 
-def _check_action_source(event: Mapping[object, object], event_type: object, path: str, issues: IssueCollector) -> object:
+def _check_action_source(
+    event: Mapping[object, object],
+    event_type: object,
+    path: str,
+    issues: IssueCollector,
+) -> object:
     source_path = join(path, "action_source")
     source = event.get("action_source")
     if source is not None and not _one_of(source, spec.ACTION_SOURCES):
-        issues.add(source_path, "invalid_action_source", f"must be one of {', '.join(sorted(spec.ACTION_SOURCES))}, got {_given(source)}")
+        issues.add(
+            source_path,
+            "invalid_action_source",
+            f"must be one of {', '.join(sorted(spec.ACTION_SOURCES))}, got {_given(source)}",
+        )
     elif _one_of(event_type, spec.MOBILE_APP_EVENT_TYPES) and source != "mobile_app":
-        issues.add(source_path, "invalid_action_source", f"must be 'mobile_app' for {event_type}, got {_given(source)}")
+        issues.add(
+            source_path,
+            "invalid_action_source",
+            f"must be 'mobile_app' for {event_type}, got {_given(source)}",
+        )
     return source
 
 
-def _check_source_url(event: Mapping[object, object], action_source: object, path: str, issues: IssueCollector) -> None:
+def _check_source_url(
+    event: Mapping[object, object],
+    action_source: object,
+    path: str,
+    issues: IssueCollector,
+) -> None:
     url_path = join(path, "source_url")
     url = event.get("source_url")
     if url is None:
         if action_source == "web":
-            issues.add(url_path, "missing_source_url", "is required when action_source is 'web'")
+            issues.add(
+                url_path,
+                "missing_source_url",
+                "is required when action_source is 'web'",
+            )
         return
     if not isinstance(url, str):
-        issues.add(url_path, "invalid_type", f"must be a URL string, got {describe(url)}")
+        issues.add(
+            url_path, "invalid_type", f"must be a URL string, got {describe(url)}"
+        )
         return
     try:
         parts = urlsplit(url)
@@ -203,9 +307,17 @@ def _check_source_url(event: Mapping[object, object], action_source: object, pat
     except ValueError:
         valid = False
     if not valid:
-        issues.add(url_path, "invalid_source_url", f"must be an http(s) URL with a host, got {_given(url)}")
+        issues.add(
+            url_path,
+            "invalid_source_url",
+            f"must be an http(s) URL with a host, got {_given(url)}",
+        )
     elif _EMAIL_RE.search(unquote(url)):
-        issues.add(url_path, "raw_identifier", "contains what looks like an email address; remove personal data from the URL")
+        issues.add(
+            url_path,
+            "raw_identifier",
+            "contains what looks like an email address; remove personal data from the URL",
+        )
 
 
 def check_user(user: object, path: str, issues: IssueCollector) -> None:
@@ -217,7 +329,11 @@ def check_user(user: object, path: str, issues: IssueCollector) -> None:
         field_path = join(path, str(key))
         if key in spec.HASHED_USER_FIELDS:
             for item_path, item in _list_items(value, field_path, issues):
-                if not (isinstance(item, str) and is_sha256_hex(item) and item == item.lower()):
+                if not (
+                    isinstance(item, str)
+                    and is_sha256_hex(item)
+                    and item == item.lower()
+                ):
                     issues.add(
                         item_path,
                         "raw_identifier",
@@ -229,34 +345,58 @@ def check_user(user: object, path: str, issues: IssueCollector) -> None:
         elif key in spec.SCALAR_USER_FIELDS:
             _check_scalar_user_field(str(key), value, field_path, issues)
         else:
-            issues.add(field_path, "unknown_field", f"is not a user field; use {', '.join(sorted(spec.USER_FIELDS))}")
+            issues.add(
+                field_path,
+                "unknown_field",
+                f"is not a user field; use {', '.join(sorted(spec.USER_FIELDS))}",
+            )
 
 
-def _list_items(value: object, path: str, issues: IssueCollector) -> list[tuple[str, object]]:
+def _list_items(
+    value: object, path: str, issues: IssueCollector
+) -> list[tuple[str, object]]:
     if not isinstance(value, list):
-        issues.add(path, "invalid_type", f"must be a list of strings, got {describe(value)}")
+        issues.add(
+            path, "invalid_type", f"must be a list of strings, got {describe(value)}"
+        )
         return []
     return [(f"{path}[{index}]", item) for index, item in enumerate(value)]
 
 
 def _check_geo(field: str, value: object, path: str, issues: IssueCollector) -> None:
     if not _is_text(value):
-        issues.add(path, "invalid_type", f"must be a non-empty string, got {describe(value)}")
+        issues.add(
+            path, "invalid_type", f"must be a non-empty string, got {describe(value)}"
+        )
         return
     assert isinstance(value, str)
     if field == "countries":
         if not (value.isascii() and spec.COUNTRY_RE.fullmatch(value)):
-            issues.add(path, "invalid_country", "must be a two-letter ISO 3166-1 country code")
+            issues.add(
+                path, "invalid_country", "must be a two-letter ISO 3166-1 country code"
+            )
     elif field == "postal_codes":
-        if len(value.strip()) > spec.MAX_POSTAL_CODE_LENGTH or not all(c.isalnum() or c in " -" for c in value.strip()):
-            issues.add(path, "invalid_postal_code", "must be at most 32 letters, digits, spaces or hyphens")
+        if len(value.strip()) > spec.MAX_POSTAL_CODE_LENGTH or not all(
+            c.isalnum() or c in " -" for c in value.strip()
+        ):
+            issues.add(
+                path,
+                "invalid_postal_code",
+                "must be at most 32 letters, digits, spaces or hyphens",
+            )
     elif len(value.strip()) > spec.MAX_GEO_LENGTH:
-        issues.add(path, "too_long", f"must be at most {spec.MAX_GEO_LENGTH} characters")
+        issues.add(
+            path, "too_long", f"must be at most {spec.MAX_GEO_LENGTH} characters"
+        )
 
 
-def _check_scalar_user_field(field: str, value: object, path: str, issues: IssueCollector) -> None:
+def _check_scalar_user_field(
+    field: str, value: object, path: str, issues: IssueCollector
+) -> None:
     if not _is_text(value):
-        issues.add(path, "invalid_type", f"must be a non-empty string, got {describe(value)}")
+        issues.add(
+            path, "invalid_type", f"must be a non-empty string, got {describe(value)}"
+        )
         return
     assert isinstance(value, str)
     try:
@@ -268,21 +408,41 @@ def _check_scalar_user_field(field: str, value: object, path: str, issues: Issue
         issues.add(path, rejected.code, rejected.message)
 
 
-def check_data(data: object, event_type: object, path: str, issues: IssueCollector) -> None:
+def check_data(
+    data: object, event_type: object, path: str, issues: IssueCollector
+) -> None:
     if not isinstance(data, Mapping):
         issues.add(path, "invalid_type", f"must be an object, got {describe(data)}")
         return
     data_type = data.get("type")
-    expected = spec.EVENT_DATA_TYPES.get(event_type) if isinstance(event_type, str) else None
+    expected = (
+        spec.EVENT_DATA_TYPES.get(event_type) if isinstance(event_type, str) else None
+    )
     type_path = join(path, "type")
     if data_type is None:
-        issues.add(type_path, "missing_event_data_type", f"is required{f' and must be {expected!r}' if expected else ''}")
+        issues.add(
+            type_path,
+            "missing_event_data_type",
+            f"is required{f' and must be {expected!r}' if expected else ''}",
+        )
     elif not _one_of(data_type, spec.DATA_FIELDS):
-        issues.add(type_path, "invalid_event_data_type", f"must be one of {', '.join(sorted(spec.DATA_FIELDS))}, got {_given(data_type)}")
+        issues.add(
+            type_path,
+            "invalid_event_data_type",
+            f"must be one of {', '.join(sorted(spec.DATA_FIELDS))}, got {_given(data_type)}",
+        )
     elif expected is not None and data_type != expected:
-        issues.add(type_path, "invalid_event_data_type", f"must be {expected!r} for {event_type}, got {data_type!r}")
+        issues.add(
+            type_path,
+            "invalid_event_data_type",
+            f"must be {expected!r} for {event_type}, got {data_type!r}",
+        )
     shape = data_type if _one_of(data_type, spec.DATA_FIELDS) else expected
-    allowed = spec.DATA_FIELDS.get(shape, frozenset()) if isinstance(shape, str) else frozenset()
+    allowed = (
+        spec.DATA_FIELDS.get(shape, frozenset())
+        if isinstance(shape, str)
+        else frozenset()
+    )
 
     for key, value in data.items():
         if key == "type":
@@ -291,13 +451,27 @@ def check_data(data: object, event_type: object, path: str, issues: IssueCollect
         if shape == "custom" and key not in allowed:
             _check_custom_field(value, key_path, issues)
         elif shape is not None and key not in allowed:
-            issues.add(key_path, "field_not_allowed", _not_allowed_message(str(key), str(shape)))
+            issues.add(
+                key_path,
+                "field_not_allowed",
+                _not_allowed_message(str(key), str(shape)),
+            )
 
     _check_money(data, path, issues, inherited_currency=None)
-    if "plan_id" in data and shape in ("plan_enrollment", "custom") and not _is_text(data["plan_id"]):
-        issues.add(join(path, "plan_id"), "invalid_type", f"must be a non-empty string, got {_given(data['plan_id'])}")
+    if (
+        "plan_id" in data
+        and shape in ("plan_enrollment", "custom")
+        and not _is_text(data["plan_id"])
+    ):
+        issues.add(
+            join(path, "plan_id"),
+            "invalid_type",
+            f"must be a non-empty string, got {_given(data['plan_id'])}",
+        )
     if "contents" in data and "contents" in allowed:
-        _check_contents(data["contents"], join(path, "contents"), data.get("currency"), issues)
+        _check_contents(
+            data["contents"], join(path, "contents"), data.get("currency"), issues
+        )
 
 
 def _not_allowed_message(key: str, shape: str) -> str:
@@ -308,49 +482,105 @@ def _not_allowed_message(key: str, shape: str) -> str:
     return f"is not a field of data type {shape!r}; custom fields are allowed only for type 'custom'"
 
 
-def _check_money(container: Mapping[object, object], path: str, issues: IssueCollector, *, inherited_currency: object) -> None:
+def _check_money(
+    container: Mapping[object, object],
+    path: str,
+    issues: IssueCollector,
+    *,
+    inherited_currency: object,
+) -> None:
     amount_path, currency_path = join(path, "amount"), join(path, "currency")
     if "amount" in container:
         amount = container["amount"]
         if isinstance(amount, bool) or not isinstance(amount, int):
-            hint = "" if isinstance(amount, bool) else " (to_minor_units() converts a Decimal)"
-            issues.add(amount_path, "invalid_amount", f"must be an integer in the currency's minor unit, got {_given(amount)}{hint}")
+            hint = (
+                ""
+                if isinstance(amount, bool)
+                else " (to_minor_units() converts a Decimal)"
+            )
+            issues.add(
+                amount_path,
+                "invalid_amount",
+                f"must be an integer in the currency's minor unit, got {_given(amount)}{hint}",
+            )
         elif amount < 0:
-            issues.add(amount_path, "invalid_amount", f"must not be negative, got {amount}")
+            issues.add(
+                amount_path, "invalid_amount", f"must not be negative, got {amount}"
+            )
         if "currency" not in container and not is_currency(inherited_currency):
-            issues.add(currency_path, "missing_currency", "is required when amount is present")
+            issues.add(
+                currency_path, "missing_currency", "is required when amount is present"
+            )
     if "currency" in container and not is_currency(container["currency"]):
-        issues.add(currency_path, "invalid_currency", f"must be an ISO 4217 currency code such as 'USD', got {_given(container['currency'])}")
+        issues.add(
+            currency_path,
+            "invalid_currency",
+            f"must be an ISO 4217 currency code such as 'USD', got {_given(container['currency'])}",
+        )
 
 
-def _check_contents(contents: object, path: str, currency: object, issues: IssueCollector) -> None:
+def _check_contents(
+    contents: object, path: str, currency: object, issues: IssueCollector
+) -> None:
     if not isinstance(contents, list):
-        issues.add(path, "invalid_type", f"must be a list of content items, got {describe(contents)}")
+        issues.add(
+            path,
+            "invalid_type",
+            f"must be a list of content items, got {describe(contents)}",
+        )
         return
     for index, item in enumerate(contents):
         item_path = f"{path}[{index}]"
         if not isinstance(item, Mapping):
-            issues.add(item_path, "invalid_type", f"a content item must be an object, got {describe(item)}")
+            issues.add(
+                item_path,
+                "invalid_type",
+                f"a content item must be an object, got {describe(item)}",
+            )
             continue
         for key, value in item.items():
             key_path = join(item_path, str(key))
             if key not in spec.CONTENT_FIELDS:
-                issues.add(key_path, "unknown_field", f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}")
+                issues.add(
+                    key_path,
+                    "unknown_field",
+                    f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
+                )
             elif key in spec.CONTENT_STRING_FIELDS:
                 if not _is_text(value):
-                    issues.add(key_path, "invalid_type", f"must be a non-empty string, got {_given(value)}")
+                    issues.add(
+                        key_path,
+                        "invalid_type",
+                        f"must be a non-empty string, got {_given(value)}",
+                    )
                 elif _EMAIL_RE.search(str(value)):
-                    issues.add(key_path, "raw_identifier", "contains what looks like an email address")
-            elif key == "quantity" and not (_is_int(value) and isinstance(value, int) and value >= 1):
-                issues.add(key_path, "invalid_quantity", f"must be a positive integer, got {_given(value)}")
+                    issues.add(
+                        key_path,
+                        "raw_identifier",
+                        "contains what looks like an email address",
+                    )
+            elif key == "quantity" and not (
+                _is_int(value) and isinstance(value, int) and value >= 1
+            ):
+                issues.add(
+                    key_path,
+                    "invalid_quantity",
+                    f"must be a positive integer, got {_given(value)}",
+                )
             elif key == "variant_dict":
                 _check_variant_dict(value, key_path, issues)
         _check_money(item, item_path, issues, inherited_currency=currency)
 
 
 def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> None:
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        issues.add(path, "invalid_variant_dict", f"must map strings to strings, got {_given(value)}")
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        issues.add(
+            path,
+            "invalid_variant_dict",
+            f"must map strings to strings, got {_given(value)}",
+        )
 
 
 def _check_custom_field(value: object, path: str, issues: IssueCollector) -> None:
@@ -362,15 +592,27 @@ def _check_custom_field(value: object, path: str, issues: IssueCollector) -> Non
             issues.add(path, "invalid_type", f"must be a finite number, got {value!r}")
     elif isinstance(value, str):
         if _EMAIL_RE.search(value):
-            issues.add(path, "raw_identifier", "contains what looks like an email address; hash it or leave it out")
+            issues.add(
+                path,
+                "raw_identifier",
+                "contains what looks like an email address; hash it or leave it out",
+            )
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_custom_field(item, f"{path}[{index}]", issues)
     elif isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
-                issues.add(path, "invalid_type", f"object keys must be strings, got {describe(key)}")
+                issues.add(
+                    path,
+                    "invalid_type",
+                    f"object keys must be strings, got {describe(key)}",
+                )
                 continue
             _check_custom_field(item, join(path, key), issues)
     else:
-        issues.add(path, "invalid_type", f"must be a JSON value (string, number, boolean, object, array or null), got {describe(value)}")
+        issues.add(
+            path,
+            "invalid_type",
+            f"must be a JSON value (string, number, boolean, object, array or null), got {describe(value)}",
+        )

@@ -5,7 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from django_openai_capi.api import build_event, encode_event, encode_request, validate_request
+from django_openai_capi.api import (
+    build_event,
+    encode_event,
+    encode_request,
+    validate_request,
+)
 from django_openai_capi.api.events import strip_empty
 from django_openai_capi.exceptions import EventValidationError
 
@@ -14,13 +19,21 @@ NOW_DT = datetime.fromtimestamp(NOW / 1000, tz=UTC)
 
 
 def order(**kwargs):
-    defaults = {"event_id": "shop.order:1", "event_time": NOW, "action_source": "web", "source_url": "https://shop.example.com/thanks", "now": NOW}
+    defaults = {
+        "event_id": "shop.order:1",
+        "event_time": NOW,
+        "action_source": "web",
+        "source_url": "https://shop.example.com/thanks",
+        "now": NOW,
+    }
     return build_event("order_created", **{**defaults, **kwargs})
 
 
 def test_data_type_comes_from_the_event_type():
     assert order()["data"] == {"type": "contents"}
-    assert build_event("subscription_created", event_id="s1", now=NOW, event_time=NOW)["data"] == {"type": "plan_enrollment"}
+    assert build_event("subscription_created", event_id="s1", now=NOW, event_time=NOW)[
+        "data"
+    ] == {"type": "plan_enrollment"}
 
 
 def test_a_matching_data_type_is_accepted_and_a_different_one_refused():
@@ -31,7 +44,9 @@ def test_a_matching_data_type_is_accepted_and_a_different_one_refused():
 
 
 def test_event_time_may_be_an_aware_datetime():
-    assert order(event_time=NOW_DT - timedelta(hours=1))["timestamp_ms"] == NOW - 3_600_000
+    assert (
+        order(event_time=NOW_DT - timedelta(hours=1))["timestamp_ms"] == NOW - 3_600_000
+    )
 
 
 def test_a_naive_datetime_is_refused():
@@ -44,7 +59,13 @@ def test_event_time_defaults_to_now():
 
 
 def test_empty_optional_fields_are_stripped():
-    event = order(oppref="", opt_out=False, user={"email": None, "city": ""}, custom_event_name=None, data={"contents": [{"id": "a", "name": "", "variant_dict": {}}]})
+    event = order(
+        oppref="",
+        opt_out=False,
+        user={"email": None, "city": ""},
+        custom_event_name=None,
+        data={"contents": [{"id": "a", "name": "", "variant_dict": {}}]},
+    )
     assert event == {
         "id": "shop.order:1",
         "type": "order_created",
@@ -60,7 +81,13 @@ def test_opt_out_true_is_sent():
 
 
 def test_currency_codes_are_uppercased():
-    event = order(data={"amount": 100, "currency": "eur", "contents": [{"id": "a", "amount": 100, "currency": "chf"}]})
+    event = order(
+        data={
+            "amount": 100,
+            "currency": "eur",
+            "contents": [{"id": "a", "amount": 100, "currency": "chf"}],
+        }
+    )
     assert event["data"]["currency"] == "EUR"
     assert event["data"]["contents"][0]["currency"] == "CHF"
 
@@ -68,24 +95,39 @@ def test_currency_codes_are_uppercased():
 def test_identity_and_event_problems_are_reported_together():
     with pytest.raises(EventValidationError) as caught:
         order(user={"email": "nope"}, data={"amount": 10.5}, source_url=None)
-    assert caught.value.paths == ["user.email", "source_url", "data.amount", "data.currency"]
+    assert caught.value.paths == [
+        "user.email",
+        "source_url",
+        "data.amount",
+        "data.currency",
+    ]
 
 
 def test_the_built_event_passes_the_validator():
-    event = order(user={"email": "a@example.com", "country": "fr"}, data={"amount": 2599, "currency": "USD"})
+    event = order(
+        user={"email": "a@example.com", "country": "fr"},
+        data={"amount": 2599, "currency": "USD"},
+    )
     validate_request({"events": [event]}, now=NOW)
 
 
 def test_strip_empty_keeps_falsy_values_that_carry_meaning_and_list_items():
-    assert strip_empty({"a": 0, "b": False, "c": None, "d": {"e": ""}, "f": [None, {}], "g": " "}) == {"a": 0, "b": False, "f": [None, {}], "g": " "}
+    assert strip_empty(
+        {"a": 0, "b": False, "c": None, "d": {"e": ""}, "f": [None, {}], "g": " "}
+    ) == {"a": 0, "b": False, "f": [None, {}], "g": " "}
 
 
 class TestEncoding:
     def test_canonical_json_is_deterministic(self):
-        first = order(data={"amount": 5, "currency": "USD"}, user={"email": "a@example.com", "city": "Zürich"})
+        first = order(
+            data={"amount": 5, "currency": "USD"},
+            user={"email": "a@example.com", "city": "Zürich"},
+        )
         second = dict(reversed(list(first.items())))
         assert encode_event(first) == encode_event(second)
-        assert encode_event(first).startswith('{"action_source":"web","data":{"amount":5,"currency":"USD","type":"contents"}')
+        assert encode_event(first).startswith(
+            '{"action_source":"web","data":{"amount":5,"currency":"USD","type":"contents"}'
+        )
         assert "Zürich" in encode_event(first)
 
     def test_nan_is_never_encoded(self):
@@ -94,7 +136,9 @@ class TestEncoding:
 
     def test_request_body_is_assembled_from_stored_json(self):
         events = [encode_event(order(event_id=f"e{i}")) for i in range(3)]
-        body = encode_request(events, validate_only=True, integration_source=" Acme_Measurement ")
+        body = encode_request(
+            events, validate_only=True, integration_source=" Acme_Measurement "
+        )
         parsed = json.loads(body)
         assert parsed["validate_only"] is True
         assert parsed["integration_source"] == "acme_measurement"
@@ -112,5 +156,7 @@ class TestEncoding:
 
     def test_a_bad_integration_source_is_refused(self):
         with pytest.raises(EventValidationError) as caught:
-            encode_request([encode_event(order())], integration_source="acme measurement")
+            encode_request(
+                [encode_event(order())], integration_source="acme measurement"
+            )
         assert caught.value.paths == ["integration_source"]

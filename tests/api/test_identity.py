@@ -21,9 +21,14 @@ def issues_of(identity):
 
 class TestNormalize:
     def test_email_is_trimmed_and_lowercased(self):
-        assert normalize("email", "  Ada.Lovelace@Example.COM\n") == "ada.lovelace@example.com"
+        assert (
+            normalize("email", "  Ada.Lovelace@Example.COM\n")
+            == "ada.lovelace@example.com"
+        )
 
-    @pytest.mark.parametrize("value", ["ada", "@example.com", "ada@", "ada lovelace@example.com", "a@b@c"])
+    @pytest.mark.parametrize(
+        "value", ["ada", "@example.com", "ada@", "ada lovelace@example.com", "a@b@c"]
+    )
     def test_email_without_one_at_and_two_sides_is_rejected(self, value):
         with pytest.raises(Rejected, match="email address"):
             normalize("email", value)
@@ -34,7 +39,9 @@ class TestNormalize:
     def test_phone_strips_leading_zeros_after_plus(self):
         assert normalize("phone", "0049 30 1234567") == "49301234567"
 
-    @pytest.mark.parametrize("value", ["+1 415 555 2671 ext 3", "415/555/2671", "١٢٣٤٥٦٧٨٩"])
+    @pytest.mark.parametrize(
+        "value", ["+1 415 555 2671 ext 3", "415/555/2671", "١٢٣٤٥٦٧٨٩"]
+    )
     def test_phone_with_other_characters_is_rejected(self, value):
         with pytest.raises(Rejected) as caught:
             normalize("phone", value)
@@ -45,7 +52,9 @@ class TestNormalize:
 
     def test_names_drop_whitespace_and_ascii_punctuation_but_keep_non_ascii(self):
         assert normalize("first_name", " Jean-Luc\u00a0Émile ") == "jeanlucémile"
-        assert normalize("last_name", "O’Brien") == "o’brien"  # a typographic apostrophe is not ASCII
+        assert (
+            normalize("last_name", "O’Brien") == "o’brien"
+        )  # a typographic apostrophe is not ASCII
 
     def test_a_name_of_only_punctuation_is_rejected(self):
         with pytest.raises(Rejected, match="no letters"):
@@ -71,10 +80,20 @@ class TestBuildUser:
     def test_nothing_in_nothing_out(self):
         assert build_user(None) == {}
         assert build_user({}) == {}
-        assert build_user({"email": None, "phone": "", "city": "   ", "obref": None}) == {}
+        assert (
+            build_user({"email": None, "phone": "", "city": "   ", "obref": None}) == {}
+        )
 
     def test_hashed_fields_become_plural_lists(self):
-        user = build_user({"email": "a@example.com", "phone": "+1 415 555 2671", "external_id": "42", "first_name": "Ada", "last_name": "Lovelace"})
+        user = build_user(
+            {
+                "email": "a@example.com",
+                "phone": "+1 415 555 2671",
+                "external_id": "42",
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+            }
+        )
         assert user == {
             "emails_sha256": [sha("a@example.com")],
             "phone_numbers_sha256": [sha("14155552671")],
@@ -84,16 +103,42 @@ class TestBuildUser:
         }
 
     def test_lists_keep_the_first_three_unique_normalised_values_in_order(self):
-        user = build_user({"email": ["B@x.io", "a@x.io", "b@x.io", None, "", "c@x.io", "d@x.io"]})
+        user = build_user(
+            {"email": ["B@x.io", "a@x.io", "b@x.io", None, "", "c@x.io", "d@x.io"]}
+        )
         assert user["emails_sha256"] == [sha("b@x.io"), sha("a@x.io"), sha("c@x.io")]
 
     def test_geography_is_sent_raw_and_trimmed(self):
-        user = build_user({"city": " San Francisco ", "region": "California", "postal_code": "94107", "country": " us "})
-        assert user == {"cities": ["San Francisco"], "regions": ["California"], "postal_codes": ["94107"], "countries": ["US"]}
+        user = build_user(
+            {
+                "city": " San Francisco ",
+                "region": "California",
+                "postal_code": "94107",
+                "country": " us ",
+            }
+        )
+        assert user == {
+            "cities": ["San Francisco"],
+            "regions": ["California"],
+            "postal_codes": ["94107"],
+            "countries": ["US"],
+        }
 
     def test_scalar_fields_are_sent_raw(self):
-        user = build_user({"ip_address": " 2001:DB8:0:0::1 ", "user_agent": " Mozilla/5.0 ", "obref": "opaque ref", "android_advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d"})
-        assert user == {"ip_address": "2001:db8::1", "user_agent": "Mozilla/5.0", "obref": "opaque ref", "android_advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d"}
+        user = build_user(
+            {
+                "ip_address": " 2001:DB8:0:0::1 ",
+                "user_agent": " Mozilla/5.0 ",
+                "obref": "opaque ref",
+                "android_advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d",
+            }
+        )
+        assert user == {
+            "ip_address": "2001:db8::1",
+            "user_agent": "Mozilla/5.0",
+            "obref": "opaque ref",
+            "android_advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d",
+        }
 
     def test_tuples_are_lists_too(self):
         assert build_user({"country": ("FR", "DE")}) == {"countries": ["FR", "DE"]}
@@ -125,7 +170,12 @@ class TestBuildUser:
         }
 
     def test_errors_never_repeat_a_personal_identifier(self):
-        identity = {"email": "secret-person.example.com", "phone": "+1 555 12", "first_name": "!!!", "ip_address": "10.0.0.300"}
+        identity = {
+            "email": "secret-person.example.com",
+            "phone": "+1 555 12",
+            "first_name": "!!!",
+            "ip_address": "10.0.0.300",
+        }
         with pytest.raises(EventValidationError) as caught:
             build_user(identity)
         text = str(caught.value)
@@ -134,17 +184,27 @@ class TestBuildUser:
         assert "a string of 25 characters" in text
 
     def test_unknown_keys_are_errors_not_dropped(self):
-        found = issues_of({"emial": "a@example.com", "emails_sha256": ["x"], "shoe_size": "44", 3: "x"})
+        found = issues_of(
+            {
+                "emial": "a@example.com",
+                "emails_sha256": ["x"],
+                "shoe_size": "44",
+                3: "x",
+            }
+        )
         assert "did you mean 'email'" in found["user.emial"].message
         assert "pass the raw value as 'email'" in found["user.emails_sha256"].message
         assert found["user.shoe_size"].code == "unknown_identity_key"
         assert found["user.3"].code == "unknown_identity_key"
 
     def test_scalar_fields_take_one_string(self):
-        assert issues_of({"ip_address": ["1.2.3.4"]})["user.ip_address"].code == "invalid_type"
+        assert (
+            issues_of({"ip_address": ["1.2.3.4"]})["user.ip_address"].code
+            == "invalid_type"
+        )
 
     def test_identity_must_be_a_mapping(self):
-        assert issues_of(["a@example.com"])["user"].code == "invalid_type"  # type: ignore[arg-type]
+        assert issues_of(["a@example.com"])["user"].code == "invalid_type"
 
     def test_a_non_string_list_value_is_refused(self):
         assert issues_of({"email": 42})["user.email"].code == "invalid_type"

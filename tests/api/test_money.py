@@ -28,7 +28,10 @@ def test_major_units_become_the_currency_minor_unit(amount, currency, minor):
     assert to_minor_units(amount, currency) == minor
 
 
-@pytest.mark.parametrize("amount,currency", [(Decimal("1.005"), "USD"), (Decimal("100.5"), "JPY"), (Decimal("0.0001"), "KWD")])
+@pytest.mark.parametrize(
+    "amount,currency",
+    [(Decimal("1.005"), "USD"), (Decimal("100.5"), "JPY"), (Decimal("0.0001"), "KWD")],
+)
 def test_a_conversion_that_would_lose_precision_is_refused(amount, currency):
     with pytest.raises(EventValidationError) as caught:
         to_minor_units(amount, currency, field="data.amount")
@@ -38,11 +41,15 @@ def test_a_conversion_that_would_lose_precision_is_refused(amount, currency):
 
 
 def test_floats_are_refused_with_the_reason():
-    with pytest.raises(EventValidationError, match="floats cannot represent money exactly"):
+    with pytest.raises(
+        EventValidationError, match="floats cannot represent money exactly"
+    ):
         to_minor_units(25.99, "USD")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("amount", [True, None, "abc", Decimal("NaN"), Decimal("Infinity"), [1]])
+@pytest.mark.parametrize(
+    "amount", [True, None, "abc", Decimal("NaN"), Decimal("Infinity"), [1]]
+)
 def test_non_numbers_are_refused(amount):
     with pytest.raises(EventValidationError) as caught:
         to_minor_units(amount, "USD")
@@ -57,5 +64,7 @@ def test_unknown_or_unitless_currencies_are_refused(currency):
 
 
 def test_exponents_come_from_iso_4217():
-    assert [currency_exponent(code) for code in ("JPY", "USD", "KWD", "CLF", "XAU", "NOPE")] == [0, 2, 3, 4, None, None]
+    assert [
+        currency_exponent(code) for code in ("JPY", "USD", "KWD", "CLF", "XAU", "NOPE")
+    ] == [0, 2, 3, 4, None, None]
     assert is_currency("eur") and not is_currency("euro") and not is_currency(None)

@@ -8,7 +8,14 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from django_openai_capi.api import build_event, build_user, encode_event, hash_identifier, validate_event, validate_request
+from django_openai_capi.api import (
+    build_event,
+    build_user,
+    encode_event,
+    hash_identifier,
+    validate_event,
+    validate_request,
+)
 from django_openai_capi.api.identity import IDENTITY_KEYS, Rejected, normalize
 from django_openai_capi.api.spec import CONTENT_FIELDS, EVENT_FIELDS, EVENT_TYPES
 from django_openai_capi.exceptions import EventValidationError
@@ -18,24 +25,63 @@ NOW = 1_790_000_000_000
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_like = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 plausible_text = st.sampled_from(
-    ["", " ", "a@example.com", "+1 (415) 555-2671", "US", "usd", "USD", "JPY", "https://x.example/p", "web", "mobile_app", "Zoë", "9" * 64, "sku_1", "custom", "contents"]
+    [
+        "",
+        " ",
+        "a@example.com",
+        "+1 (415) 555-2671",
+        "US",
+        "usd",
+        "USD",
+        "JPY",
+        "https://x.example/p",
+        "web",
+        "mobile_app",
+        "Zoë",
+        "9" * 64,
+        "sku_1",
+        "custom",
+        "contents",
+    ]
 ) | st.text(max_size=12)
-plausible = st.none() | st.booleans() | st.integers(min_value=NOW - 10**10, max_value=NOW + 10**7) | st.integers(-3, 3) | plausible_text | st.floats(allow_nan=True)
+plausible = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=NOW - 10**10, max_value=NOW + 10**7)
+    | st.integers(-3, 3)
+    | plausible_text
+    | st.floats(allow_nan=True)
+)
 
 
 def shaped(fields, values):
-    return st.dictionaries(st.sampled_from(sorted(fields)) | st.text(max_size=6), values, max_size=len(fields))
+    return st.dictionaries(
+        st.sampled_from(sorted(fields)) | st.text(max_size=6),
+        values,
+        max_size=len(fields),
+    )
 
 
-content_items = st.lists(shaped(CONTENT_FIELDS, plausible | st.dictionaries(plausible_text, plausible_text, max_size=2)), max_size=3)
+content_items = st.lists(
+    shaped(
+        CONTENT_FIELDS,
+        plausible | st.dictionaries(plausible_text, plausible_text, max_size=2),
+    ),
+    max_size=3,
+)
 data_objects = st.fixed_dictionaries(
     {},
     optional={
-        "type": st.sampled_from(["contents", "customer_action", "plan_enrollment", "custom", "other"]),
+        "type": st.sampled_from(
+            ["contents", "customer_action", "plan_enrollment", "custom", "other"]
+        ),
         "amount": plausible,
         "currency": plausible,
         "contents": content_items | json_like,
@@ -51,7 +97,7 @@ identities = st.dictionaries(
 events = st.fixed_dictionaries(
     {},
     optional={
-        **{field: plausible for field in EVENT_FIELDS},
+        **dict.fromkeys(EVENT_FIELDS, plausible),
         "type": st.sampled_from(sorted(EVENT_TYPES)) | plausible,
         "data": data_objects | json_like,
         "user": identities | json_like,
@@ -63,8 +109,18 @@ VALID_EVENT = {
     "timestamp_ms": NOW,
     "action_source": "web",
     "source_url": "https://shop.example.com/checkout",
-    "user": {"emails_sha256": ["b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514"], "countries": ["US"]},
-    "data": {"type": "contents", "amount": 2599, "currency": "USD", "contents": [{"id": "sku", "quantity": 1}]},
+    "user": {
+        "emails_sha256": [
+            "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514"
+        ],
+        "countries": ["US"],
+    },
+    "data": {
+        "type": "contents",
+        "amount": 2599,
+        "currency": "USD",
+        "contents": [{"id": "sku", "quantity": 1}],
+    },
 }
 
 
@@ -73,7 +129,12 @@ def near_valid_events(draw):
     """A valid event with one field replaced or removed: the validator's boundary."""
     event = json.loads(json.dumps(VALID_EVENT))
     container = draw(st.sampled_from(["event", "data", "item", "user"]))
-    target = {"event": event, "data": event["data"], "item": event["data"]["contents"][0], "user": event["user"]}[container]
+    target = {
+        "event": event,
+        "data": event["data"],
+        "item": event["data"]["contents"][0],
+        "user": event["user"],
+    }[container]
     key = draw(st.sampled_from(sorted(target)) | st.text(max_size=6))
     if draw(st.booleans()):
         target.pop(key, None)
@@ -82,7 +143,9 @@ def near_valid_events(draw):
     return event
 
 
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @PROPERTY_SETTINGS
@@ -114,7 +177,16 @@ def test_identity_builder_returns_a_valid_user_or_raises_its_own_error(identity)
         assert error.issues
         return
     # Whatever it built passes the validator as the user of a valid event.
-    validate_event({"id": "e", "type": "lead_created", "timestamp_ms": NOW, "data": {"type": "customer_action"}, "user": user}, now=NOW)
+    validate_event(
+        {
+            "id": "e",
+            "type": "lead_created",
+            "timestamp_ms": NOW,
+            "data": {"type": "customer_action"},
+            "user": user,
+        },
+        now=NOW,
+    )
 
 
 @PROPERTY_SETTINGS
@@ -124,11 +196,30 @@ def test_identity_builder_returns_a_valid_user_or_raises_its_own_error(identity)
     event_time=plausible,
     data=data_objects | json_like,
     user=identities | json_like,
-    extra=st.fixed_dictionaries({}, optional={"custom_event_name": plausible, "action_source": plausible, "source_url": plausible, "oppref": plausible, "opt_out": plausible}),
+    extra=st.fixed_dictionaries(
+        {},
+        optional={
+            "custom_event_name": plausible,
+            "action_source": plausible,
+            "source_url": plausible,
+            "oppref": plausible,
+            "opt_out": plausible,
+        },
+    ),
 )
-def test_builder_returns_a_valid_event_or_raises_its_own_error(event_type, event_id, event_time, data, user, extra):
+def test_builder_returns_a_valid_event_or_raises_its_own_error(
+    event_type, event_id, event_time, data, user, extra
+):
     try:
-        event = build_event(event_type, event_id=event_id, event_time=event_time, data=data, user=user, now=NOW, **extra)
+        event = build_event(
+            event_type,
+            event_id=event_id,
+            event_time=event_time,
+            data=data,
+            user=user,
+            now=NOW,
+            **extra,
+        )
     except EventValidationError as error:
         assert error.issues
         return
@@ -136,7 +227,10 @@ def test_builder_returns_a_valid_event_or_raises_its_own_error(event_type, event
     assert json.loads(encode_event(event)) == event
 
 
-@given(st.sampled_from(["email", "phone", "external_id", "first_name", "last_name"]), st.text())
+@given(
+    st.sampled_from(["email", "phone", "external_id", "first_name", "last_name"]),
+    st.text(),
+)
 def test_hashing_is_idempotent_and_lowercase_hex(kind, value):
     try:
         digest = hash_identifier(kind, value)

@@ -39,20 +39,39 @@ def test_a_valid_event_passes():
 def test_every_event_type_with_its_data_type_passes(event_type, data_type):
     extra = {"custom_event_name": "demo_booked"} if event_type == "custom" else {}
     source = "mobile_app" if event_type.startswith("app_") else "web"
-    validate_event(event(type=event_type, action_source=source, data={"type": data_type}, **extra), now=NOW)
+    validate_event(
+        event(type=event_type, action_source=source, data={"type": data_type}, **extra),
+        now=NOW,
+    )
 
 
 def test_every_problem_of_an_event_is_reported_not_just_the_first():
-    found = problems(event(id="", type="purchase", timestamp_ms="yesterday", data=[], opt_out="no"))
-    assert found == {"id": "invalid_id", "type": "invalid_type", "timestamp_ms": "invalid_type", "data": "invalid_type", "opt_out": "invalid_type"}
+    found = problems(
+        event(id="", type="purchase", timestamp_ms="yesterday", data=[], opt_out="no")
+    )
+    assert found == {
+        "id": "invalid_id",
+        "type": "invalid_type",
+        "timestamp_ms": "invalid_type",
+        "data": "invalid_type",
+        "opt_out": "invalid_type",
+    }
 
 
 def test_required_fields():
-    assert problems({}) == {"id": "missing_id", "type": "missing_type", "timestamp_ms": "missing_timestamp", "data": "missing_data"}
+    assert problems({}) == {
+        "id": "missing_id",
+        "type": "missing_type",
+        "timestamp_ms": "missing_timestamp",
+        "data": "missing_data",
+    }
 
 
 def test_the_path_prefix_is_the_events_index():
-    found = problems(event(data={"type": "contents", "contents": [{}, {}, {"quantity": "2"}]}), path="events[0]")
+    found = problems(
+        event(data={"type": "contents", "contents": [{}, {}, {"quantity": "2"}]}),
+        path="events[0]",
+    )
     assert found == {"events[0].data.contents[2].quantity": "invalid_quantity"}
 
 
@@ -62,10 +81,14 @@ class TestTimestamp:
         validate_event(event(timestamp_ms=NOW + 600_000), now=NOW)
 
     def test_older_than_seven_days_is_refused(self):
-        assert problems(event(timestamp_ms=NOW - 7 * 86_400_000 - 1)) == {"timestamp_ms": "event_timestamp_too_old"}
+        assert problems(event(timestamp_ms=NOW - 7 * 86_400_000 - 1)) == {
+            "timestamp_ms": "event_timestamp_too_old"
+        }
 
     def test_more_than_ten_minutes_ahead_is_refused(self):
-        assert problems(event(timestamp_ms=NOW + 600_001)) == {"timestamp_ms": "event_timestamp_in_future"}
+        assert problems(event(timestamp_ms=NOW + 600_001)) == {
+            "timestamp_ms": "event_timestamp_in_future"
+        }
 
     @pytest.mark.parametrize("value", [True, float(NOW), str(NOW)])
     def test_must_be_an_integer(self, value):
@@ -75,31 +98,56 @@ class TestTimestamp:
 class TestCustomEventName:
     @pytest.mark.parametrize("name", ["a", "demo_booked", "Demo-Booked-2", "x" * 64])
     def test_valid_names(self, name):
-        validate_event(event(type="custom", custom_event_name=name, data={"type": "custom"}), now=NOW)
+        validate_event(
+            event(type="custom", custom_event_name=name, data={"type": "custom"}),
+            now=NOW,
+        )
 
-    @pytest.mark.parametrize("name", ["", "_demo", "demo-", "demo booked", "x" * 65, "démo", 5])
+    @pytest.mark.parametrize(
+        "name", ["", "_demo", "demo-", "demo booked", "x" * 65, "démo", 5]
+    )
     def test_invalid_names(self, name):
-        found = problems(event(type="custom", custom_event_name=name, data={"type": "custom"}))
+        found = problems(
+            event(type="custom", custom_event_name=name, data={"type": "custom"})
+        )
         assert found == {"custom_event_name": "invalid_custom_event_name"}
 
     def test_a_standard_name_is_refused_whatever_its_case(self):
-        found = problems(event(type="custom", custom_event_name="Order_Created", data={"type": "custom"}))
+        found = problems(
+            event(
+                type="custom",
+                custom_event_name="Order_Created",
+                data={"type": "custom"},
+            )
+        )
         assert found == {"custom_event_name": "invalid_custom_event_name"}
 
     def test_required_for_custom(self):
-        assert problems(event(type="custom", data={"type": "custom"})) == {"custom_event_name": "missing_custom_event_name"}
+        assert problems(event(type="custom", data={"type": "custom"})) == {
+            "custom_event_name": "missing_custom_event_name"
+        }
 
     def test_only_with_custom(self):
-        assert problems(event(custom_event_name="demo")) == {"custom_event_name": "custom_event_name_not_allowed"}
+        assert problems(event(custom_event_name="demo")) == {
+            "custom_event_name": "custom_event_name_not_allowed"
+        }
 
 
 class TestActionSourceAndUrl:
     def test_unknown_action_source(self):
-        assert problems(event(action_source="store")) == {"action_source": "invalid_action_source"}
+        assert problems(event(action_source="store")) == {
+            "action_source": "invalid_action_source"
+        }
 
     @pytest.mark.parametrize("source", [..., "web"])
     def test_app_events_must_come_from_the_mobile_app(self, source):
-        found = problems(event(type="app_installed", action_source=source, data={"type": "customer_action"}))
+        found = problems(
+            event(
+                type="app_installed",
+                action_source=source,
+                data={"type": "customer_action"},
+            )
+        )
         assert found == {"action_source": "invalid_action_source"}
 
     def test_source_url_is_required_for_web(self):
@@ -109,55 +157,134 @@ class TestActionSourceAndUrl:
         validate_event(event(action_source="offline", source_url=...), now=NOW)
         validate_event(event(action_source=..., source_url=...), now=NOW)
 
-    @pytest.mark.parametrize("url", ["shop.example.com/checkout", "ftp://example.com/", "https://", "/checkout", "http://[::1"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "shop.example.com/checkout",
+            "ftp://example.com/",
+            "https://",
+            "/checkout",
+            "http://[::1",
+        ],
+    )
     def test_source_url_needs_http_scheme_and_host(self, url):
         assert problems(event(source_url=url)) == {"source_url": "invalid_source_url"}
 
     def test_source_url_with_an_email_in_the_query_is_refused(self):
-        found = problems(event(source_url="https://shop.example.com/thanks?email=ada%40example.com"))
+        found = problems(
+            event(source_url="https://shop.example.com/thanks?email=ada%40example.com")
+        )
         assert found == {"source_url": "raw_identifier"}
 
 
 class TestData:
     def test_data_type_must_match_the_event_type(self):
-        assert problems(event(data={"type": "customer_action"})) == {"data.type": "invalid_event_data_type"}
+        assert problems(event(data={"type": "customer_action"})) == {
+            "data.type": "invalid_event_data_type"
+        }
         assert problems(event(data={})) == {"data.type": "missing_event_data_type"}
-        assert problems(event(data={"type": "basket"})) == {"data.type": "invalid_event_data_type"}
+        assert problems(event(data={"type": "basket"})) == {
+            "data.type": "invalid_event_data_type"
+        }
 
     def test_customer_action_has_no_contents(self):
-        found = problems(event(type="lead_created", data={"type": "customer_action", "contents": [{"id": "a"}]}))
+        found = problems(
+            event(
+                type="lead_created",
+                data={"type": "customer_action", "contents": [{"id": "a"}]},
+            )
+        )
         assert found == {"data.contents": "field_not_allowed"}
 
     def test_plan_id_only_for_plan_enrollment_and_custom(self):
-        assert problems(event(data={"type": "contents", "plan_id": "pro"})) == {"data.plan_id": "field_not_allowed"}
-        validate_event(event(type="trial_started", data={"type": "plan_enrollment", "plan_id": "pro"}), now=NOW)
-        assert problems(event(type="trial_started", data={"type": "plan_enrollment", "plan_id": 5})) == {"data.plan_id": "invalid_type"}
+        assert problems(event(data={"type": "contents", "plan_id": "pro"})) == {
+            "data.plan_id": "field_not_allowed"
+        }
+        validate_event(
+            event(
+                type="trial_started", data={"type": "plan_enrollment", "plan_id": "pro"}
+            ),
+            now=NOW,
+        )
+        assert problems(
+            event(type="trial_started", data={"type": "plan_enrollment", "plan_id": 5})
+        ) == {"data.plan_id": "invalid_type"}
 
     def test_custom_fields_only_for_custom(self):
-        assert problems(event(data={"type": "contents", "coupon": "X"})) == {"data.coupon": "field_not_allowed"}
-        custom = event(type="custom", custom_event_name="quote", data={"type": "custom", "coupon": "X", "n": 1.5, "tags": ["a", None], "meta": {"k": True}})
+        assert problems(event(data={"type": "contents", "coupon": "X"})) == {
+            "data.coupon": "field_not_allowed"
+        }
+        custom = event(
+            type="custom",
+            custom_event_name="quote",
+            data={
+                "type": "custom",
+                "coupon": "X",
+                "n": 1.5,
+                "tags": ["a", None],
+                "meta": {"k": True},
+            },
+        )
         validate_event(custom, now=NOW)
 
     def test_custom_fields_refuse_non_json_and_emails(self):
-        custom = event(type="custom", custom_event_name="quote", data={"type": "custom", "n": float("nan"), "who": {"mail": "ada@example.com"}, "at": object()})
-        assert problems(custom) == {"data.n": "invalid_type", "data.who.mail": "raw_identifier", "data.at": "invalid_type"}
+        custom = event(
+            type="custom",
+            custom_event_name="quote",
+            data={
+                "type": "custom",
+                "n": float("nan"),
+                "who": {"mail": "ada@example.com"},
+                "at": object(),
+            },
+        )
+        assert problems(custom) == {
+            "data.n": "invalid_type",
+            "data.who.mail": "raw_identifier",
+            "data.at": "invalid_type",
+        }
 
     @pytest.mark.parametrize("amount", [25.99, "2599", True, None])
     def test_amount_must_be_an_integer_of_minor_units(self, amount):
-        assert problems(event(data={"type": "contents", "amount": amount, "currency": "USD"})) == {"data.amount": "invalid_amount"}
+        assert problems(
+            event(data={"type": "contents", "amount": amount, "currency": "USD"})
+        ) == {"data.amount": "invalid_amount"}
 
     def test_negative_amounts_are_refused(self):
-        assert problems(event(data={"type": "contents", "amount": -1, "currency": "USD"})) == {"data.amount": "invalid_amount"}
+        assert problems(
+            event(data={"type": "contents", "amount": -1, "currency": "USD"})
+        ) == {"data.amount": "invalid_amount"}
 
     def test_currency_is_required_with_amount_and_must_be_iso_4217(self):
-        assert problems(event(data={"type": "contents", "amount": 1})) == {"data.currency": "missing_currency"}
-        assert problems(event(data={"type": "contents", "amount": 1, "currency": "DOLLAR"})) == {"data.currency": "invalid_currency"}
-        assert problems(event(data={"type": "contents", "currency": "XAU"})) == {"data.currency": "invalid_currency"}
+        assert problems(event(data={"type": "contents", "amount": 1})) == {
+            "data.currency": "missing_currency"
+        }
+        assert problems(
+            event(data={"type": "contents", "amount": 1, "currency": "DOLLAR"})
+        ) == {"data.currency": "invalid_currency"}
+        assert problems(event(data={"type": "contents", "currency": "XAU"})) == {
+            "data.currency": "invalid_currency"
+        }
 
     def test_content_items(self):
         contents = [
-            {"id": "sku", "group_id": "g", "name": "Tee", "content_type": "product", "quantity": 2, "amount": 1500, "currency": "EUR", "variant_dict": {"size": "M"}},
-            {"id": "", "quantity": 0, "amount": 5, "colour": "red", "variant_dict": {"size": 1}},
+            {
+                "id": "sku",
+                "group_id": "g",
+                "name": "Tee",
+                "content_type": "product",
+                "quantity": 2,
+                "amount": 1500,
+                "currency": "EUR",
+                "variant_dict": {"size": "M"},
+            },
+            {
+                "id": "",
+                "quantity": 0,
+                "amount": 5,
+                "colour": "red",
+                "variant_dict": {"size": 1},
+            },
             "sku_3",
             {"name": "ada@example.com", "amount": 1.5},
         ]
@@ -175,28 +302,80 @@ class TestData:
         }
 
     def test_item_amount_may_rely_on_the_event_currency(self):
-        validate_event(event(data={"type": "contents", "currency": "USD", "contents": [{"id": "a", "amount": 100}]}), now=NOW)
+        validate_event(
+            event(
+                data={
+                    "type": "contents",
+                    "currency": "USD",
+                    "contents": [{"id": "a", "amount": 100}],
+                }
+            ),
+            now=NOW,
+        )
 
     def test_contents_must_be_a_list(self):
-        assert problems(event(data={"type": "contents", "contents": {"id": "a"}})) == {"data.contents": "invalid_type"}
+        assert problems(event(data={"type": "contents", "contents": {"id": "a"}})) == {
+            "data.contents": "invalid_type"
+        }
 
 
 class TestUser:
     def test_the_current_user_object_passes(self):
-        user = {"emails_sha256": [DIGEST], "countries": ["US"], "cities": ["Paris"], "regions": ["IDF"], "postal_codes": ["75001"], "ip_address": "::1", "user_agent": "UA", "obref": "o", "android_advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d"}
+        user = {
+            "emails_sha256": [DIGEST],
+            "countries": ["US"],
+            "cities": ["Paris"],
+            "regions": ["IDF"],
+            "postal_codes": ["75001"],
+            "ip_address": "::1",
+            "user_agent": "UA",
+            "obref": "o",
+            "android_advertising_id": "38400000-8cf0-11bd-b23e-10b96e40000d",
+        }
         validate_event(event(user=user), now=NOW)
 
     def test_raw_identifiers_are_refused_where_hashes_belong(self):
-        found = problems(event(user={"emails_sha256": ["ada@example.com", DIGEST.upper()], "phone_numbers_sha256": "14155552671"}))
-        assert found == {"user.emails_sha256[0]": "raw_identifier", "user.emails_sha256[1]": "raw_identifier", "user.phone_numbers_sha256": "invalid_type"}
+        found = problems(
+            event(
+                user={
+                    "emails_sha256": ["ada@example.com", DIGEST.upper()],
+                    "phone_numbers_sha256": "14155552671",
+                }
+            )
+        )
+        assert found == {
+            "user.emails_sha256[0]": "raw_identifier",
+            "user.emails_sha256[1]": "raw_identifier",
+            "user.phone_numbers_sha256": "invalid_type",
+        }
 
     def test_raw_values_never_appear_in_the_error(self):
         with pytest.raises(EventValidationError) as caught:
-            validate_event(event(user={"emails_sha256": ["ada@example.com"], "email": "ada@example.com"}), now=NOW)
+            validate_event(
+                event(
+                    user={
+                        "emails_sha256": ["ada@example.com"],
+                        "email": "ada@example.com",
+                    }
+                ),
+                now=NOW,
+            )
         assert "ada@example.com" not in str(caught.value)
 
     def test_unknown_and_malformed_user_fields(self):
-        found = problems(event(user={"email": "x", "countries": ["USA", ""], "postal_codes": ["a" * 33], "cities": ["c" * 129], "ip_address": "localhost", "user_agent": " ", "android_advertising_id": "x"}))
+        found = problems(
+            event(
+                user={
+                    "email": "x",
+                    "countries": ["USA", ""],
+                    "postal_codes": ["a" * 33],
+                    "cities": ["c" * 129],
+                    "ip_address": "localhost",
+                    "user_agent": " ",
+                    "android_advertising_id": "x",
+                }
+            )
+        )
         assert found == {
             "user.email": "unknown_field",
             "user.countries[0]": "invalid_country",
@@ -218,7 +397,10 @@ def test_oppref_is_any_non_empty_string():
 
 
 def test_unknown_event_fields_are_refused():
-    assert problems(event(event_name="order_created", oppcref="x")) == {"event_name": "unknown_field", "oppcref": "unknown_field"}
+    assert problems(event(event_name="order_created", oppcref="x")) == {
+        "event_name": "unknown_field",
+        "oppcref": "unknown_field",
+    }
 
 
 def test_a_non_object_event():
@@ -247,8 +429,22 @@ class TestRequest:
         bad = copy.deepcopy(event())
         bad["data"]["type"] = None
         with pytest.raises(EventValidationError) as caught:
-            validate_request({"events": [event(), bad, event(id=7)], "validate_only": "yes", "integration_source": "-bad", "extra": 1}, now=NOW)
-        assert caught.value.paths == ["extra", "validate_only", "integration_source", "events[1].data.type", "events[2].id"]
+            validate_request(
+                {
+                    "events": [event(), bad, event(id=7)],
+                    "validate_only": "yes",
+                    "integration_source": "-bad",
+                    "extra": 1,
+                },
+                now=NOW,
+            )
+        assert caught.value.paths == [
+            "extra",
+            "validate_only",
+            "integration_source",
+            "events[1].data.type",
+            "events[2].id",
+        ]
 
     def test_body_must_be_an_object(self):
         with pytest.raises(EventValidationError):
@@ -257,5 +453,11 @@ class TestRequest:
 
 def test_unhashable_values_where_names_belong_are_reported_not_crashed():
     # Found by the property tests: a list in `type` once reached a set lookup.
-    found = problems(event(type=["order_created"], action_source={"web": 1}, data={"type": []}))
-    assert found == {"type": "invalid_type", "action_source": "invalid_action_source", "data.type": "invalid_event_data_type"}
+    found = problems(
+        event(type=["order_created"], action_source={"web": 1}, data={"type": []})
+    )
+    assert found == {
+        "type": "invalid_type",
+        "action_source": "invalid_action_source",
+        "data.type": "invalid_event_data_type",
+    }

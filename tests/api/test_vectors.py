@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from django_openai_capi.api import build_event, build_user, hash_identifier, normalize, validate_event, validate_request
+from django_openai_capi.api import (
+    build_event,
+    build_user,
+    hash_identifier,
+    normalize,
+    validate_event,
+    validate_request,
+)
 from django_openai_capi.api.identity import Rejected
 from django_openai_capi.exceptions import EventValidationError
 
@@ -21,17 +28,27 @@ DOC_TIMESTAMP = 1773892800000
 JUST_AFTER_DOC_TIMESTAMP = DOC_TIMESTAMP + 60_000
 
 
-@pytest.mark.parametrize("case", DOCS["normalization_table_from_docs"], ids=lambda c: c["input"])
+@pytest.mark.parametrize(
+    "case", DOCS["normalization_table_from_docs"], ids=lambda c: c["input"]
+)
 def test_docs_normalisation_table(case):
     assert normalize(case["identifier"], case["input"]) == case["normalized"]
     assert hash_identifier(case["identifier"], case["input"]) == case["sha256"]
 
 
-@pytest.mark.parametrize("digest,plaintext", DOCS["example_hash_plaintexts_recovered"].items())
+@pytest.mark.parametrize(
+    "digest,plaintext", DOCS["example_hash_plaintexts_recovered"].items()
+)
 def test_docs_example_hashes(digest, plaintext):
     value = plaintext.split(" (")[0]
     assert hashlib.sha256(value.encode()).hexdigest() == digest
-    kind = {"user": "email", "cust": "external_id", "1415": "phone", "ada": "first_name", "love": "last_name"}
+    kind = {
+        "user": "email",
+        "cust": "external_id",
+        "1415": "phone",
+        "ada": "first_name",
+        "love": "last_name",
+    }
     identifier = next(k for prefix, k in kind.items() if value.startswith(prefix))
     assert hash_identifier(identifier, value) == digest
 
@@ -58,7 +75,14 @@ def test_docs_full_example_event_is_built_exactly():
         data={
             "amount": 2599,
             "currency": "USD",
-            "contents": [{"id": "sku_123", "name": "Starter bundle", "content_type": "product", "quantity": 1}],
+            "contents": [
+                {
+                    "id": "sku_123",
+                    "name": "Starter bundle",
+                    "content_type": "product",
+                    "quantity": 1,
+                }
+            ],
         },
         now=JUST_AFTER_DOC_TIMESTAMP,
     )
@@ -66,7 +90,9 @@ def test_docs_full_example_event_is_built_exactly():
 
 
 def test_docs_full_request_passes_validation():
-    validate_request(DOCS["request_example_current"]["body"], now=JUST_AFTER_DOC_TIMESTAMP)
+    validate_request(
+        DOCS["request_example_current"]["body"], now=JUST_AFTER_DOC_TIMESTAMP
+    )
 
 
 def test_docs_full_request_is_too_old_today():
@@ -97,7 +123,9 @@ def test_docs_full_user_object_is_built_exactly():
     assert user == DOCS["full_user_object_example_current"]
 
 
-@pytest.mark.parametrize("name", ["partner_request_example", "conversion_tracking_example"])
+@pytest.mark.parametrize(
+    "name", ["partner_request_example", "conversion_tracking_example"]
+)
 def test_docs_request_examples_pass_validation_with_a_current_timestamp(name):
     body = copy.deepcopy(DOCS[name])
     for event in body["events"]:
@@ -119,20 +147,35 @@ def test_the_superseded_singular_user_object_is_refused():
     event["user"] = DOCS["request_example_older_singular_user"]["user"]
     with pytest.raises(EventValidationError) as caught:
         validate_event(event, now=JUST_AFTER_DOC_TIMESTAMP)
-    assert set(caught.value.paths) == {"user.email_sha256", "user.external_id_sha256", "user.country", "user.city", "user.zip_code"}
+    assert set(caught.value.paths) == {
+        "user.email_sha256",
+        "user.external_id_sha256",
+        "user.country",
+        "user.city",
+        "user.zip_code",
+    }
 
 
-@pytest.mark.parametrize("amount_case", DOCS["amount_examples_from_docs"], ids=lambda c: c["display"])
+@pytest.mark.parametrize(
+    "amount_case", DOCS["amount_examples_from_docs"], ids=lambda c: c["display"]
+)
 def test_docs_amount_examples(amount_case):
     from decimal import Decimal
 
     from django_openai_capi.api import to_minor_units
 
-    display = amount_case["display"].replace("$", "").replace("JPY ", "").replace(",", "")
-    assert to_minor_units(Decimal(display), amount_case["currency"]) == amount_case["amount"]
+    display = (
+        amount_case["display"].replace("$", "").replace("JPY ", "").replace(",", "")
+    )
+    assert (
+        to_minor_units(Decimal(display), amount_case["currency"])
+        == amount_case["amount"]
+    )
 
 
-@pytest.mark.parametrize("case", PEER["valid"], ids=lambda c: f"{c['field']}:{c['raw']}")
+@pytest.mark.parametrize(
+    "case", PEER["valid"], ids=lambda c: f"{c['field']}:{c['raw']}"
+)
 def test_peer_pinned_cases(case):
     assert normalize(case["field"], case["raw"]) == case["normalized"]
     assert hash_identifier(case["field"], case["raw"]) == case["sha256"]
