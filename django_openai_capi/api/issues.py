@@ -12,9 +12,6 @@ class IssueCollector:
     def add(self, path: str, code: str, message: str) -> None:
         self.issues.append(ValidationIssue(path, code, message))
 
-    def __bool__(self) -> bool:
-        return bool(self.issues)
-
     def raise_if_any(self) -> None:
         if self.issues:
             raise EventValidationError(self.issues)

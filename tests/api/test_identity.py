@@ -206,5 +206,11 @@ class TestBuildUser:
     def test_identity_must_be_a_mapping(self):
         assert issues_of(["a@example.com"])["user"].code == "invalid_type"
 
+    def test_postal_codes_are_at_most_32_characters(self):
+        assert build_user({"postal_code": "9" * 32}) == {"postal_codes": ["9" * 32]}
+        assert (
+            issues_of({"postal_code": "9" * 33})["user.postal_code"].code == "too_long"
+        )
+
     def test_a_non_string_list_value_is_refused(self):
         assert issues_of({"email": 42})["user.email"].code == "invalid_type"

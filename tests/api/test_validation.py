@@ -227,6 +227,14 @@ class TestData:
         )
         validate_event(custom, now=NOW)
 
+    def test_custom_objects_need_string_keys(self):
+        custom = event(
+            type="custom",
+            custom_event_name="quote",
+            data={"type": "custom", "meta": {1: "x"}},
+        )
+        assert problems(custom) == {"data.meta": "invalid_type"}
+
     def test_custom_fields_refuse_non_json_and_emails(self):
         custom = event(
             type="custom",
