@@ -1,0 +1,68 @@
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp is keyed on pyproject.toml's content: a second run installs nothing until
+# the dependencies change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+TOX_STAMP := $(VENV)/.installed-tox
+
+# tox finds its interpreters on PATH; Python 3.12 and 3.13 live under pyenv here.
+PYENV_ROOT := $(shell pyenv root 2>/dev/null)
+TOX_PYTHONS := $(if $(PYENV_ROOT),$(wildcard $(PYENV_ROOT)/versions/3.13.*/bin $(PYENV_ROOT)/versions/3.12.*/bin))
+empty :=
+space := $(empty) $(empty)
+TOX_PATH := $(subst $(space),:,$(strip $(TOX_PYTHONS) $(PATH)))
+
+MYPY_TARGETS := django_openai_capi tests example_project manage.py $(if $(wildcard bench/*.py),bench)
+
+DEMO_ADDR ?= 127.0.0.1:8000
+
+.PHONY: help venv demo test lint tox clean
+
+help:
+	@echo "make demo   run the example project (SQLite, a local fake of the API, no credentials)"
+	@echo "make test   run the tests (SQLite; PostgreSQL when DATABASE_URL is set)"
+	@echo "make lint   ruff and mypy"
+	@echo "make tox    the Python x Django matrix (ENVS=py313-django6 for one env)"
+	@echo "make venv   create or update .venv (pip install -e . --group dev)"
+	@echo "make clean  remove the virtualenv, tox envs, caches and the demo database"
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	@rm -f $(VENV)/.installed-[0-9]*
+	@touch $@
+
+venv: $(STAMP)
+
+$(TOX_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet 'tox>=4.22'
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py shell --verbosity 0 --command \
+	  'from django.contrib.auth import get_user_model; User = get_user_model(); User.objects.filter(username="admin").exists() or User.objects.create_superuser("admin", "admin@example.com", "admin")'
+	@echo
+	@echo "  Admin: http://$(DEMO_ADDR)/admin/  (login admin / admin)"
+	@echo
+	$(BIN)/python manage.py runserver $(DEMO_ADDR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(MYPY_TARGETS)
+
+tox: $(TOX_STAMP)
+	PATH="$(TOX_PATH)" $(BIN)/tox $(if $(ENVS),-e $(ENVS))
+
+clean:
+	rm -rf $(VENV) .tox build dist *.egg-info .coverage .coverage.* htmlcov \
+	  .mypy_cache .ruff_cache .pytest_cache .hypothesis example_project/db.sqlite3
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

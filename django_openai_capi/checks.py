@@ -1,0 +1,492 @@
+"""System checks for the ``OPENAI_CAPI_*`` settings, run by ``manage.py check``.
+
+Errors mean the value cannot work; warnings mean it works but is probably a mistake.
+No message or hint ever contains an API key: they say what is wrong with it instead.
+
+Ids (never reuse one; when a check is retired, leave its line here marked "retired"):
+
+* ``django_openai_capi.E001`` OPENAI_CAPI_API_KEY is set but is not a string
+* ``django_openai_capi.E002`` OPENAI_CAPI_API_KEY is empty or contains whitespace
+* ``django_openai_capi.E003`` OPENAI_CAPI_PIXEL_ID is set but is not a non-empty string without whitespace
+* ``django_openai_capi.E004`` OPENAI_CAPI_PIXEL_API_KEYS is not a dict of pixel id -> key, both non-empty strings without whitespace
+* ``django_openai_capi.E005`` OPENAI_CAPI_ENDPOINT is not an absolute http(s) URL with a host
+* ``django_openai_capi.E006`` OPENAI_CAPI_ENDPOINT uses http:// for a host that is not loopback
+* ``django_openai_capi.E007`` OPENAI_CAPI_SEND_ENABLED is not a bool
+* ``django_openai_capi.E008`` OPENAI_CAPI_VALIDATE_ONLY is not a bool
+* ``django_openai_capi.E009`` OPENAI_CAPI_DISPATCH is not "task", "inline" or "none"
+* ``django_openai_capi.E010`` OPENAI_CAPI_BATCH_SIZE is not an int from 1 to 1000
+* ``django_openai_capi.E011`` OPENAI_CAPI_TIMEOUT is not a positive number or a pair of them
+* ``django_openai_capi.E012`` OPENAI_CAPI_MAX_ATTEMPTS is not a positive int
+* ``django_openai_capi.E013`` OPENAI_CAPI_RETRY_BACKOFF is not a positive number
+* ``django_openai_capi.E014`` OPENAI_CAPI_RETRY_BACKOFF_MAX is not a number >= OPENAI_CAPI_RETRY_BACKOFF
+* ``django_openai_capi.E015`` OPENAI_CAPI_LEASE_SECONDS is not a positive int
+* ``django_openai_capi.E016`` OPENAI_CAPI_INTEGRATION_SOURCE does not fit the API's format
+* ``django_openai_capi.E017`` OPENAI_CAPI_RETENTION_DAYS is not a positive int
+* ``django_openai_capi.W001`` no API key at all while sending is enabled
+* ``django_openai_capi.W002`` OPENAI_CAPI_PIXEL_ID is not set
+* ``django_openai_capi.W003`` OPENAI_CAPI_ENDPOINT has a query string or a fragment
+* ``django_openai_capi.W004`` OPENAI_CAPI_VALIDATE_ONLY is True while DEBUG is False
+* ``django_openai_capi.W005`` OPENAI_CAPI_LEASE_SECONDS is not above twice the read timeout
+* ``django_openai_capi.W006`` an unknown OPENAI_CAPI_* setting (a typo?)
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeGuard, get_args
+from urllib.parse import SplitResult, urlsplit
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+
+from django_openai_capi.api import spec
+from django_openai_capi.conf import SETTING_NAMES, Dispatch, raw_setting
+
+PREFIX = "OPENAI_CAPI_"
+
+_GET_A_KEY = (
+    "Create a Conversions API key in Ads Manager → Conversions tab (scope "
+    + "ads.third_party_events.write); an Advertiser API key will not work."
+)
+
+
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for check in _CHECKS:
+        messages.extend(check())
+    return messages
+
+
+# Value helpers. bool is an int subclass, but True is never a sensible count or number
+# of seconds, so it is rejected everywhere a number is expected.
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_positive_int(value: object) -> TypeGuard[int]:
+    return _is_int(value) and value > 0
+
+
+def _is_positive_number(value: object) -> TypeGuard[float]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and value > 0
+
+
+def _token_problem(value: object) -> str | None:
+    """Say what keeps *value* from being a non-empty string without whitespace.
+
+    The answer describes the value without quoting it, so it is safe for API keys.
+    """
+    if not isinstance(value, str):
+        return f"is of type {type(value).__name__}"
+    if not value:
+        return "is empty"
+    if value != value.strip():
+        return "starts or ends with whitespace"
+    if any(char.isspace() for char in value):
+        return "contains whitespace"
+    return None
+
+
+# Credentials and pixels.
+
+
+def _check_api_key() -> list[CheckMessage]:
+    value = raw_setting("OPENAI_CAPI_API_KEY")
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        return [
+            Error(
+                "OPENAI_CAPI_API_KEY should be a string or None.",
+                hint=f"It is of type {type(value).__name__}; set it to the Conversions API key as a str.",
+                id="django_openai_capi.E001",
+            )
+        ]
+    problem = _token_problem(value)
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"OPENAI_CAPI_API_KEY should be a key without whitespace; it {problem}.",
+            hint="Strip the value where it is read (a key pasted into an env file often "
+            + "ends in a newline), or set None to leave it unset.",
+            id="django_openai_capi.E002",
+        )
+    ]
+
+
+def _check_any_api_key() -> list[CheckMessage]:
+    if raw_setting("OPENAI_CAPI_SEND_ENABLED") is not True:
+        return []
+    pixel_keys = raw_setting("OPENAI_CAPI_PIXEL_API_KEYS")
+    if raw_setting("OPENAI_CAPI_API_KEY") is not None or not isinstance(
+        pixel_keys, Mapping
+    ):
+        return []
+    if pixel_keys:
+        return []
+    return [
+        Warning(
+            "OPENAI_CAPI_API_KEY should be set: events are recorded but not sent.",
+            hint=_GET_A_KEY + " Or set OPENAI_CAPI_SEND_ENABLED = False.",
+            id="django_openai_capi.W001",
+        )
+    ]
+
+
+def _check_pixel_id() -> list[CheckMessage]:
+    value = raw_setting("OPENAI_CAPI_PIXEL_ID")
+    if value is None:
+        return [
+            Warning(
+                "OPENAI_CAPI_PIXEL_ID should be set, or every conversion must name its pixel.",
+                hint="Copy your Pixel ID from Ads Manager → Conversions, or silence "
+                + "django_openai_capi.W002 if every conversion names its pixel.",
+                id="django_openai_capi.W002",
+            )
+        ]
+    problem = _token_problem(value)
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"OPENAI_CAPI_PIXEL_ID should be a non-empty string without whitespace; it {problem}.",
+            hint="Copy the Pixel ID from Ads Manager → Conversions, or set None for no default pixel.",
+            id="django_openai_capi.E003",
+        )
+    ]
+
+
+def _check_pixel_api_keys() -> list[CheckMessage]:
+    value = raw_setting("OPENAI_CAPI_PIXEL_API_KEYS")
+    if not isinstance(value, Mapping):
+        return [
+            _pixel_keys_error(
+                f"OPENAI_CAPI_PIXEL_API_KEYS should be a dict; it is of type {type(value).__name__}.",
+                hint="Map each pixel id to its Conversions API key, or use {} for none.",
+            )
+        ]
+    errors = (_pixel_keys_entry_error(pixel_id, key) for pixel_id, key in value.items())
+    return [error for error in errors if error is not None]
+
+
+def _pixel_keys_entry_error(pixel_id: object, key: object) -> CheckMessage | None:
+    if isinstance(pixel_id, str) and _looks_like_api_key(pixel_id):
+        # Probably {key: pixel_id} instead of {pixel_id: key}; naming it would leak it.
+        return _pixel_keys_error(
+            "OPENAI_CAPI_PIXEL_API_KEYS has a pixel id that looks like an API key.",
+            hint="The dict maps pixel id → API key; check that it is not the other way round.",
+        )
+    pixel_problem = _token_problem(pixel_id)
+    if pixel_problem is not None:
+        label = f" {pixel_id!r}" if isinstance(pixel_id, str) else ""
+        return _pixel_keys_error(
+            f"OPENAI_CAPI_PIXEL_API_KEYS has a pixel id{label} that {pixel_problem}.",
+            hint="Use Pixel IDs from Ads Manager → Conversions as the dict's keys.",
+        )
+    key_problem = _token_problem(key)
+    if key_problem is None:
+        return None
+    return _pixel_keys_error(
+        f"OPENAI_CAPI_PIXEL_API_KEYS[{pixel_id!r}] should be an API key without whitespace; "
+        + f"it {key_problem}.",
+        hint="Strip the key where it is read, or remove the pixel from the dict. "
+        + _GET_A_KEY,
+    )
+
+
+def _looks_like_api_key(pixel_id: str) -> bool:
+    # OpenAI keys start with "sk-" and are long; a Pixel ID is neither.
+    return pixel_id.strip().startswith("sk-") or len(pixel_id) > 64
+
+
+def _pixel_keys_error(message: str, *, hint: str) -> CheckMessage:
+    return Error(message, hint=hint, id="django_openai_capi.E004")
+
+
+# Where requests go.
+
+
+def _check_endpoint() -> list[CheckMessage]:
+    parts = _split_http_url(raw_setting("OPENAI_CAPI_ENDPOINT"))
+    if parts is None:
+        return [
+            Error(
+                "OPENAI_CAPI_ENDPOINT should be an absolute http(s) URL with a host.",
+                hint="Use the default https://bzr.openai.com/v1/events, or the full URL of a fake.",
+                id="django_openai_capi.E005",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        messages.append(
+            Error(
+                "OPENAI_CAPI_ENDPOINT should use https:// unless its host is loopback.",
+                hint="Over http:// the API key travels in clear text; use https://, or run the fake on localhost.",
+                id="django_openai_capi.E006",
+            )
+        )
+    if parts.query or parts.fragment:
+        messages.append(
+            Warning(
+                "OPENAI_CAPI_ENDPOINT should have no query string or fragment.",
+                hint="Remove them: the app adds ?pid=<pixel id> to every request itself.",
+                id="django_openai_capi.W003",
+            )
+        )
+    return messages
+
+
+def _split_http_url(value: object) -> SplitResult | None:
+    # urlsplit() silently drops some whitespace, so reject it first rather than send to
+    # a URL that differs from the one configured.
+    if not isinstance(value, str) or any(char.isspace() for char in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# What is sent, and how.
+
+
+def _check_bool(name: str, *, id: str) -> list[CheckMessage]:
+    value = raw_setting(name)
+    if isinstance(value, bool):
+        return []
+    return [
+        Error(
+            f"{name} should be True or False.",
+            hint=f"It is of type {type(value).__name__}; read it as a bool (e.g. env.bool).",
+            id=id,
+        )
+    ]
+
+
+def _check_send_enabled() -> list[CheckMessage]:
+    return _check_bool("OPENAI_CAPI_SEND_ENABLED", id="django_openai_capi.E007")
+
+
+def _check_validate_only() -> list[CheckMessage]:
+    errors = _check_bool("OPENAI_CAPI_VALIDATE_ONLY", id="django_openai_capi.E008")
+    if errors or raw_setting("OPENAI_CAPI_VALIDATE_ONLY") is False or settings.DEBUG:
+        return errors
+    return [
+        Warning(
+            "OPENAI_CAPI_VALIDATE_ONLY should be False when DEBUG is False.",
+            hint="Validate-only requests are checked but not recorded by OpenAI: "
+            + "keep it for staging and silence django_openai_capi.W004 there.",
+            id="django_openai_capi.W004",
+        )
+    ]
+
+
+def _check_dispatch() -> list[CheckMessage]:
+    value = raw_setting("OPENAI_CAPI_DISPATCH")
+    choices = get_args(Dispatch)
+    if isinstance(value, str) and value in choices:
+        return []
+    return [
+        Error(
+            'OPENAI_CAPI_DISPATCH should be "task", "inline" or "none".',
+            hint='Use "task" to send through the Tasks framework, "inline" to send on '
+            + 'commit in-process, or "none" to leave it to manage.py openai_capi_send.',
+            id="django_openai_capi.E009",
+        )
+    ]
+
+
+def _check_batch_size() -> list[CheckMessage]:
+    value = raw_setting("OPENAI_CAPI_BATCH_SIZE")
+    if _is_int(value) and 1 <= value <= 1000:
+        return []
+    return [
+        Error(
+            "OPENAI_CAPI_BATCH_SIZE should be an int from 1 to 1000.",
+            hint="The API takes at most 1,000 events per request; the default is 1000.",
+            id="django_openai_capi.E010",
+        )
+    ]
+
+
+def _check_timeout() -> list[CheckMessage]:
+    if _read_timeout(raw_setting("OPENAI_CAPI_TIMEOUT")) is not None:
+        return []
+    return [
+        Error(
+            "OPENAI_CAPI_TIMEOUT should be positive seconds or a (connect, read) tuple.",
+            hint="For example 10.0, or (3.05, 10.0); a list or None is not accepted.",
+            id="django_openai_capi.E011",
+        )
+    ]
+
+
+def _read_timeout(value: object) -> float | None:
+    """Return the read timeout in *value*, or None if *value* is not a valid timeout."""
+    if _is_positive_number(value):
+        return value
+    if isinstance(value, tuple) and len(value) == 2:
+        connect, read = value
+        if _is_positive_number(connect) and _is_positive_number(read):
+            return read
+    return None
+
+
+def _check_positive_int(name: str, *, id: str, hint: str) -> list[CheckMessage]:
+    if _is_positive_int(raw_setting(name)):
+        return []
+    return [Error(f"{name} should be a positive int.", hint=hint, id=id)]
+
+
+# Retries and leases.
+
+
+def _check_max_attempts() -> list[CheckMessage]:
+    return _check_positive_int(
+        "OPENAI_CAPI_MAX_ATTEMPTS",
+        id="django_openai_capi.E012",
+        hint="Attempts per event, the first included; the default 20 keeps retrying for about 2.6 days.",
+    )
+
+
+def _check_retry_backoff() -> list[CheckMessage]:
+    if _is_positive_number(raw_setting("OPENAI_CAPI_RETRY_BACKOFF")):
+        return []
+    return [
+        Error(
+            "OPENAI_CAPI_RETRY_BACKOFF should be a positive number of seconds.",
+            hint="It is the wait before the first retry (it then doubles); the default is 30.0.",
+            id="django_openai_capi.E013",
+        )
+    ]
+
+
+def _check_retry_backoff_max() -> list[CheckMessage]:
+    backoff_max = raw_setting("OPENAI_CAPI_RETRY_BACKOFF_MAX")
+    backoff = raw_setting("OPENAI_CAPI_RETRY_BACKOFF")
+    if _is_positive_number(backoff_max) and (
+        not _is_positive_number(backoff) or backoff_max >= backoff
+    ):
+        return []
+    return [
+        Error(
+            "OPENAI_CAPI_RETRY_BACKOFF_MAX should be seconds >= OPENAI_CAPI_RETRY_BACKOFF.",
+            hint="It caps the doubling wait between attempts; the default is 21600.0 (6 hours).",
+            id="django_openai_capi.E014",
+        )
+    ]
+
+
+def _check_lease_seconds() -> list[CheckMessage]:
+    errors = _check_positive_int(
+        "OPENAI_CAPI_LEASE_SECONDS",
+        id="django_openai_capi.E015",
+        hint="It is how long a worker owns a claimed batch; the default is 300.",
+    )
+    lease = raw_setting("OPENAI_CAPI_LEASE_SECONDS")
+    read_timeout = _read_timeout(raw_setting("OPENAI_CAPI_TIMEOUT"))
+    if errors or read_timeout is None or not _is_int(lease) or lease > 2 * read_timeout:
+        return errors
+    return [
+        Warning(
+            "OPENAI_CAPI_LEASE_SECONDS should be more than twice the read timeout.",
+            hint="Otherwise a slow request can outlive its lease and its batch be sent "
+            + "twice; raise it or lower OPENAI_CAPI_TIMEOUT.",
+            id="django_openai_capi.W005",
+        )
+    ]
+
+
+# Everything else.
+
+
+def _check_integration_source() -> list[CheckMessage]:
+    value = raw_setting("OPENAI_CAPI_INTEGRATION_SOURCE")
+    if value is None:
+        return []
+    if isinstance(value, str) and spec.INTEGRATION_SOURCE_RE.fullmatch(
+        value.strip().lower()
+    ):
+        return []
+    return [
+        Error(
+            "OPENAI_CAPI_INTEGRATION_SOURCE should be an id like acme_measurement, or None.",
+            hint="1-64 ASCII characters: a letter or digit first, then letters, digits, '.', '_' or '-'.",
+            id="django_openai_capi.E016",
+        )
+    ]
+
+
+def _check_retention_days() -> list[CheckMessage]:
+    return _check_positive_int(
+        "OPENAI_CAPI_RETENTION_DAYS",
+        id="django_openai_capi.E017",
+        hint="It is the age in days past which openai_capi_cleanup deletes finished events.",
+    )
+
+
+def _check_unknown_settings() -> list[CheckMessage]:
+    unknown = sorted(
+        name
+        for name in dir(settings)
+        if name.startswith(PREFIX) and name not in SETTING_NAMES
+    )
+    return [_unknown_setting_warning(name) for name in unknown]
+
+
+def _unknown_setting_warning(name: str) -> CheckMessage:
+    # Compare without the shared prefix, which would make every name look close.
+    suffixes = [known.removeprefix(PREFIX) for known in SETTING_NAMES]
+    close = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1)
+    if close:
+        message = f"{name} is not a django-openai-capi setting; did you mean {PREFIX}{close[0]}?"
+        hint = f"Rename it to {PREFIX}{close[0]}."
+    else:
+        message = f"{name} is not a django-openai-capi setting and has no effect."
+        hint = "Check its spelling against the settings listed in the README, or remove it."
+    return Warning(message, hint=hint, id="django_openai_capi.W006")
+
+
+_CHECKS: tuple[Callable[[], list[CheckMessage]], ...] = (
+    _check_api_key,
+    _check_any_api_key,
+    _check_pixel_id,
+    _check_pixel_api_keys,
+    _check_endpoint,
+    _check_send_enabled,
+    _check_validate_only,
+    _check_dispatch,
+    _check_batch_size,
+    _check_timeout,
+    _check_max_attempts,
+    _check_retry_backoff,
+    _check_retry_backoff_max,
+    _check_lease_seconds,
+    _check_integration_source,
+    _check_retention_days,
+    _check_unknown_settings,
+)

@@ -1,0 +1,198 @@
+"""Typed, read-through access to the ``OPENAI_CAPI_*`` settings.
+
+Every property reads ``django.conf.settings`` on every access (nothing is cached), so
+``override_settings`` needs no ``setting_changed`` hook. Nothing here validates a value:
+wrong values are reported by ``manage.py check`` (``checks.py``), and the two methods
+that need a value to exist raise :class:`CapiConfigurationError` when it does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias
+
+from django.conf import settings
+
+from django_openai_capi.exceptions import CapiConfigurationError
+
+Dispatch: TypeAlias = Literal["task", "inline", "none"]
+#: Seconds, or a ``(connect, read)`` pair, as ``requests`` takes it.
+Timeout: TypeAlias = float | tuple[float, float]
+
+# The single source of the defaults: conf reads them, and the checks read raw values
+# through them, so the two can never disagree. Read-only, so that no caller can change a
+# default for everyone by mutating what a property returned.
+DEFAULTS: Mapping[str, object] = MappingProxyType(
+    {
+        "OPENAI_CAPI_API_KEY": None,
+        "OPENAI_CAPI_PIXEL_ID": None,
+        "OPENAI_CAPI_PIXEL_API_KEYS": MappingProxyType({}),
+        "OPENAI_CAPI_ENDPOINT": "https://bzr.openai.com/v1/events",
+        "OPENAI_CAPI_SEND_ENABLED": True,
+        "OPENAI_CAPI_VALIDATE_ONLY": False,
+        "OPENAI_CAPI_DISPATCH": "task",
+        "OPENAI_CAPI_BATCH_SIZE": 1000,
+        "OPENAI_CAPI_TIMEOUT": 10.0,
+        # Retries wait OPENAI_CAPI_RETRY_BACKOFF seconds, doubling each attempt, capped
+        # at OPENAI_CAPI_RETRY_BACKOFF_MAX. With 20 attempts the 19 waits add up to
+        # about 2.6 days (30 s ... 4.3 h, then 6 h each), comfortably inside the API's
+        # 7-day timestamp window, so an event is retried for days and still expires
+        # rather than being retried forever.
+        "OPENAI_CAPI_MAX_ATTEMPTS": 20,
+        "OPENAI_CAPI_RETRY_BACKOFF": 30.0,
+        "OPENAI_CAPI_RETRY_BACKOFF_MAX": 21600.0,
+        "OPENAI_CAPI_LEASE_SECONDS": 300,
+        "OPENAI_CAPI_INTEGRATION_SOURCE": None,
+        "OPENAI_CAPI_RETENTION_DAYS": 30,
+    }
+)
+
+SETTING_NAMES: tuple[str, ...] = tuple(DEFAULTS)
+
+
+def raw_setting(name: str) -> object:
+    """Return the setting as configured, or its default, without assuming its type.
+
+    For ``checks.py``: typed as ``object`` so every use must narrow it first.
+    """
+    return _read(name)
+
+
+def _read(name: str) -> Any:
+    return getattr(settings, name, DEFAULTS[name])
+
+
+class Settings:
+    """Read-through, typed view of the OPENAI_CAPI_* settings (no caching)."""
+
+    @property
+    def OPENAI_CAPI_API_KEY(self) -> str | None:
+        """The Conversions API key (scope ``ads.third_party_events.write``).
+
+        Never log, store or display it. Prefer :meth:`api_key_for`, which also honours
+        ``OPENAI_CAPI_PIXEL_API_KEYS``.
+        """
+        value: str | None = _read("OPENAI_CAPI_API_KEY")
+        return value
+
+    @property
+    def OPENAI_CAPI_PIXEL_ID(self) -> str | None:
+        """The pixel a conversion goes to when it does not name one."""
+        value: str | None = _read("OPENAI_CAPI_PIXEL_ID")
+        return value
+
+    @property
+    def OPENAI_CAPI_PIXEL_API_KEYS(self) -> Mapping[str, str]:
+        """``{pixel_id: api_key}`` for pixels of other ad accounts than the default key's."""
+        value: Mapping[str, str] = _read("OPENAI_CAPI_PIXEL_API_KEYS")
+        return value
+
+    @property
+    def OPENAI_CAPI_ENDPOINT(self) -> str:
+        """The events URL, without ``?pid=`` (the app adds it per request)."""
+        value: str = _read("OPENAI_CAPI_ENDPOINT")
+        return value
+
+    @property
+    def OPENAI_CAPI_SEND_ENABLED(self) -> bool:
+        """Kill switch: when False, events are still recorded but nothing is sent."""
+        value: bool = _read("OPENAI_CAPI_SEND_ENABLED")
+        return value
+
+    @property
+    def OPENAI_CAPI_VALIDATE_ONLY(self) -> bool:
+        """Send every request with ``validate_only: true``: OpenAI checks but records nothing."""
+        value: bool = _read("OPENAI_CAPI_VALIDATE_ONLY")
+        return value
+
+    @property
+    def OPENAI_CAPI_DISPATCH(self) -> Dispatch:
+        """How a committed event is sent.
+
+        ``"task"`` enqueues a Tasks-framework task on commit, ``"inline"`` sends in the
+        committing process, ``"none"`` leaves it to ``manage.py openai_capi_send``.
+        """
+        value: Dispatch = _read("OPENAI_CAPI_DISPATCH")
+        return value
+
+    @property
+    def OPENAI_CAPI_BATCH_SIZE(self) -> int:
+        """Events per request, 1 to 1,000 (the API's limit)."""
+        value: int = _read("OPENAI_CAPI_BATCH_SIZE")
+        return value
+
+    @property
+    def OPENAI_CAPI_TIMEOUT(self) -> Timeout:
+        """HTTP timeout in seconds, or a ``(connect, read)`` pair."""
+        value: Timeout = _read("OPENAI_CAPI_TIMEOUT")
+        return value
+
+    @property
+    def OPENAI_CAPI_MAX_ATTEMPTS(self) -> int:
+        """Attempts per event before it is marked failed."""
+        value: int = _read("OPENAI_CAPI_MAX_ATTEMPTS")
+        return value
+
+    @property
+    def OPENAI_CAPI_RETRY_BACKOFF(self) -> float:
+        """Seconds before the first retry; the wait doubles with each attempt."""
+        value: float = _read("OPENAI_CAPI_RETRY_BACKOFF")
+        return value
+
+    @property
+    def OPENAI_CAPI_RETRY_BACKOFF_MAX(self) -> float:
+        """The longest wait between two attempts, in seconds."""
+        value: float = _read("OPENAI_CAPI_RETRY_BACKOFF_MAX")
+        return value
+
+    @property
+    def OPENAI_CAPI_LEASE_SECONDS(self) -> int:
+        """How long a worker owns a claimed batch before another may take it back.
+
+        Keep it well above the request timeout, or a slow request can outlive its lease
+        and the batch be sent twice.
+        """
+        value: int = _read("OPENAI_CAPI_LEASE_SECONDS")
+        return value
+
+    @property
+    def OPENAI_CAPI_INTEGRATION_SOURCE(self) -> str | None:
+        """Optional ``integration_source`` sent with every request."""
+        value: str | None = _read("OPENAI_CAPI_INTEGRATION_SOURCE")
+        return value
+
+    @property
+    def OPENAI_CAPI_RETENTION_DAYS(self) -> int:
+        """Age in days beyond which ``openai_capi_cleanup`` deletes finished events."""
+        value: int = _read("OPENAI_CAPI_RETENTION_DAYS")
+        return value
+
+    def api_key_for(self, pixel_id: str) -> str:
+        """Return the Conversions API key for *pixel_id*.
+
+        A key in ``OPENAI_CAPI_PIXEL_API_KEYS`` wins over ``OPENAI_CAPI_API_KEY``.
+        Raises :class:`CapiConfigurationError` when neither gives one.
+        """
+        key = self.OPENAI_CAPI_PIXEL_API_KEYS.get(pixel_id) or self.OPENAI_CAPI_API_KEY
+        if not key:
+            # The message names settings and the pixel, never a key: it ends up in logs.
+            raise CapiConfigurationError(
+                f"No Conversions API key for pixel {pixel_id!r}: set OPENAI_CAPI_API_KEY, "
+                + f"or add {pixel_id!r} to OPENAI_CAPI_PIXEL_API_KEYS. Create the key in "
+                + "Ads Manager → Conversions (scope ads.third_party_events.write)."
+            )
+        return key
+
+    def default_pixel_id(self) -> str:
+        """Return ``OPENAI_CAPI_PIXEL_ID``; raise :class:`CapiConfigurationError` if unset."""
+        pixel_id = self.OPENAI_CAPI_PIXEL_ID
+        if not pixel_id:
+            raise CapiConfigurationError(
+                "No pixel given and OPENAI_CAPI_PIXEL_ID is not set: set it to your "
+                + "Pixel ID (Ads Manager → Conversions), or name the pixel for each conversion."
+            )
+        return pixel_id
+
+
+conf = Settings()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+from django.utils.html import format_html
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(
+        format_html(
+            "<!doctype html><title>django-openai-capi demo</title>"
+            "<h1>django-openai-capi demo</h1>"
+            "<p>An example Django project with <code>django_openai_capi</code> installed."
+            " Conversion events are sent to <code>{}</code> for pixel <code>{}</code>"
+            " (by default a local fake of the Conversions API, with a made-up key).</p>"
+            '<p><a href="/admin/">Admin</a> (the demo user is admin / admin).</p>',
+            settings.OPENAI_CAPI_ENDPOINT,
+            settings.OPENAI_CAPI_PIXEL_ID,
+        )
+    )
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("admin/", admin.site.urls),
+]

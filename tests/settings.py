@@ -1,0 +1,65 @@
+"""Settings for the test suite: SQLite by default, PostgreSQL when DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dj_database_url
+
+SECRET_KEY = "NOTASECRET"
+
+ALLOWED_HOSTS: list[str] = []
+
+DATABASES: dict[str, dict[str, Any]]
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": dict(dj_database_url.parse(os.environ["DATABASE_URL"]))}
+else:
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django_openai_capi",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "tests.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+USE_TZ = True
+
+# Port 9 (discard) on loopback: nothing in the unit tests can reach a real host, and a
+# test that forgets to mock HTTP fails fast with a connection error.
+OPENAI_CAPI_ENDPOINT = "http://127.0.0.1:9/v1/events"
+OPENAI_CAPI_API_KEY = "test-key"
+OPENAI_CAPI_PIXEL_ID = "test-pixel"
+# Tests send explicitly; nothing is sent as a side effect of a commit.
+OPENAI_CAPI_DISPATCH = "none"

@@ -1,0 +1,308 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.checks import Error, Warning
+from django.core.checks.registry import registry
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from django_openai_capi import checks
+from django_openai_capi.checks import check_settings
+from django_openai_capi.conf import SETTING_NAMES
+
+FAKE_KEY = "sk-svcacct-SECRET"
+PREFIX = "django_openai_capi."
+
+
+@pytest.fixture(autouse=True)
+def configure(settings):
+    """Start each test from the defaults plus credentials, whatever tests/settings.py says."""
+    for name in SETTING_NAMES:
+        delattr(settings, name)
+    settings.OPENAI_CAPI_API_KEY = "test-key"
+    settings.OPENAI_CAPI_PIXEL_ID = "px_main"
+    settings.DEBUG = False
+
+
+def apply(settings, overrides: dict[str, Any]) -> None:
+    for name, value in overrides.items():
+        if value is DELETE:
+            delattr(settings, name)
+        else:
+            setattr(settings, name, value)
+
+
+DELETE = object()
+
+
+def ids() -> list[str]:
+    return [str(message.id).removeprefix(PREFIX) for message in check_settings()]
+
+
+def test_defaults_with_credentials_pass():
+    assert check_settings() == []
+
+
+def test_defaults_alone_warn_about_credentials_only(settings):
+    apply(settings, {"OPENAI_CAPI_API_KEY": DELETE, "OPENAI_CAPI_PIXEL_ID": DELETE})
+    assert ids() == ["W001", "W002"]
+
+
+# Each row: an id, and settings that must make exactly the listed checks fire.
+BAD = [
+    ("E001", {"OPENAI_CAPI_API_KEY": 123}, ["E001"]),
+    ("E001", {"OPENAI_CAPI_API_KEY": FAKE_KEY.encode()}, ["E001"]),
+    ("E002", {"OPENAI_CAPI_API_KEY": ""}, ["E002"]),
+    ("E002", {"OPENAI_CAPI_API_KEY": FAKE_KEY + "\n"}, ["E002"]),
+    ("E002", {"OPENAI_CAPI_API_KEY": " " + FAKE_KEY}, ["E002"]),
+    ("E002", {"OPENAI_CAPI_API_KEY": "sk-svcacct SECRET"}, ["E002"]),
+    ("W001", {"OPENAI_CAPI_API_KEY": None}, ["W001"]),
+    ("W001", {"OPENAI_CAPI_API_KEY": DELETE}, ["W001"]),
+    ("E003", {"OPENAI_CAPI_PIXEL_ID": ""}, ["E003"]),
+    ("E003", {"OPENAI_CAPI_PIXEL_ID": 12345}, ["E003"]),
+    ("E003", {"OPENAI_CAPI_PIXEL_ID": "px main"}, ["E003"]),
+    ("E003", {"OPENAI_CAPI_PIXEL_ID": "px_main\n"}, ["E003"]),
+    ("W002", {"OPENAI_CAPI_PIXEL_ID": None}, ["W002"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": None}, ["E004"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": [("px_a", "key")]}, ["E004"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": ""}}, ["E004"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": "key\n"}}, ["E004"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": None}}, ["E004"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {"": "key"}}, ["E004"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {"px a": "key"}}, ["E004"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {1: "key"}}, ["E004"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {FAKE_KEY: "px_a"}}, ["E004"]),
+    ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": "", "px_b": 2}}, ["E004", "E004"]),
+    ("E005", {"OPENAI_CAPI_ENDPOINT": None}, ["E005"]),
+    ("E005", {"OPENAI_CAPI_ENDPOINT": ""}, ["E005"]),
+    ("E005", {"OPENAI_CAPI_ENDPOINT": "bzr.openai.com/v1/events"}, ["E005"]),
+    ("E005", {"OPENAI_CAPI_ENDPOINT": "ftp://bzr.openai.com/v1/events"}, ["E005"]),
+    ("E005", {"OPENAI_CAPI_ENDPOINT": "https:///v1/events"}, ["E005"]),
+    ("E005", {"OPENAI_CAPI_ENDPOINT": "https://bzr.openai.com:port/v1"}, ["E005"]),
+    ("E005", {"OPENAI_CAPI_ENDPOINT": "http://[::1/v1/events"}, ["E005"]),
+    ("E005", {"OPENAI_CAPI_ENDPOINT": "https://bzr.openai.com/v1/events\n"}, ["E005"]),
+    ("E006", {"OPENAI_CAPI_ENDPOINT": "http://bzr.openai.com/v1/events"}, ["E006"]),
+    ("E006", {"OPENAI_CAPI_ENDPOINT": "http://10.0.0.5:8000/v1/events"}, ["E006"]),
+    ("E006", {"OPENAI_CAPI_ENDPOINT": "http://localhost.example.com/"}, ["E006"]),
+    (
+        "W003",
+        {"OPENAI_CAPI_ENDPOINT": "https://bzr.openai.com/v1/events?pid=1"},
+        ["W003"],
+    ),
+    ("W003", {"OPENAI_CAPI_ENDPOINT": "https://bzr.openai.com/v1/events#x"}, ["W003"]),
+    ("E007", {"OPENAI_CAPI_SEND_ENABLED": "false"}, ["E007"]),
+    ("E007", {"OPENAI_CAPI_SEND_ENABLED": 1}, ["E007"]),
+    ("E007", {"OPENAI_CAPI_SEND_ENABLED": None}, ["E007"]),
+    ("E008", {"OPENAI_CAPI_VALIDATE_ONLY": "true"}, ["E008"]),
+    ("E008", {"OPENAI_CAPI_VALIDATE_ONLY": 0}, ["E008"]),
+    ("W004", {"OPENAI_CAPI_VALIDATE_ONLY": True}, ["W004"]),
+    ("E009", {"OPENAI_CAPI_DISPATCH": "tasks"}, ["E009"]),
+    ("E009", {"OPENAI_CAPI_DISPATCH": "TASK"}, ["E009"]),
+    ("E009", {"OPENAI_CAPI_DISPATCH": None}, ["E009"]),
+    ("E010", {"OPENAI_CAPI_BATCH_SIZE": 0}, ["E010"]),
+    ("E010", {"OPENAI_CAPI_BATCH_SIZE": 1001}, ["E010"]),
+    ("E010", {"OPENAI_CAPI_BATCH_SIZE": True}, ["E010"]),
+    ("E010", {"OPENAI_CAPI_BATCH_SIZE": 100.0}, ["E010"]),
+    ("E010", {"OPENAI_CAPI_BATCH_SIZE": "100"}, ["E010"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": 0}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": -1.0}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": None}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": True}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": "10"}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": float("nan")}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": float("inf")}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": [3.0, 10.0]}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": (3.0,)}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": (3.0, 0)}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": (0, 10.0)}, ["E011"]),
+    ("E011", {"OPENAI_CAPI_TIMEOUT": (3.0, 10.0, 1.0)}, ["E011"]),
+    ("E012", {"OPENAI_CAPI_MAX_ATTEMPTS": 0}, ["E012"]),
+    ("E012", {"OPENAI_CAPI_MAX_ATTEMPTS": -3}, ["E012"]),
+    ("E012", {"OPENAI_CAPI_MAX_ATTEMPTS": 2.5}, ["E012"]),
+    ("E012", {"OPENAI_CAPI_MAX_ATTEMPTS": True}, ["E012"]),
+    ("E012", {"OPENAI_CAPI_MAX_ATTEMPTS": None}, ["E012"]),
+    # An invalid backoff says so once; the cap is not also blamed for it.
+    ("E013", {"OPENAI_CAPI_RETRY_BACKOFF": 0}, ["E013"]),
+    ("E013", {"OPENAI_CAPI_RETRY_BACKOFF": -30.0}, ["E013"]),
+    ("E013", {"OPENAI_CAPI_RETRY_BACKOFF": "30"}, ["E013"]),
+    ("E013", {"OPENAI_CAPI_RETRY_BACKOFF": None}, ["E013"]),
+    ("E013", {"OPENAI_CAPI_RETRY_BACKOFF": float("nan")}, ["E013"]),
+    ("E014", {"OPENAI_CAPI_RETRY_BACKOFF_MAX": 29.9}, ["E014"]),
+    ("E014", {"OPENAI_CAPI_RETRY_BACKOFF_MAX": 0}, ["E014"]),
+    ("E014", {"OPENAI_CAPI_RETRY_BACKOFF_MAX": None}, ["E014"]),
+    ("E014", {"OPENAI_CAPI_RETRY_BACKOFF_MAX": float("inf")}, ["E014"]),
+    (
+        "E014",
+        {"OPENAI_CAPI_RETRY_BACKOFF": 60, "OPENAI_CAPI_RETRY_BACKOFF_MAX": 59},
+        ["E014"],
+    ),
+    ("E015", {"OPENAI_CAPI_LEASE_SECONDS": 0}, ["E015"]),
+    ("E015", {"OPENAI_CAPI_LEASE_SECONDS": 300.0}, ["E015"]),
+    ("E015", {"OPENAI_CAPI_LEASE_SECONDS": True}, ["E015"]),
+    ("E015", {"OPENAI_CAPI_LEASE_SECONDS": None}, ["E015"]),
+    ("W005", {"OPENAI_CAPI_LEASE_SECONDS": 20}, ["W005"]),
+    ("W005", {"OPENAI_CAPI_LEASE_SECONDS": 5, "OPENAI_CAPI_TIMEOUT": 2.5}, ["W005"]),
+    (
+        "W005",
+        {"OPENAI_CAPI_LEASE_SECONDS": 60, "OPENAI_CAPI_TIMEOUT": (1.0, 30.0)},
+        ["W005"],
+    ),
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": ""}, ["E016"]),
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "   "}, ["E016"]),
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "-acme"}, ["E016"]),
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "_acme"}, ["E016"]),
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "acme measurement"}, ["E016"]),
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "acme!"}, ["E016"]),
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "acmé"}, ["E016"]),
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "a" * 65}, ["E016"]),
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": 42}, ["E016"]),
+    ("E017", {"OPENAI_CAPI_RETENTION_DAYS": 0}, ["E017"]),
+    ("E017", {"OPENAI_CAPI_RETENTION_DAYS": 7.5}, ["E017"]),
+    ("E017", {"OPENAI_CAPI_RETENTION_DAYS": None}, ["E017"]),
+    ("W006", {"OPENAI_CAPI_PIXELID": "px_main"}, ["W006"]),
+    (
+        "W006",
+        {"OPENAI_CAPI_ACCESS_TOKEN": "x", "OPENAI_CAPI_DEBUG": True},
+        ["W006", "W006"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param(overrides, expected, id=check_id)
+        for check_id, overrides, expected in BAD
+    ],
+)
+def test_bad_value_fires(settings, overrides, expected):
+    apply(settings, overrides)
+    assert ids() == expected
+    for message in check_settings():
+        assert "OPENAI_CAPI_" in message.msg
+        assert message.hint
+        assert "\n" not in message.msg + message.hint
+
+
+# Values next to the bad ones above that must stay silent.
+GOOD = [
+    {"OPENAI_CAPI_API_KEY": None, "OPENAI_CAPI_PIXEL_API_KEYS": {"px_main": "key"}},
+    {"OPENAI_CAPI_API_KEY": None, "OPENAI_CAPI_SEND_ENABLED": False},
+    {"OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": "key-a", "px_b": "key-b"}},
+    {"OPENAI_CAPI_ENDPOINT": "http://localhost:8000/v1/events"},
+    {"OPENAI_CAPI_ENDPOINT": "http://127.9.9.9:9/v1/events"},
+    {"OPENAI_CAPI_ENDPOINT": "http://[::1]:8080/v1/events"},
+    {"OPENAI_CAPI_ENDPOINT": "HTTPS://Staging.Example.com/v1/events"},
+    {"OPENAI_CAPI_ENDPOINT": "https://bzr.openai.com/v1/events?"},
+    {"OPENAI_CAPI_SEND_ENABLED": False},
+    {"OPENAI_CAPI_VALIDATE_ONLY": True, "DEBUG": True},
+    {"OPENAI_CAPI_DISPATCH": "inline"},
+    {"OPENAI_CAPI_DISPATCH": "none"},
+    {"OPENAI_CAPI_BATCH_SIZE": 1},
+    {"OPENAI_CAPI_BATCH_SIZE": 1000},
+    {"OPENAI_CAPI_TIMEOUT": 5},
+    {"OPENAI_CAPI_TIMEOUT": (3.05, 27)},
+    {"OPENAI_CAPI_MAX_ATTEMPTS": 1},
+    {"OPENAI_CAPI_RETRY_BACKOFF": 1, "OPENAI_CAPI_RETRY_BACKOFF_MAX": 1},
+    {"OPENAI_CAPI_RETRY_BACKOFF": 0.5},
+    {"OPENAI_CAPI_LEASE_SECONDS": 21},
+    {"OPENAI_CAPI_LEASE_SECONDS": 61, "OPENAI_CAPI_TIMEOUT": (100.0, 30.0)},
+    {"OPENAI_CAPI_INTEGRATION_SOURCE": "acme_measurement"},
+    {"OPENAI_CAPI_INTEGRATION_SOURCE": "  Acme-Measurement.v2 "},
+    {"OPENAI_CAPI_INTEGRATION_SOURCE": "9" + "a" * 63},
+    {"OPENAI_CAPI_RETENTION_DAYS": 1},
+]
+
+
+@pytest.mark.parametrize("overrides", GOOD)
+def test_good_value_is_silent(settings, overrides):
+    apply(settings, overrides)
+    assert check_settings() == []
+
+
+def test_levels_match_ids(settings):
+    apply(
+        settings,
+        {
+            "OPENAI_CAPI_BATCH_SIZE": 0,
+            "OPENAI_CAPI_PIXEL_ID": None,
+            "OPENAI_CAPI_ENDPOINT": "http://example.com/?x",
+        },
+    )
+    messages = check_settings()
+    assert [m.id for m in messages] == [
+        "django_openai_capi.W002",
+        "django_openai_capi.E006",
+        "django_openai_capi.W003",
+        "django_openai_capi.E010",
+    ]
+    for message in messages:
+        expected = Error if str(message.id).startswith(PREFIX + "E") else Warning
+        assert type(message) is expected
+
+
+def test_typo_suggests_the_closest_setting(settings):
+    settings.OPENAI_CAPI_PIXELID = "px_main"
+    settings.OPENAI_CAPI_FROBNICATE = True
+    by_name = {message.msg.split()[0]: message for message in check_settings()}
+    assert "did you mean OPENAI_CAPI_PIXEL_ID?" in by_name["OPENAI_CAPI_PIXELID"].msg
+    assert by_name["OPENAI_CAPI_PIXELID"].hint == "Rename it to OPENAI_CAPI_PIXEL_ID."
+    assert "did you mean" not in by_name["OPENAI_CAPI_FROBNICATE"].msg
+
+
+def test_e004_names_the_pixel(settings):
+    settings.OPENAI_CAPI_PIXEL_API_KEYS = {"px_other": "key\n"}
+    [message] = check_settings()
+    assert "OPENAI_CAPI_PIXEL_API_KEYS['px_other']" in message.msg
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"OPENAI_CAPI_API_KEY": FAKE_KEY + "\n"},
+        {"OPENAI_CAPI_API_KEY": " " + FAKE_KEY},
+        {"OPENAI_CAPI_API_KEY": "sk-svcacct SECRET"},
+        {"OPENAI_CAPI_API_KEY": FAKE_KEY.encode()},
+        {"OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": FAKE_KEY + "\n"}},
+        {"OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": FAKE_KEY.encode()}},
+        {"OPENAI_CAPI_PIXEL_API_KEYS": {FAKE_KEY: "px_a"}},
+        {"OPENAI_CAPI_PIXEL_API_KEYS": {FAKE_KEY + "\n": "px_a"}},
+        {"OPENAI_CAPI_PIXEL_API_KEYS": {" " + FAKE_KEY: "px_a"}},
+        {"OPENAI_CAPI_PIXEL_ID": FAKE_KEY + " "},
+        {"OPENAI_CAPI_ACCESS_TOKEN": FAKE_KEY},
+    ],
+)
+def test_no_message_contains_a_key(settings, overrides):
+    apply(settings, overrides)
+    messages = check_settings()
+    assert messages
+    for message in messages:
+        assert "SECRET" not in message.msg
+        assert "SECRET" not in (message.hint or "")
+
+
+def test_ids_are_unique_and_documented():
+    source = Path(checks.__file__).read_text(encoding="utf-8")
+    used = re.findall(r'id="django_openai_capi\.([EW]\d{3})"', source)
+    assert len(used) == len(set(used)), "an id is used twice"
+    documented = re.findall(
+        r"``django_openai_capi\.([EW]\d{3})``", checks.__doc__ or ""
+    )
+    assert len(documented) == len(set(documented))
+    assert set(used) == set(documented)
+    assert set(used) == {check_id for check_id, _overrides, _expected in BAD}
+
+
+def test_check_is_registered():
+    registered: list[object] = list(registry.get_checks())
+    assert check_settings in registered
+
+
+def test_manage_py_check_fails_on_an_error(settings):
+    settings.OPENAI_CAPI_BATCH_SIZE = 0
+    with pytest.raises(SystemCheckError, match=r"django_openai_capi\.E010"):
+        call_command("check")

@@ -1,0 +1,30 @@
+"""The README documents every setting and every check id that exists, and no others."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from django_openai_capi.conf import DEFAULTS, SETTING_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+CHECKS = (ROOT / "django_openai_capi" / "checks.py").read_text()
+
+
+def test_every_setting_is_in_the_settings_table_with_its_default():
+    rows = dict(
+        re.findall(r"^\| `(OPENAI_CAPI_\w+)` \| ([^|]+) \|", README, re.MULTILINE)
+    )
+    assert list(rows) == list(SETTING_NAMES)
+    for name, default in DEFAULTS.items():
+        if isinstance(default, bool | int | float | str):
+            assert repr(default).replace("'", '"') in rows[name], name
+
+
+def test_every_check_id_is_documented():
+    ids = set(re.findall(r'id="django_openai_capi\.([EW]\d{3})"', CHECKS))
+    documented = set()
+    for cell in re.findall(r"^\| ((?:`[EW]\d{3}`[ ,/]*)+) \|", README, re.MULTILINE):
+        documented.update(re.findall(r"[EW]\d{3}", cell))
+    assert ids and documented == ids
