@@ -37,14 +37,37 @@ class ExampleProjectTests(SimpleTestCase):
         assert result.returncode == 0, result.stderr
         assert "System check identified no issues" in result.stdout
 
-    def test_check_reports_setting_from_environment(self):
-        result = run_check(OPENAI_CAPI_BATCH_SIZE="5000")
+    def test_check_reports_each_misconfiguration_with_its_id(self):
+        cases = {
+            "django_openai_capi.E010": {"OPENAI_CAPI_BATCH_SIZE": "5000"},
+            "django_openai_capi.E009": {"OPENAI_CAPI_DISPATCH": "celery"},
+            "django_openai_capi.E006": {
+                "OPENAI_CAPI_ENDPOINT": "http://capi.example.com/v1/events"
+            },
+            "django_openai_capi.E016": {
+                "OPENAI_CAPI_INTEGRATION_SOURCE": "acme measurement"
+            },
+            "django_openai_capi.E002": {
+                "OPENAI_CAPI_API_KEY": "sk-pasted with a space"
+            },
+        }
+        for check_id, environ in cases.items():
+            with self.subTest(check_id):
+                result = run_check(**environ)
 
-        assert result.returncode != 0
-        assert "django_openai_capi.E010" in result.stderr
+                assert result.returncode != 0
+                assert check_id in result.stderr
+                assert "sk-pasted" not in result.stderr + result.stdout
 
     def test_unparsable_environment_value_names_the_variable(self):
         result = run_check(OPENAI_CAPI_VALIDATE_ONLY="ture")
 
         assert result.returncode != 0
-        assert "OPENAI_CAPI_VALIDATE_ONLY='ture' is not valid" in result.stderr
+        assert "OPENAI_CAPI_VALIDATE_ONLY is not valid" in result.stderr
+
+    def test_a_bad_pixel_api_keys_value_never_shows_a_key(self):
+        result = run_check(OPENAI_CAPI_PIXEL_API_KEYS="px1=sk-secret-one,px2")
+
+        assert result.returncode != 0
+        assert "OPENAI_CAPI_PIXEL_API_KEYS" in result.stderr
+        assert "sk-secret-one" not in result.stderr + result.stdout
