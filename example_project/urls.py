@@ -13,7 +13,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "<!doctype html><title>django-openai-capi demo</title>"
             "<h1>django-openai-capi demo</h1>"
             "<p>An example Django project with <code>django_openai_capi</code> installed."
-            " Conversion events are sent to <code>{}</code> for pixel <code>{}</code>"
+            " Conversion events will be sent to <code>{}</code> for pixel <code>{}</code>"
             " (by default a local fake of the Conversions API, with a made-up key).</p>"
             '<p><a href="/admin/">Admin</a> (the demo user is admin / admin).</p>',
             settings.OPENAI_CAPI_ENDPOINT,
