@@ -177,7 +177,7 @@ def _country(value: str) -> str:
     return code.upper()
 
 
-_GEO_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
+GEO_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
     "city": _geo_text,
     "region": _geo_text,
     "postal_code": _postal_code,
@@ -214,7 +214,7 @@ def normalize_advertising_id(value: str) -> str:
     return gaid
 
 
-_SCALAR_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
+SCALAR_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
     "ip_address": normalize_ip_address,
     "user_agent": _user_agent,
     "obref": _obref,
@@ -289,8 +289,8 @@ def collect_user(
         normalized = []
         for value, value_path in _values(raw, key_path, issues):
             try:
-                if key in _GEO_NORMALIZERS:
-                    normalized.append(_GEO_NORMALIZERS[key](value))
+                if key in GEO_NORMALIZERS:
+                    normalized.append(GEO_NORMALIZERS[key](value))
                 else:
                     normalized.append(hash_identifier(key, value))
             except Rejected as rejected:
@@ -315,7 +315,7 @@ def _collect_scalar(
         )
         return
     try:
-        user[key] = _SCALAR_NORMALIZERS[key](raw)
+        user[key] = SCALAR_NORMALIZERS[key](raw)
     except Rejected as rejected:
         issues.add(path, rejected.code, f"{rejected.message} (got {describe(raw)})")
 

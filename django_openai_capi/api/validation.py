@@ -10,17 +10,17 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Collection, Mapping
-from typing import Final
+from collections.abc import Callable, Collection, Mapping
+from typing import Final, TypeGuard
 from urllib.parse import unquote, urlsplit
 
 from django_openai_capi.api import spec
 from django_openai_capi.api.identity import (
+    GEO_NORMALIZERS,
+    SCALAR_NORMALIZERS,
     Rejected,
     describe,
     is_sha256_hex,
-    normalize_advertising_id,
-    normalize_ip_address,
 )
 from django_openai_capi.api.issues import IssueCollector
 from django_openai_capi.api.money import is_currency
@@ -52,7 +52,7 @@ def _one_of(value: object, allowed: Collection[str]) -> bool:
     return isinstance(value, str) and value in allowed
 
 
-def _is_text(value: object) -> bool:
+def _is_text(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value.strip())
 
 
@@ -341,9 +341,11 @@ def check_user(user: object, path: str, issues: IssueCollector) -> None:
                     )
         elif key in spec.GEO_USER_FIELDS:
             for item_path, item in _list_items(value, field_path, issues):
-                _check_geo(str(key), item, item_path, issues)
+                _check_raw_value(
+                    GEO_NORMALIZERS[spec.GEO_USER_FIELDS[key]], item, item_path, issues
+                )
         elif key in spec.SCALAR_USER_FIELDS:
-            _check_scalar_user_field(str(key), value, field_path, issues)
+            _check_raw_value(SCALAR_NORMALIZERS[key], value, field_path, issues)
         else:
             issues.add(
                 field_path,
@@ -363,47 +365,18 @@ def _list_items(
     return [(f"{path}[{index}]", item) for index, item in enumerate(value)]
 
 
-def _check_geo(field: str, value: object, path: str, issues: IssueCollector) -> None:
-    if not _is_text(value):
-        issues.add(
-            path, "invalid_type", f"must be a non-empty string, got {describe(value)}"
-        )
-        return
-    assert isinstance(value, str)
-    if field == "countries":
-        if not (value.isascii() and spec.COUNTRY_RE.fullmatch(value)):
-            issues.add(
-                path, "invalid_country", "must be a two-letter ISO 3166-1 country code"
-            )
-    elif field == "postal_codes":
-        if len(value.strip()) > spec.MAX_POSTAL_CODE_LENGTH or not all(
-            c.isalnum() or c in " -" for c in value.strip()
-        ):
-            issues.add(
-                path,
-                "invalid_postal_code",
-                "must be at most 32 letters, digits, spaces or hyphens",
-            )
-    elif len(value.strip()) > spec.MAX_GEO_LENGTH:
-        issues.add(
-            path, "too_long", f"must be at most {spec.MAX_GEO_LENGTH} characters"
-        )
-
-
-def _check_scalar_user_field(
-    field: str, value: object, path: str, issues: IssueCollector
+def _check_raw_value(
+    normalizer: Callable[[str], str], value: object, path: str, issues: IssueCollector
 ) -> None:
+    # The same rules as when identity is built, so a hand-made user object and a built
+    # one can never be judged differently.
     if not _is_text(value):
         issues.add(
             path, "invalid_type", f"must be a non-empty string, got {describe(value)}"
         )
         return
-    assert isinstance(value, str)
     try:
-        if field == "ip_address":
-            normalize_ip_address(value)
-        elif field == "android_advertising_id":
-            normalize_advertising_id(value)
+        normalizer(value)
     except Rejected as rejected:
         issues.add(path, rejected.code, rejected.message)
 

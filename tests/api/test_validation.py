@@ -388,7 +388,7 @@ class TestUser:
             "user.email": "unknown_field",
             "user.countries[0]": "invalid_country",
             "user.countries[1]": "invalid_type",
-            "user.postal_codes[0]": "invalid_postal_code",
+            "user.postal_codes[0]": "too_long",
             "user.cities[0]": "too_long",
             "user.ip_address": "invalid_ip_address",
             "user.user_agent": "invalid_type",
