@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django_openai_capi.api import spec
@@ -24,6 +24,9 @@ from django_openai_capi.api.validation import (
 )
 
 JSONObject = dict[str, Any]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def build_event(
@@ -83,7 +86,8 @@ def _timestamp_ms(event_time: object, now: int, issues: IssueCollector) -> objec
                 "event_time must be timezone-aware (USE_TZ, or tzinfo=UTC)",
             )
             return None
-        return int(event_time.timestamp() * 1000)
+        # Integer arithmetic: float seconds times 1000 can land a millisecond short.
+        return (event_time - _EPOCH) // _MILLISECOND
     # An int is taken as milliseconds; anything else is reported by the validator.
     return event_time
 

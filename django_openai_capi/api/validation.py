@@ -27,7 +27,20 @@ from django_openai_capi.api.money import is_currency
 
 # Raw email addresses in free-text fields (a custom field, a product name, a URL's query
 # string) are the usual way personal data leaks into conversion payloads.
-_EMAIL_RE: Final = re.compile(r"[^\s@/?&=:]+@[^\s@/?&=:]+\.[A-Za-z]{2,}")
+# Text is split into tokens first and each token matched whole, with patterns that
+# cannot backtrack: a regex search over free text was quadratic (1.8 s for 20 kB).
+_TOKEN_BREAK: Final = re.compile(r"[\s/?&=:,;<>()\[\]\"'|]+")
+_EMAIL_TOKEN: Final = re.compile(r"[^@]+@(?:[^.@]+\.)+[A-Za-z]{2,}")
+
+
+def looks_like_email(text: str) -> bool:
+    if "@" not in text:
+        return False
+    return any(
+        _EMAIL_TOKEN.fullmatch(token.rstrip("."))
+        for token in _TOKEN_BREAK.split(text)
+        if "@" in token
+    )
 
 
 def now_ms() -> int:
@@ -312,7 +325,7 @@ def _check_source_url(
             "invalid_source_url",
             f"must be an http(s) URL with a host, got {_given(url)}",
         )
-    elif _EMAIL_RE.search(unquote(url)):
+    elif looks_like_email(unquote(url)):
         issues.add(
             url_path,
             "raw_identifier",
@@ -526,7 +539,7 @@ def _check_contents(
                         "invalid_type",
                         f"must be a non-empty string, got {_given(value)}",
                     )
-                elif _EMAIL_RE.search(str(value)):
+                elif looks_like_email(value):
                     issues.add(
                         key_path,
                         "raw_identifier",
@@ -564,7 +577,7 @@ def _check_custom_field(value: object, path: str, issues: IssueCollector) -> Non
         if not math.isfinite(value):
             issues.add(path, "invalid_type", f"must be a finite number, got {value!r}")
     elif isinstance(value, str):
-        if _EMAIL_RE.search(value):
+        if looks_like_email(value):
             issues.add(
                 path,
                 "raw_identifier",

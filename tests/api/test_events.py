@@ -160,3 +160,11 @@ class TestEncoding:
                 [encode_event(order())], integration_source="acme measurement"
             )
         assert caught.value.paths == ["integration_source"]
+
+
+def test_sub_millisecond_times_round_down_exactly():
+    moment = NOW_DT.replace(microsecond=999_999)
+    assert (
+        order(event_time=moment, now=NOW + 1000)["timestamp_ms"]
+        == (NOW // 1000) * 1000 + 999
+    )

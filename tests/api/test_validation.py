@@ -6,6 +6,7 @@ import pytest
 
 from django_openai_capi.api import validate_event, validate_request
 from django_openai_capi.api.spec import EVENT_DATA_TYPES
+from django_openai_capi.api.validation import looks_like_email
 from django_openai_capi.exceptions import EventValidationError
 
 NOW = 1_790_000_000_000
@@ -469,3 +470,21 @@ def test_unhashable_values_where_names_belong_are_reported_not_crashed():
         "action_source": "invalid_action_source",
         "data.type": "invalid_event_data_type",
     }
+
+
+@pytest.mark.parametrize(
+    "text,found",
+    [
+        ("ada@example.com", True),
+        ("write to ada@example.com.", True),
+        ("mailto:ada@example.co.uk", True),
+        ("/thanks?email=ada@example.com&x=1", True),
+        ("(ada@example.com)", True),
+        ("@handle", False),
+        ("user@localhost", False),
+        ("price@2.50", False),
+        ("a" * 100_000, False),
+    ],
+)
+def test_what_counts_as_an_email_address_in_free_text(text, found):
+    assert looks_like_email(text) is found
