@@ -111,3 +111,14 @@ COUNTRY_RE: Final = re.compile(r"[A-Za-z]{2}")
 UUID_RE: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
+
+
+def is_integration_source(value: object) -> bool:
+    """Whether the API accepts ``value`` as ``integration_source``.
+
+    The API trims and lowercases before it validates; lowercasing is ASCII-only here,
+    because Unicode case mapping turns e.g. the Kelvin sign into a plain ``k``.
+    """
+    if not isinstance(value, str) or not value.isascii():
+        return False
+    return INTEGRATION_SOURCE_RE.fullmatch(value.strip().lower()) is not None

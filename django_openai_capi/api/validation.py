@@ -135,9 +135,7 @@ def check_request(
 
 def check_integration_source(value: object, path: str, issues: IssueCollector) -> None:
     # The API trims and lowercases before validating, so the same is done here.
-    if not isinstance(value, str) or not spec.INTEGRATION_SOURCE_RE.fullmatch(
-        value.strip().lower()
-    ):
+    if not spec.is_integration_source(value):
         issues.add(
             path,
             "invalid_integration_source",
