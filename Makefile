@@ -26,13 +26,13 @@ help:
 	@echo "make test   run the tests (SQLite; PostgreSQL when DATABASE_URL is set)"
 	@echo "make lint   ruff and mypy"
 	@echo "make tox    the Python x Django matrix (ENVS=py313-django6 for one env)"
-	@echo "make venv   create or update .venv (pip install -e . --group dev)"
+	@echo "make venv   create or update .venv (Django 5.2 LTS and the dev tools)"
 	@echo "make clean  remove the virtualenv, tox envs, caches and the demo database"
 
 $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
-	$(BIN)/python -m pip install --quiet -e . --group dev
+	$(BIN)/python -m pip install --quiet -e . --group dev --group django52
 	@rm -f $(VENV)/.installed-[0-9]*
 	@touch $@
 

@@ -7,7 +7,7 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 
 * ``django_openai_capi.E001`` OPENAI_CAPI_API_KEY is set but is not a string
 * ``django_openai_capi.E002`` OPENAI_CAPI_API_KEY is empty or contains whitespace
-* ``django_openai_capi.E003`` OPENAI_CAPI_PIXEL_ID is set but is not a non-empty string without whitespace
+* ``django_openai_capi.E003`` OPENAI_CAPI_PIXEL_ID is set but is not a non-empty string without whitespace, or looks like an API key
 * ``django_openai_capi.E004`` OPENAI_CAPI_PIXEL_API_KEYS is not a dict of pixel id -> key, both non-empty strings without whitespace
 * ``django_openai_capi.E005`` OPENAI_CAPI_ENDPOINT is not an absolute http(s) URL with a host
 * ``django_openai_capi.E006`` OPENAI_CAPI_ENDPOINT uses http:// for a host that is not loopback
@@ -22,12 +22,15 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.E015`` OPENAI_CAPI_LEASE_SECONDS is not a positive int
 * ``django_openai_capi.E016`` OPENAI_CAPI_INTEGRATION_SOURCE does not fit the API's format
 * ``django_openai_capi.E017`` OPENAI_CAPI_RETENTION_DAYS is not a positive int
+* ``django_openai_capi.E018`` OPENAI_CAPI_ENDPOINT contains credentials (user:password@)
 * ``django_openai_capi.W001`` no API key at all while sending is enabled
 * ``django_openai_capi.W002`` OPENAI_CAPI_PIXEL_ID is not set
 * ``django_openai_capi.W003`` OPENAI_CAPI_ENDPOINT has a query string or a fragment
 * ``django_openai_capi.W004`` OPENAI_CAPI_VALIDATE_ONLY is True while DEBUG is False
 * ``django_openai_capi.W005`` OPENAI_CAPI_LEASE_SECONDS is not above twice the read timeout
 * ``django_openai_capi.W006`` an unknown OPENAI_CAPI_* setting (a typo?)
+* ``django_openai_capi.W007`` the default pixel has no key while sending is enabled
+* ``django_openai_capi.W008`` OPENAI_CAPI_ENDPOINT's host is api.ads.openai.com, the Advertiser API
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ from django_openai_capi.api import spec
 from django_openai_capi.conf import SETTING_NAMES, Dispatch, raw_setting
 
 PREFIX = "OPENAI_CAPI_"
+
+# The Advertiser (management) API's host: the common wrong guess for where events go.
+_ADVERTISER_API_HOST = "api.ads.openai.com"
 
 _GET_A_KEY = (
     "Create a Conversions API key in Ads Manager → Conversions tab (scope "
@@ -155,16 +161,20 @@ def _check_pixel_id() -> list[CheckMessage]:
                 id="django_openai_capi.W002",
             )
         ]
-    problem = _token_problem(value)
-    if problem is None:
-        return []
-    return [
-        Error(
-            f"OPENAI_CAPI_PIXEL_ID should be a non-empty string without whitespace; it {problem}.",
-            hint="Copy the Pixel ID from Ads Manager → Conversions, or set None for no default pixel.",
-            id="django_openai_capi.E003",
+    if isinstance(value, str) and _looks_like_api_key(value):
+        # The pixel id travels in the URL's ?pid=, and from there into access logs.
+        message = "OPENAI_CAPI_PIXEL_ID should be a Pixel ID; it looks like an API key."
+        hint = (
+            "The pixel id is sent in the URL (?pid=) and so lands in access logs: put the "
+            + "key in OPENAI_CAPI_API_KEY and the Pixel ID from Ads Manager → Conversions here."
         )
-    ]
+    else:
+        problem = _token_problem(value)
+        if problem is None:
+            return []
+        message = f"OPENAI_CAPI_PIXEL_ID should be a non-empty string without whitespace; it {problem}."
+        hint = "Copy the Pixel ID from Ads Manager → Conversions, or set None for no default pixel."
+    return [Error(message, hint=hint, id="django_openai_capi.E003")]
 
 
 def _check_pixel_api_keys() -> list[CheckMessage]:
@@ -214,6 +224,35 @@ def _pixel_keys_error(message: str, *, hint: str) -> CheckMessage:
     return Error(message, hint=hint, id="django_openai_capi.E004")
 
 
+def _check_default_pixel_key() -> list[CheckMessage]:
+    # W001 covers no key at all; this is the per-pixel dict in use, but not for the
+    # default pixel, which then has no key. An invalid pixel id is left to E003.
+    if raw_setting("OPENAI_CAPI_SEND_ENABLED") is not True:
+        return []
+    pixel_id = raw_setting("OPENAI_CAPI_PIXEL_ID")
+    if (
+        not isinstance(pixel_id, str)
+        or _token_problem(pixel_id) is not None
+        or _looks_like_api_key(pixel_id)
+    ):
+        return []
+    api_key = raw_setting("OPENAI_CAPI_API_KEY")
+    pixel_keys = raw_setting("OPENAI_CAPI_PIXEL_API_KEYS")
+    if api_key not in (None, "") or not isinstance(pixel_keys, Mapping):
+        return []
+    if not pixel_keys or pixel_id in pixel_keys:
+        return []
+    return [
+        Warning(
+            f"OPENAI_CAPI_PIXEL_API_KEYS should have a key for OPENAI_CAPI_PIXEL_ID {pixel_id!r} "
+            + "when OPENAI_CAPI_API_KEY is not set: its events are recorded but not sent.",
+            hint=f"Add {pixel_id!r} to OPENAI_CAPI_PIXEL_API_KEYS, or set OPENAI_CAPI_API_KEY. "
+            + _GET_A_KEY,
+            id="django_openai_capi.W007",
+        )
+    ]
+
+
 # Where requests go.
 
 
@@ -228,6 +267,16 @@ def _check_endpoint() -> list[CheckMessage]:
             )
         ]
     messages: list[CheckMessage] = []
+    if "@" in parts.netloc:
+        # Neither the URL nor its user info is quoted: the password may be a key.
+        messages.append(
+            Error(
+                "OPENAI_CAPI_ENDPOINT should not contain credentials (user:password@ before the host).",
+                hint="Remove them and put the Conversions API key in OPENAI_CAPI_API_KEY; "
+                + "a URL ends up in logs and error messages.",
+                id="django_openai_capi.E018",
+            )
+        )
     if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
         messages.append(
             Error(
@@ -242,6 +291,16 @@ def _check_endpoint() -> list[CheckMessage]:
                 "OPENAI_CAPI_ENDPOINT should have no query string or fragment.",
                 hint="Remove them: the app adds ?pid=<pixel id> to every request itself.",
                 id="django_openai_capi.W003",
+            )
+        )
+    if (parts.hostname or "").rstrip(".") == _ADVERTISER_API_HOST:
+        messages.append(
+            Warning(
+                f"OPENAI_CAPI_ENDPOINT should not point at {_ADVERTISER_API_HOST}, the "
+                + "Advertiser API: it does not take conversion events.",
+                hint="Events go to https://bzr.openai.com/v1/events: use that URL, or remove "
+                + "the setting for the default.",
+                id="django_openai_capi.W008",
             )
         )
     return messages
@@ -428,9 +487,7 @@ def _check_integration_source() -> list[CheckMessage]:
     value = raw_setting("OPENAI_CAPI_INTEGRATION_SOURCE")
     if value is None:
         return []
-    if isinstance(value, str) and spec.INTEGRATION_SOURCE_RE.fullmatch(
-        value.strip().lower()
-    ):
+    if spec.is_integration_source(value):
         return []
     return [
         Error(
@@ -476,6 +533,7 @@ _CHECKS: tuple[Callable[[], list[CheckMessage]], ...] = (
     _check_any_api_key,
     _check_pixel_id,
     _check_pixel_api_keys,
+    _check_default_pixel_key,
     _check_endpoint,
     _check_send_enabled,
     _check_validate_only,

@@ -66,6 +66,18 @@ BAD = [
     ("E003", {"OPENAI_CAPI_PIXEL_ID": 12345}, ["E003"]),
     ("E003", {"OPENAI_CAPI_PIXEL_ID": "px main"}, ["E003"]),
     ("E003", {"OPENAI_CAPI_PIXEL_ID": "px_main\n"}, ["E003"]),
+    ("E003", {"OPENAI_CAPI_PIXEL_ID": FAKE_KEY}, ["E003"]),
+    ("E003", {"OPENAI_CAPI_PIXEL_ID": "sk-proj-" + "x" * 40}, ["E003"]),
+    # A key as the pixel id is E003 alone: W007 does not name it as a pixel.
+    (
+        "E003",
+        {
+            "OPENAI_CAPI_PIXEL_ID": FAKE_KEY,
+            "OPENAI_CAPI_API_KEY": None,
+            "OPENAI_CAPI_PIXEL_API_KEYS": {"px_other": "key"},
+        },
+        ["E003"],
+    ),
     ("W002", {"OPENAI_CAPI_PIXEL_ID": None}, ["W002"]),
     ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": None}, ["E004"]),
     ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": [("px_a", "key")]}, ["E004"]),
@@ -77,6 +89,24 @@ BAD = [
     ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {1: "key"}}, ["E004"]),
     ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {FAKE_KEY: "px_a"}}, ["E004"]),
     ("E004", {"OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": "", "px_b": 2}}, ["E004", "E004"]),
+    (
+        "W007",
+        {
+            "OPENAI_CAPI_API_KEY": None,
+            "OPENAI_CAPI_PIXEL_API_KEYS": {"px_other": "key"},
+        },
+        ["W007"],
+    ),
+    (
+        "W007",
+        {"OPENAI_CAPI_API_KEY": DELETE, "OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": "k"}},
+        ["W007"],
+    ),
+    (
+        "W007",
+        {"OPENAI_CAPI_API_KEY": "", "OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": "k"}},
+        ["E002", "W007"],
+    ),
     ("E005", {"OPENAI_CAPI_ENDPOINT": None}, ["E005"]),
     ("E005", {"OPENAI_CAPI_ENDPOINT": ""}, ["E005"]),
     ("E005", {"OPENAI_CAPI_ENDPOINT": "bzr.openai.com/v1/events"}, ["E005"]),
@@ -94,6 +124,28 @@ BAD = [
         ["W003"],
     ),
     ("W003", {"OPENAI_CAPI_ENDPOINT": "https://bzr.openai.com/v1/events#x"}, ["W003"]),
+    (
+        "W008",
+        {"OPENAI_CAPI_ENDPOINT": "https://api.ads.openai.com/v1/events"},
+        ["W008"],
+    ),
+    ("W008", {"OPENAI_CAPI_ENDPOINT": "https://API.Ads.OpenAI.com./v1"}, ["W008"]),
+    (
+        "E018",
+        {"OPENAI_CAPI_ENDPOINT": "https://user:SECRET@bzr.openai.com/v1/events"},
+        ["E018"],
+    ),
+    (
+        "E018",
+        {"OPENAI_CAPI_ENDPOINT": f"https://{FAKE_KEY}@bzr.openai.com/v1/events"},
+        ["E018"],
+    ),
+    ("E018", {"OPENAI_CAPI_ENDPOINT": "https://:SECRET@localhost/v1"}, ["E018"]),
+    (
+        "E018",
+        {"OPENAI_CAPI_ENDPOINT": "http://u:SECRET@api.ads.openai.com/v1?pid=1"},
+        ["E018", "E006", "W003", "W008"],
+    ),
     ("E007", {"OPENAI_CAPI_SEND_ENABLED": "false"}, ["E007"]),
     ("E007", {"OPENAI_CAPI_SEND_ENABLED": 1}, ["E007"]),
     ("E007", {"OPENAI_CAPI_SEND_ENABLED": None}, ["E007"]),
@@ -158,6 +210,8 @@ BAD = [
     ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "acme measurement"}, ["E016"]),
     ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "acme!"}, ["E016"]),
     ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "acmé"}, ["E016"]),
+    # The Kelvin sign, which str.lower() turns into an ASCII "k".
+    ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "\u212aacme"}, ["E016"]),
     ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "a" * 65}, ["E016"]),
     ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": 42}, ["E016"]),
     ("E017", {"OPENAI_CAPI_RETENTION_DAYS": 0}, ["E017"]),
@@ -193,11 +247,26 @@ GOOD = [
     {"OPENAI_CAPI_API_KEY": None, "OPENAI_CAPI_PIXEL_API_KEYS": {"px_main": "key"}},
     {"OPENAI_CAPI_API_KEY": None, "OPENAI_CAPI_SEND_ENABLED": False},
     {"OPENAI_CAPI_PIXEL_API_KEYS": {"px_a": "key-a", "px_b": "key-b"}},
+    {"OPENAI_CAPI_PIXEL_ID": "px_sk-main"},
+    {"OPENAI_CAPI_PIXEL_ID": "sk_main"},
+    {
+        "OPENAI_CAPI_API_KEY": None,
+        "OPENAI_CAPI_PIXEL_API_KEYS": {"px_main": "key", "px_other": "key"},
+    },
+    {
+        "OPENAI_CAPI_API_KEY": None,
+        "OPENAI_CAPI_PIXEL_API_KEYS": {"px_other": "key"},
+        "OPENAI_CAPI_SEND_ENABLED": False,
+    },
     {"OPENAI_CAPI_ENDPOINT": "http://localhost:8000/v1/events"},
     {"OPENAI_CAPI_ENDPOINT": "http://127.9.9.9:9/v1/events"},
     {"OPENAI_CAPI_ENDPOINT": "http://[::1]:8080/v1/events"},
     {"OPENAI_CAPI_ENDPOINT": "HTTPS://Staging.Example.com/v1/events"},
     {"OPENAI_CAPI_ENDPOINT": "https://bzr.openai.com/v1/events?"},
+    {"OPENAI_CAPI_ENDPOINT": "https://bzr.openai.com/v1/events"},
+    {"OPENAI_CAPI_ENDPOINT": "https://api.ads.openai.com.example.com/v1/events"},
+    {"OPENAI_CAPI_ENDPOINT": "https://ads.openai.com/v1/events"},
+    {"OPENAI_CAPI_ENDPOINT": "https://fake.example.com/v1/user@events"},
     {"OPENAI_CAPI_SEND_ENABLED": False},
     {"OPENAI_CAPI_VALIDATE_ONLY": True, "DEBUG": True},
     {"OPENAI_CAPI_DISPATCH": "inline"},
@@ -214,6 +283,7 @@ GOOD = [
     {"OPENAI_CAPI_INTEGRATION_SOURCE": "acme_measurement"},
     {"OPENAI_CAPI_INTEGRATION_SOURCE": "  Acme-Measurement.v2 "},
     {"OPENAI_CAPI_INTEGRATION_SOURCE": "9" + "a" * 63},
+    {"OPENAI_CAPI_INTEGRATION_SOURCE": "kacme"},
     {"OPENAI_CAPI_RETENTION_DAYS": 1},
 ]
 
@@ -260,6 +330,29 @@ def test_e004_names_the_pixel(settings):
     assert "OPENAI_CAPI_PIXEL_API_KEYS['px_other']" in message.msg
 
 
+def test_w007_names_the_default_pixel(settings):
+    settings.OPENAI_CAPI_API_KEY = None
+    settings.OPENAI_CAPI_PIXEL_API_KEYS = {"px_other": "key"}
+    [message] = check_settings()
+    assert "OPENAI_CAPI_PIXEL_ID 'px_main'" in message.msg
+    assert "'px_main'" in (message.hint or "")
+
+
+def test_w008_hint_gives_the_events_url(settings):
+    settings.OPENAI_CAPI_ENDPOINT = "https://api.ads.openai.com/v1/events"
+    [message] = check_settings()
+    assert "https://bzr.openai.com/v1/events" in (message.hint or "")
+
+
+def test_e018_does_not_echo_the_url(settings):
+    settings.OPENAI_CAPI_ENDPOINT = "https://someone:hunter2@fake.example.com/v1"
+    [message] = check_settings()
+    text = message.msg + (message.hint or "")
+    for part in ("someone", "hunter2", "fake.example.com"):
+        assert part not in text
+    assert "OPENAI_CAPI_API_KEY" in (message.hint or "")
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -273,6 +366,15 @@ def test_e004_names_the_pixel(settings):
         {"OPENAI_CAPI_PIXEL_API_KEYS": {FAKE_KEY + "\n": "px_a"}},
         {"OPENAI_CAPI_PIXEL_API_KEYS": {" " + FAKE_KEY: "px_a"}},
         {"OPENAI_CAPI_PIXEL_ID": FAKE_KEY + " "},
+        {"OPENAI_CAPI_PIXEL_ID": FAKE_KEY},
+        {
+            "OPENAI_CAPI_PIXEL_ID": FAKE_KEY,
+            "OPENAI_CAPI_API_KEY": None,
+            "OPENAI_CAPI_PIXEL_API_KEYS": {"px_other": "key"},
+        },
+        {"OPENAI_CAPI_ENDPOINT": "https://user:SECRET@bzr.openai.com/v1/events"},
+        {"OPENAI_CAPI_ENDPOINT": f"https://{FAKE_KEY}@bzr.openai.com/v1/events"},
+        {"OPENAI_CAPI_ENDPOINT": f"http://u:{FAKE_KEY}@api.ads.openai.com/v1?pid=1"},
         {"OPENAI_CAPI_ACCESS_TOKEN": FAKE_KEY},
     ],
 )

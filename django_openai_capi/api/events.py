@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django_openai_capi.api import spec
+from django_openai_capi.api.canonical import dumps
 from django_openai_capi.api.identity import collect_user
 from django_openai_capi.api.issues import IssueCollector
 from django_openai_capi.api.validation import (
@@ -85,7 +86,7 @@ def _timestamp_ms(event_time: object, now: int, issues: IssueCollector) -> objec
                 "naive_datetime",
                 "event_time must be timezone-aware (USE_TZ, or tzinfo=UTC)",
             )
-            return None
+            return now  # the event is refused anyway; no second issue for the field
         # Integer arithmetic: float seconds times 1000 can land a millisecond short.
         return (event_time - _EPOCH) // _MILLISECOND
     # An int is taken as milliseconds; anything else is reported by the validator.
@@ -107,7 +108,7 @@ def _data(event_type: object, data: object, issues: IssueCollector) -> object:
         issues.add(
             "data.type",
             "invalid_event_data_type",
-            f"is fixed by the event type ({expected!r}); leave it out, got {given_type!r}",
+            f"is fixed by the event type ({expected!r}); leave it out",
         )
     built: JSONObject = {**data, "type": expected}
     _upper_currency(built)
@@ -121,24 +122,38 @@ def _data(event_type: object, data: object, issues: IssueCollector) -> object:
 
 
 def _upper_currency(container: JSONObject) -> JSONObject:
-    # The API uppercases currency codes itself; doing it here keeps stored payloads canonical.
-    if isinstance(container.get("currency"), str):
-        container["currency"] = container["currency"].upper()
+    # The API uppercases currency codes itself; doing it here keeps stored payloads
+    # canonical. ASCII only: Unicode case mapping would turn "ınr" into "INR".
+    currency = container.get("currency")
+    if isinstance(currency, str) and currency.isascii():
+        container["currency"] = currency.upper()
     return container
 
 
-def strip_empty(value: Any) -> Any:
-    """Drop ``None``, ``""``, ``[]`` and ``{}`` values from objects, recursively.
+def strip_empty(event: Mapping[Any, Any]) -> JSONObject:
+    """Drop ``None``, ``""``, ``[]`` and ``{}`` fields from an event.
 
-    List items are kept as they are, so that a ``None`` in ``contents`` is reported by the
-    validator instead of silently vanishing.
+    From the event itself, its ``user``, its ``data`` and each content item. List items
+    are kept (a ``None`` in ``contents`` is reported by the validator instead of
+    vanishing), and so is everything inside a custom field or ``variant_dict``: those
+    are the host's own values, sent as given.
     """
-    if isinstance(value, Mapping):
-        stripped = {key: strip_empty(item) for key, item in value.items()}
-        return {key: item for key, item in stripped.items() if not _is_empty(item)}
-    if isinstance(value, list):
-        return [strip_empty(item) for item in value]
-    return value
+    stripped = _without_empty(event)
+    if isinstance(stripped.get("user"), Mapping):
+        stripped["user"] = _without_empty(stripped["user"])
+    if isinstance(stripped.get("data"), Mapping):
+        data = _without_empty(stripped["data"])
+        if isinstance(data.get("contents"), list):
+            data["contents"] = [
+                _without_empty(item) if isinstance(item, Mapping) else item
+                for item in data["contents"]
+            ]
+        stripped["data"] = _without_empty(data)
+    return _without_empty(stripped)
+
+
+def _without_empty(mapping: Mapping[Any, Any]) -> JSONObject:
+    return {key: value for key, value in mapping.items() if not _is_empty(value)}
 
 
 def _is_empty(value: object) -> bool:
@@ -147,13 +162,7 @@ def _is_empty(value: object) -> bool:
 
 def encode_event(event: Mapping[str, object]) -> str:
     """The canonical JSON of an event: sorted keys, no spaces, UTF-8 text, no NaN."""
-    return json.dumps(
-        event,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    return dumps(event)
 
 
 def encode_request(

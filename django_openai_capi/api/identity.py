@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from django_openai_capi.api import spec
-from django_openai_capi.api.issues import IssueCollector
+from django_openai_capi.api.issues import IssueCollector, join
 
 #: The keys ``ModelConversion.get_user`` and ``track(user=...)`` accept.
 IDENTITY_KEYS: Final = (
@@ -37,8 +37,8 @@ IDENTITY_KEYS: Final = (
 )
 
 _ASCII_PUNCTUATION: Final = frozenset(string.punctuation)
-# Characters the docs strip from phone numbers before the digits are checked.
-_PHONE_SEPARATORS: Final = frozenset(" ()-.\t\n\r\f\v")
+# Besides whitespace, the characters the docs strip from phone numbers.
+_PHONE_SEPARATORS: Final = frozenset("().-")
 _HEX_DIGITS: Final = frozenset(string.hexdigits)
 
 
@@ -69,7 +69,9 @@ def normalize_email(value: str) -> str:
 
 
 def normalize_phone(value: str) -> str:
-    stripped = "".join(c for c in value if c not in _PHONE_SEPARATORS)
+    stripped = "".join(
+        c for c in value if not c.isspace() and c not in _PHONE_SEPARATORS
+    )
     digits = stripped.removeprefix("+").lstrip("0")
     if not digits.isascii() or not digits.isdigit():
         raise Rejected(
@@ -139,17 +141,21 @@ def hash_identifier(kind: str, value: str) -> str:
     stripped = value.strip()
     if is_sha256_hex(stripped):
         return stripped.lower()
-    return hashlib.sha256(normalize(kind, value).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_utf8(normalize(kind, value))).hexdigest()
+
+
+def _utf8(value: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate, which json.loads lets through from "\ud800" escapes.
+        raise Rejected("invalid_text", "is not valid Unicode text") from None
 
 
 def _geo_text(value: str) -> str:
-    text = value.strip()
-    if len(text) > spec.MAX_GEO_LENGTH:
-        raise Rejected(
-            "too_long",
-            f"must be at most {spec.MAX_GEO_LENGTH} characters, got {len(text)}",
-        )
-    return text
+    # Sent raw; the API itself trims, lowercases and caps cities and regions at 128
+    # characters, so a longer value is not an error.
+    return value.strip()
 
 
 def _postal_code(value: str) -> str:
@@ -161,8 +167,7 @@ def _postal_code(value: str) -> str:
         )
     if len(code) > spec.MAX_POSTAL_CODE_LENGTH:
         raise Rejected(
-            "too_long",
-            f"must be at most {spec.MAX_POSTAL_CODE_LENGTH} characters, got {len(code)}",
+            "too_long", f"must be at most {spec.MAX_POSTAL_CODE_LENGTH} characters"
         )
     return code
 
@@ -177,7 +182,7 @@ def _country(value: str) -> str:
     return code.upper()
 
 
-GEO_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
+_GEO_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
     "city": _geo_text,
     "region": _geo_text,
     "postal_code": _postal_code,
@@ -186,12 +191,18 @@ GEO_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
 
 
 def normalize_ip_address(value: str) -> str:
+    # Checked, then sent as given: the compressed form of an IPv4-mapped IPv6 address
+    # differs between Python versions, and stored payloads must not.
+    address = value.strip()
     try:
-        return ipaddress.ip_address(value.strip()).compressed
+        ipaddress.ip_address(address)
     except ValueError:
-        raise Rejected(
-            "invalid_ip_address", "must be an IPv4 or IPv6 address"
-        ) from None
+        valid = False
+    else:
+        valid = "%" not in address  # a zone id means nothing off the host
+    if not valid:
+        raise Rejected("invalid_ip_address", "must be an IPv4 or IPv6 address")
+    return address
 
 
 def _user_agent(value: str) -> str:
@@ -214,7 +225,7 @@ def normalize_advertising_id(value: str) -> str:
     return gaid
 
 
-SCALAR_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
+_SCALAR_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
     "ip_address": normalize_ip_address,
     "user_agent": _user_agent,
     "obref": _obref,
@@ -222,10 +233,25 @@ SCALAR_NORMALIZERS: Final[dict[str, Callable[[str], str]]] = {
 }
 
 
+_RAW_NORMALIZERS: Final = {**_GEO_NORMALIZERS, **_SCALAR_NORMALIZERS}
+
+
+def normalize_raw(key: str, value: str) -> str:
+    """The form in which a raw (unhashed) identity value of ``key`` is sent.
+
+    For ``city``, ``region``, ``postal_code``, ``country``, ``ip_address``,
+    ``user_agent``, ``obref`` and ``android_advertising_id``; raises :class:`Rejected`.
+    """
+    _utf8(value)
+    return _RAW_NORMALIZERS[key](value)
+
+
 def describe(value: object) -> str:
     """What was given, without the value itself: identity values are personal data."""
     if isinstance(value, str):
         return f"a string of {len(value)} characters"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "an integer"
     return f"a value of type {type(value).__name__}"
 
 
@@ -279,7 +305,7 @@ def collect_user(
         return {}
     user: dict[str, object] = {}
     for key, raw in identity.items():
-        key_path = f"{path}.{key}"
+        key_path = join(path, key)
         if not isinstance(key, str) or key not in IDENTITY_KEYS:
             issues.add(key_path, "unknown_identity_key", _unknown_key_message(key))
             continue
@@ -289,8 +315,8 @@ def collect_user(
         normalized = []
         for value, value_path in _values(raw, key_path, issues):
             try:
-                if key in GEO_NORMALIZERS:
-                    normalized.append(GEO_NORMALIZERS[key](value))
+                if key in _GEO_NORMALIZERS:
+                    normalized.append(normalize_raw(key, value))
                 else:
                     normalized.append(hash_identifier(key, value))
             except Rejected as rejected:
@@ -315,7 +341,7 @@ def _collect_scalar(
         )
         return
     try:
-        user[key] = SCALAR_NORMALIZERS[key](raw)
+        user[key] = normalize_raw(key, raw)
     except Rejected as rejected:
         issues.add(path, rejected.code, f"{rejected.message} (got {describe(raw)})")
 

@@ -1,8 +1,15 @@
-"""Collecting every problem of an event before raising one error."""
+"""Collecting every problem of an event before raising one error, and naming its place."""
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 from django_openai_capi.exceptions import EventValidationError, ValidationIssue
+
+# Keys of the host's own dicts end up in error paths, and so in logs and the admin: only
+# plain names are shown, so that a value mistakenly used as a key (an email address) is not.
+_PLAIN_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
 
 class IssueCollector:
@@ -15,3 +22,9 @@ class IssueCollector:
     def raise_if_any(self) -> None:
         if self.issues:
             raise EventValidationError(self.issues)
+
+
+def join(path: str, key: object) -> str:
+    """``path.key``, with ``<key>`` in place of a key that is not a plain name."""
+    name = key if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else "<key>"
+    return f"{path}.{name}" if path else name

@@ -99,7 +99,6 @@ USER_FIELDS: Final = (
 
 #: The API uses the first three valid, unique values of each list and ignores the rest.
 MAX_USER_LIST_VALUES: Final = 3
-MAX_GEO_LENGTH: Final = 128
 MAX_POSTAL_CODE_LENGTH: Final = 32
 
 CUSTOM_EVENT_NAME_RE: Final = re.compile(
@@ -122,3 +121,11 @@ def is_integration_source(value: object) -> bool:
     if not isinstance(value, str) or not value.isascii():
         return False
     return INTEGRATION_SOURCE_RE.fullmatch(value.strip().lower()) is not None
+
+
+#: The largest integer accepted where the API takes an integer (a signed 64-bit value):
+#: larger ones are not real amounts, and JSON readers on the other side may not hold them.
+MAX_INTEGER: Final = 2**63 - 1
+
+#: How deep a custom field value may nest.
+MAX_CUSTOM_DEPTH: Final = 32

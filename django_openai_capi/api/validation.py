@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Final, TypeGuard
 from urllib.parse import unquote, urlsplit
 
 from django_openai_capi.api import spec
+from django_openai_capi.api.canonical import dumps
 from django_openai_capi.api.identity import (
-    GEO_NORMALIZERS,
-    SCALAR_NORMALIZERS,
     Rejected,
     describe,
     is_sha256_hex,
+    normalize_raw,
 )
-from django_openai_capi.api.issues import IssueCollector
+from django_openai_capi.api.issues import IssueCollector, join
 from django_openai_capi.api.money import is_currency
 
 # Raw email addresses in free-text fields (a custom field, a product name, a URL's query
 # string) are the usual way personal data leaks into conversion payloads.
 # Text is split into tokens first and each token matched whole, with patterns that
 # cannot backtrack: a regex search over free text was quadratic (1.8 s for 20 kB).
-_TOKEN_BREAK: Final = re.compile(r"[\s/?&=:,;<>()\[\]\"'|]+")
+_TOKEN_BREAK: Final = re.compile(r"[\s/?&=:,;<>()\[\]\"'|“”‘’«»]+")
 _EMAIL_TOKEN: Final = re.compile(r"[^@]+@(?:[^.@]+\.)+[A-Za-z]{2,}")
 
 
@@ -47,17 +48,29 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def join(path: str, field: str) -> str:
-    return f"{path}.{field}" if path else field
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
+_REPR.maxlevel = 2
 
 
 def _given(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A short repr for fields that hold names and numbers, never free text or identity."""
+    try:
+        return _REPR.repr(value)
+    except ValueError:  # an int too long to print (over 4,300 digits)
+        return describe(value)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def _one_of(value: object, allowed: Collection[str]) -> bool:
@@ -66,7 +79,7 @@ def _one_of(value: object, allowed: Collection[str]) -> bool:
 
 
 def _is_text(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and bool(value.strip())
+    return isinstance(value, str) and bool(value.strip()) and _encodable(value)
 
 
 def validate_request(body: object, *, now: int | None = None) -> None:
@@ -152,10 +165,32 @@ def check_event(
             path, "invalid_type", f"an event must be an object, got {describe(event)}"
         )
         return
+    known = len(issues.issues)
+    _check_event_fields(event, path, issues, now_ms() if now is None else now)
+    if len(issues.issues) == known:
+        _check_encodable(event, path, issues)
+
+
+def _check_encodable(
+    event: Mapping[object, object], path: str, issues: IssueCollector
+) -> None:
+    # The rules above cover what JSON can carry; this catches what they cannot foresee
+    # (a mapping type json does not know, a cycle), so that a valid event always encodes.
+    try:
+        dumps(event).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as error:
+        issues.add(
+            path, "not_json", f"cannot be encoded as JSON ({type(error).__name__})"
+        )
+
+
+def _check_event_fields(
+    event: Mapping[object, object], path: str, issues: IssueCollector, now: int
+) -> None:
     for key in event:
         if key not in spec.EVENT_FIELDS:
             issues.add(
-                join(path, str(key)),
+                join(path, key),
                 "unknown_field",
                 f"is not an event field; use {', '.join(sorted(spec.EVENT_FIELDS))}",
             )
@@ -176,12 +211,7 @@ def check_event(
         )
         event_type = None
 
-    _check_timestamp(
-        event.get("timestamp_ms"),
-        join(path, "timestamp_ms"),
-        issues,
-        now_ms() if now is None else now,
-    )
+    _check_timestamp(event.get("timestamp_ms"), join(path, "timestamp_ms"), issues, now)
     _check_custom_event_name(event, event_type, path, issues)
     action_source = _check_action_source(event, event_type, path, issues)
     _check_source_url(event, action_source, path, issues)
@@ -223,13 +253,13 @@ def _check_timestamp(
         issues.add(
             path,
             "event_timestamp_too_old",
-            f"must be within the last 7 days, got {value}",
+            f"must be within the last 7 days, got {_given(value)}",
         )
     elif value > now + spec.MAX_EVENT_SKEW_MS:
         issues.add(
             path,
             "event_timestamp_in_future",
-            f"must be no more than 10 minutes ahead, got {value}",
+            f"must be no more than 10 minutes ahead, got {_given(value)}",
         )
 
 
@@ -242,7 +272,8 @@ def _check_custom_event_name(
     name_path = join(path, "custom_event_name")
     name = event.get("custom_event_name")
     if event_type != "custom":
-        if "custom_event_name" in event:
+        # With an unknown type, whether a name is allowed cannot be said: stay quiet.
+        if event_type is not None and "custom_event_name" in event:
             issues.add(
                 name_path,
                 "custom_event_name_not_allowed",
@@ -258,7 +289,7 @@ def _check_custom_event_name(
             name_path,
             "invalid_custom_event_name",
             "must be 1-64 letters, digits, '_' or '-', starting and ending with a letter or digit, "
-            f"got {_given(name)}",
+            f"got {describe(name)}",
         )
     elif name.lower() in spec.STANDARD_EVENT_TYPES:
         issues.add(
@@ -317,13 +348,16 @@ def _check_source_url(
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)
     except ValueError:
         valid = False
-    if not valid:
+    if not valid or not _encodable(url):
         issues.add(
             url_path,
             "invalid_source_url",
-            f"must be an http(s) URL with a host, got {_given(url)}",
+            f"must be an http(s) URL with a host, got {describe(url)}",
         )
-    elif looks_like_email(unquote(url)):
+    # Only the query and fragment: paths such as /img/logo@2x.png are not addresses.
+    elif looks_like_email(unquote(parts.query)) or looks_like_email(
+        unquote(parts.fragment)
+    ):
         issues.add(
             url_path,
             "raw_identifier",
@@ -337,7 +371,7 @@ def check_user(user: object, path: str, issues: IssueCollector) -> None:
         issues.add(path, "invalid_type", f"must be an object, got {describe(user)}")
         return
     for key, value in user.items():
-        field_path = join(path, str(key))
+        field_path = join(path, key)
         if key in spec.HASHED_USER_FIELDS:
             for item_path, item in _list_items(value, field_path, issues):
                 if not (
@@ -352,11 +386,9 @@ def check_user(user: object, path: str, issues: IssueCollector) -> None:
                     )
         elif key in spec.GEO_USER_FIELDS:
             for item_path, item in _list_items(value, field_path, issues):
-                _check_raw_value(
-                    GEO_NORMALIZERS[spec.GEO_USER_FIELDS[key]], item, item_path, issues
-                )
+                _check_raw_value(spec.GEO_USER_FIELDS[key], item, item_path, issues)
         elif key in spec.SCALAR_USER_FIELDS:
-            _check_raw_value(SCALAR_NORMALIZERS[key], value, field_path, issues)
+            _check_raw_value(key, value, field_path, issues)
         else:
             issues.add(
                 field_path,
@@ -377,7 +409,7 @@ def _list_items(
 
 
 def _check_raw_value(
-    normalizer: Callable[[str], str], value: object, path: str, issues: IssueCollector
+    key: str, value: object, path: str, issues: IssueCollector
 ) -> None:
     # The same rules as when identity is built, so a hand-made user object and a built
     # one can never be judged differently.
@@ -387,7 +419,7 @@ def _check_raw_value(
         )
         return
     try:
-        normalizer(value)
+        normalize_raw(key, value)
     except Rejected as rejected:
         issues.add(path, rejected.code, rejected.message)
 
@@ -431,9 +463,15 @@ def check_data(
     for key, value in data.items():
         if key == "type":
             continue
-        key_path = join(path, str(key))
-        if shape == "custom" and key not in allowed:
-            _check_custom_field(value, key_path, issues)
+        key_path = join(path, key)
+        if not isinstance(key, str):
+            issues.add(
+                key_path,
+                "invalid_type",
+                f"field names must be strings, got {describe(key)}",
+            )
+        elif shape == "custom" and key not in allowed:
+            _check_custom_field(value, key_path, issues, depth=1)
         elif shape is not None and key not in allowed:
             issues.add(
                 key_path,
@@ -450,7 +488,7 @@ def check_data(
         issues.add(
             join(path, "plan_id"),
             "invalid_type",
-            f"must be a non-empty string, got {_given(data['plan_id'])}",
+            f"must be a non-empty string, got {describe(data['plan_id'])}",
         )
     if "contents" in data and "contents" in allowed:
         _check_contents(
@@ -487,9 +525,11 @@ def _check_money(
                 "invalid_amount",
                 f"must be an integer in the currency's minor unit, got {_given(amount)}{hint}",
             )
-        elif amount < 0:
+        elif not 0 <= amount <= spec.MAX_INTEGER:
             issues.add(
-                amount_path, "invalid_amount", f"must not be negative, got {amount}"
+                amount_path,
+                "invalid_amount",
+                f"must be from 0 to 2**63-1, got {_given(amount)}",
             )
         if "currency" not in container and not is_currency(inherited_currency):
             issues.add(
@@ -523,7 +563,7 @@ def _check_contents(
             )
             continue
         for key, value in item.items():
-            key_path = join(item_path, str(key))
+            key_path = join(item_path, key)
             if key not in spec.CONTENT_FIELDS:
                 issues.add(
                     key_path,
@@ -535,7 +575,7 @@ def _check_contents(
                     issues.add(
                         key_path,
                         "invalid_type",
-                        f"must be a non-empty string, got {_given(value)}",
+                        f"must be a non-empty string, got {describe(value)}",
                     )
                 elif looks_like_email(value):
                     issues.add(
@@ -544,7 +584,7 @@ def _check_contents(
                         "contains what looks like an email address",
                     )
             elif key == "quantity" and not (
-                _is_int(value) and isinstance(value, int) and value >= 1
+                _is_int(value) and 1 <= value <= spec.MAX_INTEGER
             ):
                 issues.add(
                     key_path,
@@ -558,45 +598,59 @@ def _check_contents(
 
 def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> None:
     if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        isinstance(k, str) and _encodable(k) and isinstance(v, str) and _encodable(v)
+        for k, v in value.items()
     ):
         issues.add(
             path,
             "invalid_variant_dict",
-            f"must map strings to strings, got {_given(value)}",
+            f"must map strings to strings, got {describe(value)}",
         )
 
 
-def _check_custom_field(value: object, path: str, issues: IssueCollector) -> None:
-    """Custom fields take any JSON value; floats must be finite and text must hold no email."""
-    if value is None or isinstance(value, bool | int):
+def _check_custom_field(
+    value: object, path: str, issues: IssueCollector, *, depth: int
+) -> None:
+    """Custom fields take any JSON value: finite numbers, 64-bit integers, text with no
+    email address in it, and objects and arrays of those, not too deeply nested."""
+    if value is None or isinstance(value, bool):
         return
-    if isinstance(value, float):
+    if isinstance(value, int):
+        if not -spec.MAX_INTEGER <= value <= spec.MAX_INTEGER:
+            issues.add(path, "invalid_type", "must fit in a 64-bit integer")
+    elif isinstance(value, float):
         if not math.isfinite(value):
             issues.add(path, "invalid_type", f"must be a finite number, got {value!r}")
     elif isinstance(value, str):
-        if looks_like_email(value):
+        if not _encodable(value):
+            issues.add(path, "invalid_type", "is not valid Unicode text")
+        elif looks_like_email(value):
             issues.add(
                 path,
                 "raw_identifier",
                 "contains what looks like an email address; hash it or leave it out",
             )
+    elif not isinstance(value, list | Mapping):
+        issues.add(
+            path,
+            "invalid_type",
+            "must be a JSON value (string, number, boolean, object, array or null), "
+            f"got {describe(value)}",
+        )
+    elif depth >= spec.MAX_CUSTOM_DEPTH:
+        issues.add(
+            path, "too_deep", f"must not nest more than {spec.MAX_CUSTOM_DEPTH} levels"
+        )
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_custom_field(item, f"{path}[{index}]", issues)
-    elif isinstance(value, Mapping):
+            _check_custom_field(item, f"{path}[{index}]", issues, depth=depth + 1)
+    else:
         for key, item in value.items():
-            if not isinstance(key, str):
+            if not isinstance(key, str) or not _encodable(key):
                 issues.add(
                     path,
                     "invalid_type",
                     f"object keys must be strings, got {describe(key)}",
                 )
                 continue
-            _check_custom_field(item, join(path, key), issues)
-    else:
-        issues.add(
-            path,
-            "invalid_type",
-            f"must be a JSON value (string, number, boolean, object, array or null), got {describe(value)}",
-        )
+            _check_custom_field(item, join(path, key), issues, depth=depth + 1)

@@ -112,9 +112,66 @@ def test_the_built_event_passes_the_validator():
 
 
 def test_strip_empty_keeps_falsy_values_that_carry_meaning_and_list_items():
-    assert strip_empty(
-        {"a": 0, "b": False, "c": None, "d": {"e": ""}, "f": [None, {}], "g": " "}
-    ) == {"a": 0, "b": False, "f": [None, {}], "g": " "}
+    event = {
+        "id": "e",
+        "opt_out": False,
+        "oppref": "",
+        "user": {"obref": None},
+        "data": {"amount": 0, "contents": [None, {"id": "a", "name": ""}]},
+    }
+    assert strip_empty(event) == {
+        "id": "e",
+        "opt_out": False,
+        "data": {"amount": 0, "contents": [None, {"id": "a"}]},
+    }
+
+
+def test_values_inside_custom_fields_are_sent_as_given():
+    event = build_event(
+        "custom",
+        event_id="c1",
+        custom_event_name="quote",
+        event_time=NOW,
+        now=NOW,
+        data={
+            "dropped": None,
+            "blank": "",
+            "meta": {"a": None, "b": "", "c": []},
+            "tags": [None, ""],
+        },
+    )
+    assert event["data"] == {
+        "type": "custom",
+        "meta": {"a": None, "b": "", "c": []},
+        "tags": [None, ""],
+    }
+
+
+def test_a_naive_datetime_is_one_problem_not_two():
+    with pytest.raises(EventValidationError) as caught:
+        order(event_time=datetime(2026, 11, 1, 12, 0))
+    assert caught.value.codes == ["naive_datetime"]
+
+
+def test_currency_case_folding_is_ascii_only():
+    with pytest.raises(EventValidationError) as caught:
+        order(data={"amount": 100, "currency": "ınr"})
+    assert caught.value.paths == ["data.currency"]
+
+
+def test_a_mapping_json_cannot_encode_is_refused_not_crashed():
+    from types import MappingProxyType
+
+    with pytest.raises(EventValidationError) as caught:
+        build_event(
+            "custom",
+            event_id="c1",
+            custom_event_name="quote",
+            event_time=NOW,
+            now=NOW,
+            data={"meta": MappingProxyType({"a": 1})},
+        )
+    assert caught.value.codes == ["not_json"]
 
 
 class TestEncoding:

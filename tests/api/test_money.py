@@ -68,3 +68,44 @@ def test_exponents_come_from_iso_4217():
         currency_exponent(code) for code in ("JPY", "USD", "KWD", "CLF", "XAU", "NOPE")
     ] == [0, 2, 3, 4, None, None]
     assert is_currency("eur") and not is_currency("euro") and not is_currency(None)
+
+
+def test_the_decimal_context_cannot_round_the_result():
+    import decimal
+
+    with decimal.localcontext() as context:
+        context.prec = 6
+        assert to_minor_units(Decimal("12345.67"), "USD") == 1234567
+        assert to_minor_units("99999.99", "USD") == 9999999
+    assert to_minor_units(Decimal("12345678901234567.89"), "USD") == 1234567890123456789
+
+
+@pytest.mark.parametrize(
+    "amount", [Decimal("1E+999999"), Decimal("92233720368547758.08"), 10**30]
+)
+def test_amounts_beyond_64_bits_are_refused(amount):
+    with pytest.raises(EventValidationError) as caught:
+        to_minor_units(amount, "USD")
+    assert caught.value.codes == ["amount_too_large"]
+
+
+def test_tiny_exponents_are_handled_without_building_huge_numbers():
+    assert to_minor_units(Decimal("0E-99999999"), "USD") == 0
+    with pytest.raises(EventValidationError, match="decimal places"):
+        to_minor_units(Decimal("1E-99999999"), "USD")
+
+
+def test_the_currency_problem_is_reported_beside_the_amount():
+    with pytest.raises(EventValidationError) as caught:
+        to_minor_units(Decimal(1), "XXX", field="data.contents[0].amount")
+    assert caught.value.path == "data.contents[0].currency"
+
+
+def test_currency_case_folding_is_ascii_only():
+    assert not is_currency("uſd")
+    assert currency_exponent("ınr") is None
+
+
+def test_a_currency_that_is_not_even_text_is_described_briefly():
+    with pytest.raises(EventValidationError, match="an integer of 16610 bits"):
+        to_minor_units(1, 10**5000)  # type: ignore[arg-type]
