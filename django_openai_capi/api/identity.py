@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import ipaddress
+import re
 import string
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -39,7 +40,7 @@ IDENTITY_KEYS: Final = (
 _ASCII_PUNCTUATION: Final = frozenset(string.punctuation)
 # Besides whitespace, the characters the docs strip from phone numbers.
 _PHONE_SEPARATORS: Final = frozenset("().-")
-_HEX_DIGITS: Final = frozenset(string.hexdigits)
+_SHA256_HEX_ANY_CASE: Final = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class Rejected(ValueError):
@@ -129,7 +130,7 @@ def normalize(kind: str, value: str) -> str:
 
 
 def is_sha256_hex(value: str) -> bool:
-    return len(value) == 64 and all(c in _HEX_DIGITS for c in value)
+    return _SHA256_HEX_ANY_CASE.fullmatch(value) is not None
 
 
 def hash_identifier(kind: str, value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -26,5 +27,12 @@ class IssueCollector:
 
 def join(path: str, key: object) -> str:
     """``path.key``, with ``<key>`` in place of a key that is not a plain name."""
-    name = key if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else "<key>"
+    name = _display_name(key) if isinstance(key, str) else "<key>"
     return f"{path}.{name}" if path else name
+
+
+@functools.lru_cache(maxsize=1024)
+def _display_name(key: str) -> str:
+    # Paths are built for every field of every event checked, mostly from the same few
+    # dozen names; the cache keeps the regex off that path.
+    return key if _PLAIN_KEY.fullmatch(key) else "<key>"

@@ -20,7 +20,6 @@ from django_openai_capi.api.canonical import dumps
 from django_openai_capi.api.identity import (
     Rejected,
     describe,
-    is_sha256_hex,
     normalize_raw,
 )
 from django_openai_capi.api.issues import IssueCollector, join
@@ -374,11 +373,7 @@ def check_user(user: object, path: str, issues: IssueCollector) -> None:
         field_path = join(path, key)
         if key in spec.HASHED_USER_FIELDS:
             for item_path, item in _list_items(value, field_path, issues):
-                if not (
-                    isinstance(item, str)
-                    and is_sha256_hex(item)
-                    and item == item.lower()
-                ):
+                if not (isinstance(item, str) and spec.SHA256_HEX_RE.fullmatch(item)):
                     issues.add(
                         item_path,
                         "raw_identifier",
