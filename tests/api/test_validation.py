@@ -6,7 +6,7 @@ import pytest
 
 from django_openai_capi.api import validate_event, validate_request
 from django_openai_capi.api.spec import EVENT_DATA_TYPES
-from django_openai_capi.api.validation import looks_like_email
+from django_openai_capi.api.values import looks_like_email
 from django_openai_capi.exceptions import EventValidationError
 
 NOW = 1_790_000_000_000

@@ -1,0 +1,251 @@
+"""The rules of an event's ``data``: its shape, money, content items and custom fields."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from django_openai_capi.api import spec
+from django_openai_capi.api.identity import describe
+from django_openai_capi.api.issues import IssueCollector, join
+from django_openai_capi.api.money import is_currency
+from django_openai_capi.api.values import (
+    encodable,
+    given,
+    is_int,
+    is_text,
+    looks_like_email,
+    one_of,
+)
+
+
+def check_data(
+    data: object, event_type: object, path: str, issues: IssueCollector
+) -> None:
+    if not isinstance(data, Mapping):
+        issues.add(path, "invalid_type", f"must be an object, got {describe(data)}")
+        return
+    data_type = data.get("type")
+    expected = (
+        spec.EVENT_DATA_TYPES.get(event_type) if isinstance(event_type, str) else None
+    )
+    type_path = join(path, "type")
+    if data_type is None:
+        issues.add(
+            type_path,
+            "missing_event_data_type",
+            f"is required{f' and must be {expected!r}' if expected else ''}",
+        )
+    elif not one_of(data_type, spec.DATA_FIELDS):
+        issues.add(
+            type_path,
+            "invalid_event_data_type",
+            f"must be one of {', '.join(sorted(spec.DATA_FIELDS))}, got {given(data_type)}",
+        )
+    elif expected is not None and data_type != expected:
+        issues.add(
+            type_path,
+            "invalid_event_data_type",
+            f"must be {expected!r} for {event_type}, got {data_type!r}",
+        )
+    shape = data_type if one_of(data_type, spec.DATA_FIELDS) else expected
+    allowed = (
+        spec.DATA_FIELDS.get(shape, frozenset())
+        if isinstance(shape, str)
+        else frozenset()
+    )
+
+    for key, value in data.items():
+        if key == "type":
+            continue
+        key_path = join(path, key)
+        if not isinstance(key, str):
+            issues.add(
+                key_path,
+                "invalid_type",
+                f"field names must be strings, got {describe(key)}",
+            )
+        elif shape == "custom" and key not in allowed:
+            _check_custom_field(value, key_path, issues, depth=1)
+        elif shape is not None and key not in allowed:
+            issues.add(
+                key_path,
+                "field_not_allowed",
+                _not_allowed_message(str(key), str(shape)),
+            )
+
+    _check_money(data, path, issues, inherited_currency=None)
+    if (
+        "plan_id" in data
+        and shape in ("plan_enrollment", "custom")
+        and not is_text(data["plan_id"])
+    ):
+        issues.add(
+            join(path, "plan_id"),
+            "invalid_type",
+            f"must be a non-empty string, got {describe(data['plan_id'])}",
+        )
+    if "contents" in data and "contents" in allowed:
+        _check_contents(
+            data["contents"], join(path, "contents"), data.get("currency"), issues
+        )
+
+
+def _not_allowed_message(key: str, shape: str) -> str:
+    if key == "contents":
+        return f"is not allowed for data type {shape!r}"
+    if key == "plan_id":
+        return "is allowed only for data types 'plan_enrollment' and 'custom'"
+    return f"is not a field of data type {shape!r}; custom fields are allowed only for type 'custom'"
+
+
+def _check_money(
+    container: Mapping[object, object],
+    path: str,
+    issues: IssueCollector,
+    *,
+    inherited_currency: object,
+) -> None:
+    amount_path, currency_path = join(path, "amount"), join(path, "currency")
+    if "amount" in container:
+        amount = container["amount"]
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            hint = (
+                ""
+                if isinstance(amount, bool)
+                else " (to_minor_units() converts a Decimal)"
+            )
+            issues.add(
+                amount_path,
+                "invalid_amount",
+                f"must be an integer in the currency's minor unit, got {given(amount)}{hint}",
+            )
+        elif not 0 <= amount <= spec.MAX_INTEGER:
+            issues.add(
+                amount_path,
+                "invalid_amount",
+                f"must be from 0 to 2**63-1, got {given(amount)}",
+            )
+        if "currency" not in container and not is_currency(inherited_currency):
+            issues.add(
+                currency_path, "missing_currency", "is required when amount is present"
+            )
+    if "currency" in container and not is_currency(container["currency"]):
+        issues.add(
+            currency_path,
+            "invalid_currency",
+            f"must be an ISO 4217 currency code such as 'USD', got {given(container['currency'])}",
+        )
+
+
+def _check_contents(
+    contents: object, path: str, currency: object, issues: IssueCollector
+) -> None:
+    if not isinstance(contents, list):
+        issues.add(
+            path,
+            "invalid_type",
+            f"must be a list of content items, got {describe(contents)}",
+        )
+        return
+    for index, item in enumerate(contents):
+        item_path = f"{path}[{index}]"
+        if not isinstance(item, Mapping):
+            issues.add(
+                item_path,
+                "invalid_type",
+                f"a content item must be an object, got {describe(item)}",
+            )
+            continue
+        for key, value in item.items():
+            key_path = join(item_path, key)
+            if key not in spec.CONTENT_FIELDS:
+                issues.add(
+                    key_path,
+                    "unknown_field",
+                    f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
+                )
+            elif key in spec.CONTENT_STRING_FIELDS:
+                if not is_text(value):
+                    issues.add(
+                        key_path,
+                        "invalid_type",
+                        f"must be a non-empty string, got {describe(value)}",
+                    )
+                elif looks_like_email(value):
+                    issues.add(
+                        key_path,
+                        "raw_identifier",
+                        "contains what looks like an email address",
+                    )
+            elif key == "quantity" and not (
+                is_int(value) and 1 <= value <= spec.MAX_INTEGER
+            ):
+                issues.add(
+                    key_path,
+                    "invalid_quantity",
+                    f"must be a positive integer, got {given(value)}",
+                )
+            elif key == "variant_dict":
+                _check_variant_dict(value, key_path, issues)
+        _check_money(item, item_path, issues, inherited_currency=currency)
+
+
+def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and encodable(k) and isinstance(v, str) and encodable(v)
+        for k, v in value.items()
+    ):
+        issues.add(
+            path,
+            "invalid_variant_dict",
+            f"must map strings to strings, got {describe(value)}",
+        )
+
+
+def _check_custom_field(
+    value: object, path: str, issues: IssueCollector, *, depth: int
+) -> None:
+    """Custom fields take any JSON value: finite numbers, 64-bit integers, text with no
+    email address in it, and objects and arrays of those, not too deeply nested."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not -spec.MAX_INTEGER <= value <= spec.MAX_INTEGER:
+            issues.add(path, "invalid_type", "must fit in a 64-bit integer")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            issues.add(path, "invalid_type", f"must be a finite number, got {value!r}")
+    elif isinstance(value, str):
+        if not encodable(value):
+            issues.add(path, "invalid_type", "is not valid Unicode text")
+        elif looks_like_email(value):
+            issues.add(
+                path,
+                "raw_identifier",
+                "contains what looks like an email address; hash it or leave it out",
+            )
+    elif not isinstance(value, list | Mapping):
+        issues.add(
+            path,
+            "invalid_type",
+            "must be a JSON value (string, number, boolean, object, array or null), "
+            f"got {describe(value)}",
+        )
+    elif depth >= spec.MAX_CUSTOM_DEPTH:
+        issues.add(
+            path, "too_deep", f"must not nest more than {spec.MAX_CUSTOM_DEPTH} levels"
+        )
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_custom_field(item, f"{path}[{index}]", issues, depth=depth + 1)
+    else:
+        for key, item in value.items():
+            if not isinstance(key, str) or not encodable(key):
+                issues.add(
+                    path,
+                    "invalid_type",
+                    f"object keys must be strings, got {describe(key)}",
+                )
+                continue
+            _check_custom_field(item, join(path, key), issues, depth=depth + 1)

@@ -1,0 +1,61 @@
+"""Small judgements about values from arbitrary JSON, shared by the validators."""
+
+from __future__ import annotations
+
+import re
+import reprlib
+from collections.abc import Collection
+from typing import Final, TypeGuard
+
+from django_openai_capi.api.identity import describe
+
+# Raw email addresses in free-text fields (a custom field, a product name, a URL's query
+# string) are the usual way personal data leaks into conversion payloads.
+# Text is split into tokens first and each token matched whole, with patterns that
+# cannot backtrack: a regex search over free text was quadratic (1.8 s for 20 kB).
+_TOKEN_BREAK: Final = re.compile(r"[\s/?&=:,;<>()\[\]\"'|“”‘’«»]+")
+_EMAIL_TOKEN: Final = re.compile(r"[^@]+@(?:[^.@]+\.)+[A-Za-z]{2,}")
+
+
+def looks_like_email(text: str) -> bool:
+    if "@" not in text:
+        return False
+    return any(
+        _EMAIL_TOKEN.fullmatch(token.rstrip("."))
+        for token in _TOKEN_BREAK.split(text)
+        if "@" in token
+    )
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
+_REPR.maxlevel = 2
+
+
+def given(value: object) -> str:
+    """A short repr for fields that hold names and numbers, never free text or identity."""
+    try:
+        return _REPR.repr(value)
+    except ValueError:  # an int too long to print (over 4,300 digits)
+        return describe(value)
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def one_of(value: object, allowed: Collection[str]) -> bool:
+    # Values come from arbitrary JSON: a list or dict must not reach a hash lookup.
+    return isinstance(value, str) and value in allowed
+
+
+def is_text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value.strip()) and encodable(value)
