@@ -6,10 +6,10 @@ import math
 from collections.abc import Mapping
 
 from django_openai_capi.api import spec
-from django_openai_capi.api.identity import describe
 from django_openai_capi.api.issues import IssueCollector, join
 from django_openai_capi.api.money import is_currency
 from django_openai_capi.api.values import (
+    describe,
     encodable,
     given,
     is_int,
@@ -159,13 +159,13 @@ def _check_contents(
             continue
         for key, value in item.items():
             key_path = join(item_path, key)
-            if key not in spec.CONTENT_FIELDS:
+            if not one_of(key, spec.CONTENT_FIELDS):
                 issues.add(
                     key_path,
                     "unknown_field",
                     f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
                 )
-            elif key in spec.CONTENT_STRING_FIELDS:
+            elif one_of(key, spec.CONTENT_STRING_FIELDS):
                 if not is_text(value):
                     issues.add(
                         key_path,

@@ -80,7 +80,14 @@ def _timestamp_ms(event_time: object, now: int, issues: IssueCollector) -> objec
     if event_time is None:
         return now
     if isinstance(event_time, datetime):
-        if event_time.utcoffset() is None:
+        try:
+            offset = event_time.utcoffset()
+        except (
+            TypeError,
+            ValueError,
+        ):  # a tzinfo whose utcoffset is not a valid offset
+            offset = None
+        if offset is None:
             issues.add(
                 "timestamp_ms",
                 "naive_datetime",
@@ -176,6 +183,12 @@ def encode_request(
     Events are stored as their canonical JSON; splicing the stored text into the body
     avoids parsing and re-serialising up to 1,000 events per request.
     """
+    if isinstance(encoded_events, str) or not all(
+        isinstance(event, str) for event in encoded_events
+    ):
+        # A lone string is a Sequence[str] too, and would be spliced in character by
+        # character without a word.
+        raise TypeError("encoded_events must be a list of encode_event() results")
     if not 1 <= len(encoded_events) <= spec.MAX_EVENTS_PER_REQUEST:
         raise ValueError(
             f"a request carries 1 to {spec.MAX_EVENTS_PER_REQUEST} events, got {len(encoded_events)}"

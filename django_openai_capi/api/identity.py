@@ -19,6 +19,7 @@ from typing import Final
 
 from django_openai_capi.api import spec
 from django_openai_capi.api.issues import IssueCollector, join
+from django_openai_capi.api.values import describe, given
 
 #: The keys ``ModelConversion.get_user`` and ``track(user=...)`` accept.
 IDENTITY_KEYS: Final = (
@@ -91,7 +92,10 @@ def normalize_phone(value: str) -> str:
 def normalize_external_id(value: str) -> str:
     # Case is kept on purpose: the docs say so, and two peers that lowercase break
     # matching for case-sensitive customer ids.
-    return value.strip()
+    external_id = value.strip()
+    if not external_id:
+        raise Rejected("invalid_external_id", "is empty once trimmed")
+    return external_id
 
 
 def normalize_name(value: str) -> str:
@@ -122,10 +126,12 @@ def normalize(kind: str, value: str) -> str:
     """
     try:
         normalizer = _NORMALIZERS[kind]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable kind from untyped code
         raise ValueError(
-            f"{kind!r} is not a hashed identifier; use one of {sorted(_NORMALIZERS)}"
+            f"kind {given(kind)} is not a hashed identifier; use one of {sorted(_NORMALIZERS)}"
         ) from None
+    if not isinstance(value, str):
+        raise TypeError(f"{kind} must be a string, got {describe(value)}")
     return normalizer(value)
 
 
@@ -139,6 +145,8 @@ def hash_identifier(kind: str, value: str) -> str:
     A value that already is a 64-character hex digest is taken as it is (lowercased), so
     projects that store hashes only can pass them through.
     """
+    if not isinstance(value, str):
+        raise TypeError(f"{kind} must be a string, got {describe(value)}")
     stripped = value.strip()
     if is_sha256_hex(stripped):
         return stripped.lower()
@@ -247,15 +255,6 @@ def normalize_raw(key: str, value: str) -> str:
     return _RAW_NORMALIZERS[key](value)
 
 
-def describe(value: object) -> str:
-    """What was given, without the value itself: identity values are personal data."""
-    if isinstance(value, str):
-        return f"a string of {len(value)} characters"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return "an integer"
-    return f"a value of type {type(value).__name__}"
-
-
 def _is_absent(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -288,7 +287,12 @@ def _values(raw: object, path: str, issues: IssueCollector) -> list[tuple[str, s
 
 
 def _unique_first(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(values))[: spec.MAX_USER_LIST_VALUES]
+    # Unique as the API sees them: it lowercases cities and regions before it takes the
+    # first three, so "Paris" and "PARIS" would use up two places for one value.
+    first: dict[str, str] = {}
+    for value in values:
+        first.setdefault(value.lower(), value)
+    return list(first.values())[: spec.MAX_USER_LIST_VALUES]
 
 
 def collect_user(

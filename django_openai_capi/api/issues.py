@@ -27,7 +27,10 @@ class IssueCollector:
 
 def join(path: str, key: object) -> str:
     """``path.key``, with ``<key>`` in place of a key that is not a plain name."""
-    name = _display_name(key) if isinstance(key, str) else "<key>"
+    # Only short keys go through the cache: a long one cannot be a plain name anyway,
+    # and a cache of megabyte keys would hold on to megabytes.
+    plain = isinstance(key, str) and len(key) <= 64
+    name = _display_name(key) if plain and isinstance(key, str) else "<key>"
     return f"{path}.{name}" if path else name
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from iso4217 import Currency
 
 from django_openai_capi.api import spec
+from django_openai_capi.api.values import given
 from django_openai_capi.exceptions import EventValidationError, ValidationIssue
 
 
@@ -60,30 +61,30 @@ def to_minor_units(
             "invalid_currency",
             f"must be an ISO 4217 currency code with a minor unit, got {_short(currency)}",
         )
-    sign, digits, value_exponent = _as_decimal(amount, field).as_tuple()
+    value = _as_decimal(amount, field)
+    sign, digits, value_exponent = value.as_tuple()
     assert isinstance(value_exponent, int)  # finite, checked by _as_decimal
     # Integer arithmetic on the digits: Decimal.scaleb would round to the context's
     # precision (28 digits by default, less if the project lowered it) without a word.
     shift = value_exponent + exponent
-    number = int("".join(map(str, digits)))
-    if shift < 0:
-        # A number with fewer digits than the shift is all fraction (or zero): no need
-        # to build 10**shift, which for Decimal("1E-99999999") would take seconds.
-        number, remainder = (
-            divmod(number, 10**-shift) if -shift <= len(digits) else (0, number)
+    cut = len(digits) + min(shift, 0)
+    whole, fraction = digits[: max(cut, 0)], digits[max(cut, 0) :]
+    if any(fraction):
+        raise _error(
+            field,
+            "amount_precision",
+            f"{_short(value)} {currency.upper()} has more than {exponent} decimal "
+            "places; round it before converting",
         )
-        if remainder:
-            raise _error(
-                field,
-                "amount_precision",
-                f"{_short(amount)} {currency.upper()} has more than {exponent} decimal "
-                "places; round it before converting",
-            )
-    elif len(digits) + shift > 19:
-        raise _error(field, "amount_too_large", "must fit in a 64-bit integer")
-    else:
-        number *= 10**shift
-    if number > spec.MAX_INTEGER:
+    # Sized before any int() of the digits: 19 digits is the most a 64-bit int has, and
+    # int() of a 5,000-digit string raises ValueError.
+    whole_digits = len(whole) + max(shift, 0) if any(whole) else 0
+    number = (
+        0
+        if whole_digits > 19
+        else int("".join(map(str, whole)) or "0") * 10 ** max(shift, 0)
+    )
+    if whole_digits > 19 or number > spec.MAX_INTEGER:
         raise _error(field, "amount_too_large", "must fit in a 64-bit integer")
     return -number if sign else number
 
@@ -112,14 +113,11 @@ def _as_decimal(amount: object, field: str) -> Decimal:
 
 
 def _short(value: object) -> str:
-    if (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and value.bit_length() > 64
-    ):
-        return f"an integer of {value.bit_length()} bits"
-    text = repr(value) if not isinstance(value, Decimal) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    # Amounts are numbers and currencies codes: anything else is described, not echoed.
+    if isinstance(value, Decimal):
+        text = str(value)
+        return text if len(text) <= 40 else f"a Decimal of {len(text)} characters"
+    return given(value)
 
 
 def _error(path: str, code: str, message: str) -> EventValidationError:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from django_openai_capi.api import spec
-from django_openai_capi.api.identity import Rejected, describe, normalize_raw
+from django_openai_capi.api.identity import Rejected, normalize_raw
 from django_openai_capi.api.issues import IssueCollector, join
-from django_openai_capi.api.values import is_text
+from django_openai_capi.api.values import describe, is_text
 
 
 def check_user(user: object, path: str, issues: IssueCollector) -> None:
@@ -17,7 +17,9 @@ def check_user(user: object, path: str, issues: IssueCollector) -> None:
         return
     for key, value in user.items():
         field_path = join(path, key)
-        if key in spec.HASHED_USER_FIELDS:
+        if not isinstance(key, str):
+            issues.add(field_path, "unknown_field", "field names must be strings")
+        elif key in spec.HASHED_USER_FIELDS:
             for item_path, item in _list_items(value, field_path, issues):
                 if not (isinstance(item, str) and spec.SHA256_HEX_RE.fullmatch(item)):
                     issues.add(
@@ -60,6 +62,15 @@ def _check_raw_value(
         )
         return
     try:
-        normalize_raw(key, value)
+        normalized = normalize_raw(key, value)
     except Rejected as rejected:
         issues.add(path, rejected.code, rejected.message)
+        return
+    if normalized != value:
+        # What is checked is what is sent: " 203.0.113.7\n" would pass the rule and
+        # then go out as it is.
+        issues.add(
+            path,
+            "not_normalized",
+            "must be sent as build_user() sends it: trimmed, countries in capitals",
+        )

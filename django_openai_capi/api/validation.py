@@ -16,10 +16,10 @@ from urllib.parse import unquote, urlsplit
 from django_openai_capi.api import spec
 from django_openai_capi.api.canonical import dumps
 from django_openai_capi.api.data_rules import check_data
-from django_openai_capi.api.identity import describe
 from django_openai_capi.api.issues import IssueCollector, join
 from django_openai_capi.api.user_rules import check_user
 from django_openai_capi.api.values import (
+    describe,
     encodable,
     given,
     is_text,
@@ -61,9 +61,9 @@ def check_request(
         )
         return
     for key in body:
-        if key not in spec.REQUEST_FIELDS:
+        if not one_of(key, spec.REQUEST_FIELDS):
             issues.add(
-                str(key),
+                join("", key),
                 "unknown_field",
                 f"is not a request field; use {', '.join(sorted(spec.REQUEST_FIELDS))}",
             )
@@ -138,7 +138,7 @@ def _check_event_fields(
     event: Mapping[object, object], path: str, issues: IssueCollector, now: int
 ) -> None:
     for key in event:
-        if key not in spec.EVENT_FIELDS:
+        if not one_of(key, spec.EVENT_FIELDS):
             issues.add(
                 join(path, key),
                 "unknown_field",
@@ -298,6 +298,8 @@ def _check_source_url(
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)
     except ValueError:
         valid = False
+    # urlsplit silently drops tabs and newlines, and keeps spaces: none belongs in a URL.
+    valid = valid and not any(c.isspace() or ord(c) < 32 for c in url)
     if not valid or not encodable(url):
         issues.add(
             url_path,

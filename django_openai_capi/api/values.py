@@ -7,8 +7,6 @@ import reprlib
 from collections.abc import Collection
 from typing import Final, TypeGuard
 
-from django_openai_capi.api.identity import describe
-
 # Raw email addresses in free-text fields (a custom field, a product name, a URL's query
 # string) are the usual way personal data leaks into conversion payloads.
 # Text is split into tokens first and each token matched whole, with patterns that
@@ -32,11 +30,34 @@ _REPR.maxstring = _REPR.maxother = 40
 _REPR.maxlevel = 2
 
 
+# Strings are repeated in errors only when they look like the names the field expects
+# ("purchase", "DOLLAR"): an email address, a phone number or a 100 kB blob put in the
+# wrong field is described instead, because errors end up in logs and the admin.
+_NAME_LIKE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,39}")
+
+
+def describe(value: object) -> str:
+    """What was given, without the value itself: identity values are personal data."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "an integer"
+    return f"a value of type {type(value).__name__}"
+
+
 def given(value: object) -> str:
-    """A short repr for fields that hold names and numbers, never free text or identity."""
+    """A short repr of a value for a field that holds names, numbers or flags."""
+    if isinstance(value, str):
+        return repr(value) if _NAME_LIKE.fullmatch(value) else describe(value)
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value.bit_length() > 64
+    ):
+        return describe(value)
     try:
         return _REPR.repr(value)
-    except ValueError:  # an int too long to print (over 4,300 digits)
+    except ValueError:  # an int subclass too long to print (over 4,300 digits)
         return describe(value)
 
 

@@ -225,3 +225,28 @@ def test_sub_millisecond_times_round_down_exactly():
         order(event_time=moment, now=NOW + 1000)["timestamp_ms"]
         == (NOW // 1000) * 1000 + 999
     )
+
+
+def test_a_tzinfo_with_an_impossible_offset_is_refused_not_crashed():
+    from datetime import tzinfo
+
+    class Broken(tzinfo):
+        def utcoffset(self, dt):
+            return timedelta(hours=30)
+
+        def dst(self, dt):
+            return None
+
+        def tzname(self, dt):
+            return "broken"
+
+    with pytest.raises(EventValidationError) as caught:
+        order(event_time=datetime(2026, 11, 1, tzinfo=Broken()))
+    assert caught.value.codes == ["naive_datetime"]
+
+
+def test_a_request_is_assembled_from_a_list_of_encoded_events_only():
+    with pytest.raises(TypeError):
+        encode_request(encode_event(order()))
+    with pytest.raises(TypeError):
+        encode_request([{"id": "x"}])  # type: ignore[list-item]

@@ -249,3 +249,29 @@ class TestBuildUser:
 
     def test_a_non_string_list_value_is_refused(self):
         assert issues_of({"email": 42})["user.email"].code == "invalid_type"
+
+
+class TestPublicFunctionsRefuseMisuse:
+    def test_a_blank_external_id_is_not_hashed_as_empty(self):
+        with pytest.raises(Rejected):
+            hash_identifier("external_id", "   ")
+
+    def test_a_non_string_value_is_a_type_error(self):
+        with pytest.raises(TypeError):
+            hash_identifier("email", 123)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            normalize("email", None)  # type: ignore[arg-type]
+
+    def test_swapped_arguments_do_not_echo_the_value(self):
+        with pytest.raises(ValueError) as caught:
+            normalize("jane.roe@example.com", "email")
+        assert "jane.roe" not in str(caught.value)
+        with pytest.raises(ValueError):
+            normalize([], "x")  # type: ignore[arg-type]
+
+
+def test_geo_lists_are_unique_as_the_api_sees_them():
+    # the API lowercases cities before it takes three: PARIS would waste Lyon's place
+    assert build_user({"city": ["Paris", "paris", "PARIS", "Lyon"]}) == {
+        "cities": ["Paris", "Lyon"]
+    }

@@ -107,5 +107,29 @@ def test_currency_case_folding_is_ascii_only():
 
 
 def test_a_currency_that_is_not_even_text_is_described_briefly():
-    with pytest.raises(EventValidationError, match="an integer of 16610 bits"):
+    with pytest.raises(EventValidationError, match="got an integer"):
         to_minor_units(1, 10**5000)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("amount", ["1" * 4301, 10**4301], ids=["str", "int"])
+def test_amounts_too_long_to_convert_to_int_are_too_large_not_a_crash(amount):
+    with pytest.raises(EventValidationError) as caught:
+        to_minor_units(amount, "USD")
+    assert caught.value.codes == ["amount_too_large"]
+
+
+def test_a_long_fraction_is_a_precision_error_not_a_crash():
+    with pytest.raises(EventValidationError) as caught:
+        to_minor_units(Decimal("1" * 4301 + "E-4300"), "USD")
+    assert caught.value.codes == ["amount_precision"]
+    assert len(str(caught.value)) < 200
+
+
+def test_what_is_not_an_amount_or_a_currency_is_not_repeated():
+    for amount, currency in [
+        ("jane.roe@example.com", "USD"),
+        (1, "jane.roe@example.com"),
+    ]:
+        with pytest.raises(EventValidationError) as caught:
+            to_minor_units(amount, currency)  # type: ignore[arg-type]
+        assert "jane.roe" not in str(caught.value)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import pytest
 
@@ -601,3 +602,91 @@ def test_integration_source_refuses_unicode_that_lowercases_to_ascii():
             {"events": [event()], "integration_source": "\u212aacme"}, now=NOW
         )
     assert caught.value.paths == ["integration_source"]
+
+
+class OddMapping(Mapping):  # type: ignore[type-arg]
+    """A Mapping that is not a dict and yields an unhashable key."""
+
+    def __init__(self, items):
+        self.items_ = items
+
+    def __getitem__(self, key):
+        for k, v in self.items_:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(k for k, _ in self.items_)
+
+    def __len__(self):
+        return len(self.items_)
+
+
+def test_unhashable_keys_of_odd_mappings_are_reported_not_crashed():
+    user = OddMapping([(["k"], "v")])
+    item = OddMapping([(["k"], "v")])
+    found = problems(
+        OddMapping(
+            [
+                *event(
+                    user=user, data={"type": "contents", "contents": [item]}
+                ).items(),
+                (["k"], 1),
+            ]
+        )
+    )
+    assert found == {
+        "<key>": "unknown_field",
+        "user.<key>": "unknown_field",
+        "data.contents[0].<key>": "unknown_field",
+    }
+    with pytest.raises(EventValidationError):
+        validate_request(OddMapping([("events", [event()]), (["k"], 1)]), now=NOW)
+
+
+def test_values_are_checked_in_the_form_they_are_sent():
+    found = problems(
+        event(
+            user={
+                "ip_address": " 203.0.113.7\n",
+                "countries": [" us "],
+                "cities": ["Paris"],
+            },
+            source_url="https://exa\nmple.com/",
+        )
+    )
+    assert found == {
+        "user.ip_address": "not_normalized",
+        "user.countries[0]": "not_normalized",
+        "source_url": "invalid_source_url",
+    }
+
+
+def test_names_are_repeated_in_errors_but_identifiers_are_not():
+    assert "'purchase'" in str(
+        pytest.raises(
+            EventValidationError, validate_event, event(type="purchase"), now=NOW
+        ).value
+    )
+    for field in ("type", "action_source"):
+        with pytest.raises(EventValidationError) as caught:
+            validate_event(event(**{field: "john.doe@example.com"}), now=NOW)
+        assert "john.doe" not in str(caught.value)
+    with pytest.raises(EventValidationError) as caught:
+        validate_request({"events": [event()], "john.doe@example.com": 1}, now=NOW)
+    assert caught.value.paths == ["<key>"]
+
+
+def test_long_keys_do_not_fill_the_path_cache():
+    from django_openai_capi.api.issues import _display_name
+
+    before = _display_name.cache_info().currsize
+    problems(
+        event(
+            type="custom",
+            custom_event_name="q",
+            data={"type": "custom", "k" * 100_000: "\ud800"},
+        )
+    )
+    assert _display_name.cache_info().currsize == before
