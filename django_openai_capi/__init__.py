@@ -1,3 +1,27 @@
-"""Reliable server-side conversion events for the OpenAI Ads Conversions API."""
+"""Reliable server-side conversion events for the OpenAI Ads Conversions API.
+
+The public names are loaded on first use: this package is imported while Django is
+still loading apps, before its models may be.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django_openai_capi.tracking import (
+        ModelConversion,
+        build_pending,
+        register,
+        track,
+    )
+
+__all__ = ["ModelConversion", "build_pending", "register", "track"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from django_openai_capi import tracking
+
+        return getattr(tracking, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

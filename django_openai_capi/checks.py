@@ -23,6 +23,8 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.E016`` OPENAI_CAPI_INTEGRATION_SOURCE does not fit the API's format
 * ``django_openai_capi.E017`` OPENAI_CAPI_RETENTION_DAYS is not a positive int
 * ``django_openai_capi.E018`` OPENAI_CAPI_ENDPOINT contains credentials (user:password@)
+* ``django_openai_capi.E019`` OPENAI_CAPI_RAISE_ERRORS is not True, False or None
+* ``django_openai_capi.E020`` USE_TZ is False
 * ``django_openai_capi.W001`` no API key at all while sending is enabled
 * ``django_openai_capi.W002`` OPENAI_CAPI_PIXEL_ID is not set
 * ``django_openai_capi.W003`` OPENAI_CAPI_ENDPOINT has a query string or a fragment
@@ -506,6 +508,33 @@ def _check_retention_days() -> list[CheckMessage]:
     )
 
 
+def _check_raise_errors() -> list[CheckMessage]:
+    value = raw_setting("OPENAI_CAPI_RAISE_ERRORS")
+    if value is None or isinstance(value, bool):
+        return []
+    return [
+        Error(
+            f"OPENAI_CAPI_RAISE_ERRORS should be True, False or None, not {type(value).__name__}.",
+            hint="None follows DEBUG; set True in test settings, so that a broken "
+            + "conversion fails the test that caused it.",
+            id="django_openai_capi.E019",
+        )
+    ]
+
+
+def _check_use_tz() -> list[CheckMessage]:
+    if getattr(settings, "USE_TZ", True):
+        return []
+    return [
+        Error(
+            "django-openai-capi needs USE_TZ = True.",
+            hint="Event times are sent as Unix milliseconds, which a naive local time "
+            + "cannot give without guessing; USE_TZ = True is Django's default.",
+            id="django_openai_capi.E020",
+        )
+    ]
+
+
 def _check_unknown_settings() -> list[CheckMessage]:
     unknown = sorted(
         name
@@ -546,5 +575,7 @@ _CHECKS: tuple[Callable[[], list[CheckMessage]], ...] = (
     _check_lease_seconds,
     _check_integration_source,
     _check_retention_days,
+    _check_raise_errors,
+    _check_use_tz,
     _check_unknown_settings,
 )

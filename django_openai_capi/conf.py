@@ -45,6 +45,8 @@ DEFAULTS: Mapping[str, object] = MappingProxyType(
         "OPENAI_CAPI_LEASE_SECONDS": 300,
         "OPENAI_CAPI_INTEGRATION_SOURCE": None,
         "OPENAI_CAPI_RETENTION_DAYS": 30,
+        # None follows DEBUG.
+        "OPENAI_CAPI_RAISE_ERRORS": None,
     }
 )
 
@@ -167,6 +169,17 @@ class Settings:
         """Age in days beyond which ``openai_capi_cleanup`` deletes finished events."""
         value: int = _read("OPENAI_CAPI_RETENTION_DAYS")
         return value
+
+    @property
+    def OPENAI_CAPI_RAISE_ERRORS(self) -> bool:
+        """Whether a conversion that cannot be built raises instead of being recorded as failed.
+
+        ``None`` (the default) follows ``DEBUG``. Test settings should set it to True:
+        Django runs tests with ``DEBUG = False``, and a broken conversion should fail the
+        test that caused it.
+        """
+        value: bool | None = _read("OPENAI_CAPI_RAISE_ERRORS")
+        return bool(settings.DEBUG) if value is None else value
 
     def api_key_for(self, pixel_id: str) -> str:
         """Return the Conversions API key for *pixel_id*.

@@ -71,3 +71,16 @@ class EventValidationError(CapiError, ValueError):
             return str(self.issues[0])
         lines = "".join(f"\n  - {issue}" for issue in self.issues)
         return f"{len(self.issues)} problems:{lines}"
+
+
+class ConversionError(CapiError):
+    """A registered conversion, or a ``track()`` call, could not produce its event.
+
+    Raised only where the project asks for errors (``OPENAI_CAPI_RAISE_ERRORS``, on by
+    default under ``DEBUG``); otherwise the event is recorded as failed with the same
+    message, and logged. The original exception is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, source_label: str = "") -> None:
+        super().__init__(message)
+        self.source_label = source_label

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django_openai_capi",
+    "tests.testapp",
 ]
 
 MIDDLEWARE = [
@@ -63,3 +64,6 @@ OPENAI_CAPI_API_KEY = "test-key"
 OPENAI_CAPI_PIXEL_ID = "test-pixel"
 # Tests send explicitly; nothing is sent as a side effect of a commit.
 OPENAI_CAPI_DISPATCH = "none"
+# A broken conversion fails the test that made it (the project's own advice for tests);
+# tests of the recorded-as-failed path turn it off.
+OPENAI_CAPI_RAISE_ERRORS = True

@@ -43,6 +43,7 @@ EXPECTED_DEFAULTS: list[tuple[str, object]] = [
     ("OPENAI_CAPI_LEASE_SECONDS", 300),
     ("OPENAI_CAPI_INTEGRATION_SOURCE", None),
     ("OPENAI_CAPI_RETENTION_DAYS", 30),
+    ("OPENAI_CAPI_RAISE_ERRORS", None),
 ]
 
 
@@ -57,7 +58,14 @@ def test_every_setting_has_a_property_named_after_it():
     assert list(SETTING_NAMES) == [name for name, _default in EXPECTED_DEFAULTS]
 
 
-@pytest.mark.parametrize(("name", "expected"), EXPECTED_DEFAULTS)
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (name, default)
+        for name, default in EXPECTED_DEFAULTS
+        if name != "OPENAI_CAPI_RAISE_ERRORS"
+    ],
+)
 def test_default(unset, name, expected):
     assert getattr(conf, name) == expected
     assert raw_setting(name) == expected
@@ -156,3 +164,17 @@ class TestDefaultPixelId:
     def test_deleted_is_a_configuration_error(self, unset):
         with pytest.raises(CapiConfigurationError, match="OPENAI_CAPI_PIXEL_ID"):
             conf.default_pixel_id()
+
+
+@pytest.mark.parametrize(("debug", "expected"), [(True, True), (False, False)])
+def test_raise_errors_follows_debug_by_default(unset, debug, expected):
+    unset.DEBUG = debug
+    assert DEFAULTS["OPENAI_CAPI_RAISE_ERRORS"] is None
+    assert conf.OPENAI_CAPI_RAISE_ERRORS is expected
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_raise_errors_set_wins_over_debug(settings, value):
+    settings.DEBUG = not value
+    settings.OPENAI_CAPI_RAISE_ERRORS = value
+    assert conf.OPENAI_CAPI_RAISE_ERRORS is value

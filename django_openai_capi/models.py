@@ -1,0 +1,201 @@
+"""The outbox: one ``ConversionEvent`` per conversion, one ``DeliveryBatch`` per request.
+
+A ``ConversionEvent`` row is written in the same transaction as the host's own save,
+so it exists exactly when the order (or sign-up, or subscription) does. Delivery moves
+it through ``ConversionEvent.Status``; every HTTP request that carried events leaves one
+``DeliveryBatch`` row, which keeps the per-attempt record at a thousandth of the size a
+per-event log would have.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from django_openai_capi.api import spec
+
+#: How long after its ``timestamp_ms`` the API still accepts an event.
+ACCEPTANCE_WINDOW = timedelta(milliseconds=spec.MAX_EVENT_AGE_MS)
+
+# Column sizes. The API documents no limit on an event id; 255 holds every id a host is
+# likely to use (UUIDs, "<app_label>.<model>:<pk>" labels) and stays indexable everywhere.
+EVENT_ID_MAX_LENGTH = 255
+PIXEL_ID_MAX_LENGTH = 64
+SOURCE_LABEL_MAX_LENGTH = 255
+
+
+class ErrorKind(models.TextChoices):
+    """Why an event's last attempt (or its build) did not succeed.
+
+    Kept apart from the status: "failed" says the event will not be sent, the kind says
+    whose problem that is (the host's data, the API, the credentials, the network).
+    """
+
+    BUILD = "build", _("build: a conversion hook raised")
+    INVALID = "invalid", _("invalid: the event breaks the API's rules")
+    SOURCE_MISSING = "source_missing", _("source missing: the saved object is gone")
+    REJECTED = "rejected", _("rejected by the API")
+    AUTH = "auth", _("auth: key or pixel refused")
+    RATE_LIMITED = "rate_limited", _("rate limited (429)")
+    SERVER = "server", _("server error (5xx)")
+    NETWORK = "network", _("network: no response")
+    EXPIRED = "expired", _("expired: older than the API accepts")
+
+
+class ConversionEvent(models.Model):
+    """One conversion to deliver: its identity, the exact JSON to send, and its state."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SENDING = "sending", _("sending")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+        EXPIRED = "expired", _("expired")
+        CANCELLED = "cancelled", _("cancelled")
+
+    id = models.BigAutoField(primary_key=True)
+    pixel_id = models.CharField(_("pixel ID"), max_length=PIXEL_ID_MAX_LENGTH)
+    event_type = models.CharField(
+        _("event type"),
+        max_length=32,
+        choices=[(name, name) for name in spec.EVENT_DATA_TYPES],
+    )
+    event_id = models.CharField(_("event ID"), max_length=EVENT_ID_MAX_LENGTH)
+    # Text, not JSONField: this is the canonical JSON exactly as it will be sent, and a
+    # batch body is spliced together from it without parsing. jsonb would reorder keys
+    # and force a decode and re-encode of every event on every send. NULL means "not
+    # built yet": a model conversion is built from the committed rows after the host's
+    # transaction, and a row without a payload is never sent.
+    payload = models.TextField(_("payload"), null=True, blank=True)  # noqa: DJ001 - NULL is "unbuilt", distinct from any JSON text
+    # Fixed when the row is recorded, so that a rebuild, a retry and a resend all carry
+    # the same timestamp_ms.
+    event_time = models.DateTimeField(_("event time"))
+    # event_time + 7 days: past it the API refuses the event (and with it, the whole
+    # batch), so the event is expired instead of being retried.
+    expires_at = models.DateTimeField(_("accepted until"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    # Counted when a worker claims the event, not when a response comes back, so that
+    # an event that kills its worker still uses up its attempts.
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    # Never NULL: "due" is one indexed comparison, with no "IS NULL OR" beside it.
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    # Set while SENDING: past it, the worker that claimed the event is presumed dead and
+    # the event goes back to PENDING.
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+    # The request that carries (or last carried) the event. Every outcome is written
+    # only where the batch id still matches, so a worker that lost its lease cannot
+    # overwrite what the next one recorded. Also the id of its DeliveryBatch row.
+    batch_id = models.UUIDField(_("batch ID"), null=True, blank=True)
+    last_http_status = models.PositiveSmallIntegerField(
+        _("last HTTP status"), null=True, blank=True
+    )
+    last_error = models.TextField(_("last error"), blank=True, default="")
+    last_error_kind = models.CharField(
+        _("error kind"),
+        max_length=16,
+        choices=ErrorKind.choices,
+        blank=True,
+        default="",
+    )
+    # "shop.Order:42" for a model conversion: what the admin searches and shows, and how
+    # the worker finds the object to build the event from. Free text for track().
+    source_label = models.CharField(
+        _("source"), max_length=SOURCE_LABEL_MAX_LENGTH, blank=True, default=""
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("conversion event")
+        verbose_name_plural = _("conversion events")
+        constraints = [
+            # The API's own deduplication key: a second save of the same order, or a
+            # signal fired twice, records nothing new.
+            models.UniqueConstraint(
+                fields=["pixel_id", "event_type", "event_id"],
+                name="openai_capi_event_identity",
+            ),
+        ]
+        indexes = [
+            # The claim query: due pending events of one pixel, oldest first. Partial,
+            # so that millions of sent rows never enter it.
+            models.Index(
+                fields=["pixel_id", "next_attempt_at", "id"],
+                condition=Q(status="pending"),
+                name="openai_capi_event_due",
+            ),
+            # The reaper: leases of claimed events.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="sending"),
+                name="openai_capi_event_lease",
+            ),
+            # The build step: recorded model conversions whose payload is still to build.
+            models.Index(
+                fields=["id"],
+                condition=Q(status="pending", payload__isnull=True),
+                name="openai_capi_event_unbuilt",
+            ),
+            # Cleanup of old rows, and the admin's default ordering.
+            models.Index(fields=["created_at"], name="openai_capi_event_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} ({self.status})"
+
+    @property
+    def is_built(self) -> bool:
+        """Whether the payload exists; an event without one is never sent."""
+        return self.payload is not None
+
+
+class DeliveryBatch(models.Model):
+    """One HTTP request to the Conversions API, and what came of it."""
+
+    class Outcome(models.TextChoices):
+        SENDING = "sending", _("in flight")
+        ACCEPTED = "accepted", _("accepted")
+        REJECTED = "rejected", _("rejected")
+        AUTH_ERROR = "auth_error", _("auth error")
+        RETRY = "retry", _("retry later")
+        NETWORK_ERROR = "network_error", _("network error")
+
+    # The same UUID as ConversionEvent.batch_id of the events it carried.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pixel_id = models.CharField(_("pixel ID"), max_length=PIXEL_ID_MAX_LENGTH)
+    size = models.PositiveIntegerField(_("events"))
+    validate_only = models.BooleanField(_("validate only"), default=False)
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.SENDING
+    )
+    http_status = models.PositiveSmallIntegerField(
+        _("HTTP status"), null=True, blank=True
+    )
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    # The response's x-request-id: what OpenAI support asks for.
+    request_id = models.CharField(
+        _("request ID"), max_length=128, blank=True, default=""
+    )
+    # The start of the error body or exception, with anything key-like redacted.
+    error = models.TextField(_("error"), blank=True, default="")
+    worker = models.CharField(_("worker"), max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery batch")
+        verbose_name_plural = _("delivery batches")
+        indexes = [
+            models.Index(fields=["created_at"], name="openai_capi_batch_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.size} events to {self.pixel_id} ({self.outcome})"

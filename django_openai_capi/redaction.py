@@ -1,0 +1,44 @@
+"""Keeping the API key out of every text the app stores, logs or shows.
+
+Errors come from places the app does not control (a host's hook, ``requests``, an echo
+in a response body); any of them could quote the key. Text passes through ``redact``
+before it reaches a log line, a database row or an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django_openai_capi.conf import conf
+
+REDACTED = "[redacted]"
+#: Stored error texts are cut to this many characters: enough to act on, never a dump.
+MAX_ERROR_LENGTH = 2000
+
+
+def configured_keys() -> list[str]:
+    """Every API key in the settings, longest first (so no key hides part of another)."""
+    per_pixel = conf.OPENAI_CAPI_PIXEL_API_KEYS
+    # A malformed setting (reported by the checks) must not stop redaction of the rest.
+    keys = {conf.OPENAI_CAPI_API_KEY}
+    if isinstance(per_pixel, Mapping):
+        keys.update(per_pixel.values())
+    return sorted(
+        (key for key in keys if isinstance(key, str) and key), key=len, reverse=True
+    )
+
+
+def redact(text: str, *, limit: int = MAX_ERROR_LENGTH) -> str:
+    """*text* with every configured key replaced, cut to *limit* characters."""
+    for key in configured_keys():
+        text = text.replace(key, REDACTED)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"ValueError: message"``, redacted: how a foreign exception is stored and logged."""
+    message = str(exc)
+    name = type(exc).__qualname__
+    return redact(f"{name}: {message}" if message else name)

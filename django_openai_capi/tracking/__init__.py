@@ -1,0 +1,17 @@
+"""How events are born: registered model conversions, their signals, and ``track()``."""
+
+from __future__ import annotations
+
+from django_openai_capi.tracking.building import BuildReport, build_pending
+from django_openai_capi.tracking.conversion import ModelConversion
+from django_openai_capi.tracking.registry import register, registry
+from django_openai_capi.tracking.track import track
+
+__all__ = [
+    "BuildReport",
+    "ModelConversion",
+    "build_pending",
+    "register",
+    "registry",
+    "track",
+]

@@ -1,0 +1,298 @@
+"""The build step: turning recorded model conversions into the exact JSON to send.
+
+A model conversion is recorded inside the host's transaction with no payload; its
+payload is built here, afterwards, from the committed rows (an order's lines are often
+saved after the order, in the same transaction). The worker runs this step before every
+claim, so a crash between the commit and the build loses nothing, and a row is claimed
+for sending only once it has a payload.
+
+Objects are loaded per model in one query (through the conversion's ``get_queryset``),
+and each outcome is written with one ``UPDATE`` per kind, guarded so that a slower
+concurrent builder cannot overwrite what another one already wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connections, models
+from django.db.models import Case, TextField, Value, When
+from django.utils import timezone
+
+from django_openai_capi.api.events import encode_event
+from django_openai_capi.api.validation import now_ms
+from django_openai_capi.conf import conf
+from django_openai_capi.exceptions import ConversionError, EventValidationError
+from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.redaction import describe_exception, redact
+from django_openai_capi.tracking.conversion import HookError, ModelConversion
+from django_openai_capi.tracking.registry import registry
+
+logger = logging.getLogger("django_openai_capi.tracking")
+
+_Status = ConversionEvent.Status
+#: Rows read per round; also what ``build_pending`` takes by default.
+BUILD_CHUNK = 1000
+
+
+@dataclass
+class BuildReport:
+    """What one build pass did, by outcome."""
+
+    built: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    #: The first error, kept for OPENAI_CAPI_RAISE_ERRORS.
+    first_error: ConversionError | None = field(default=None, repr=False)
+
+    @property
+    def total(self) -> int:
+        return self.built + self.failed + self.cancelled + self.expired
+
+
+@dataclass
+class _Outcome:
+    status: str
+    kind: str
+    error: str
+
+
+def build_pending(*, limit: int = BUILD_CHUNK, using: str = "default") -> BuildReport:
+    """Build the payloads of up to *limit* recorded, unbuilt events, oldest first.
+
+    Each event ends built (still pending, now sendable), failed (a hook raised, or the
+    hooks made an invalid event), cancelled (its object was deleted before it could be
+    built) or expired (too old for the API). Failures are logged; with
+    ``OPENAI_CAPI_RAISE_ERRORS`` the first one is raised as :class:`ConversionError`
+    after every outcome is stored.
+    """
+    report = BuildReport()
+    remaining = limit
+    while remaining > 0:
+        rows = list(
+            ConversionEvent.objects.using(using)
+            .filter(status=_Status.PENDING, payload__isnull=True)
+            .order_by("id")
+            .only(
+                "id",
+                "pixel_id",
+                "event_type",
+                "event_id",
+                "event_time",
+                "expires_at",
+                "source_label",
+            )[: min(remaining, BUILD_CHUNK)]
+        )
+        if not rows:
+            break
+        _build_rows(rows, using, report)
+        remaining -= len(rows)
+    if report.first_error is not None and conf.OPENAI_CAPI_RAISE_ERRORS:
+        raise report.first_error
+    return report
+
+
+def _build_rows(
+    rows: Sequence[ConversionEvent], using: str, report: BuildReport
+) -> None:
+    now = timezone.now()
+    clock = now_ms()
+    payloads: dict[int, str] = {}
+    outcomes: dict[int, _Outcome] = {}
+    for label, group in _by_model(rows).items():
+        conversion = registry.get_by_label(label)
+        for row, obj, problem in _load(conversion, label, group, using):
+            if row.expires_at <= now:
+                outcomes[row.pk] = _Outcome(
+                    _Status.EXPIRED,
+                    ErrorKind.EXPIRED,
+                    f"Not built before its 7-day window closed (event time {row.event_time:%Y-%m-%d %H:%M} UTC).",
+                )
+            elif problem is not None:
+                outcomes[row.pk] = problem
+            else:
+                assert conversion is not None and obj is not None
+                payload, outcome = _build_one(conversion, obj, row, clock, report)
+                if payload is not None:
+                    payloads[row.pk] = payload
+                if outcome is not None:
+                    outcomes[row.pk] = outcome
+    report.built += _store_payloads(payloads, using, now)
+    _store_outcomes(outcomes, using, now, report)
+
+
+def _by_model(
+    rows: Iterable[ConversionEvent],
+) -> dict[str, list[tuple[ConversionEvent, str]]]:
+    groups: dict[str, list[tuple[ConversionEvent, str]]] = defaultdict(list)
+    for row in rows:
+        model_label, _, pk = row.source_label.partition(":")
+        groups[model_label].append((row, pk))
+    return groups
+
+
+def _load(
+    conversion: ModelConversion[Any] | None,
+    label: str,
+    group: list[tuple[ConversionEvent, str]],
+    using: str,
+) -> Iterable[tuple[ConversionEvent, models.Model | None, _Outcome | None]]:
+    """Each row with its object, or the reason it has none."""
+    if conversion is None:
+        unregistered = _Outcome(
+            _Status.FAILED,
+            ErrorKind.BUILD,
+            f"No conversion is registered for {label or 'this event'}: it was recorded "
+            + "by a registration that is gone. Register it again and resend, or cancel.",
+        )
+        return [(row, None, unregistered) for row, _ in group]
+    pk_field = conversion.model._meta.pk
+    assert pk_field is not None
+    keys: dict[int, Any] = {}
+    for row, text in group:
+        try:
+            keys[row.pk] = pk_field.to_python(text)
+        except ValidationError:
+            keys[row.pk] = None
+    wanted = [key for key in keys.values() if key is not None]
+    found = conversion.get_queryset().using(using).in_bulk(wanted)
+    missing = [key for key in wanted if key not in found]
+    # Deleted, or merely outside get_queryset()? Only asked about the (rare) misses.
+    existing = (
+        set(
+            conversion.model._base_manager.using(using)
+            .filter(pk__in=missing)
+            .values_list("pk", flat=True)
+        )
+        if missing
+        else set()
+    )
+    result = []
+    for row, _ in group:
+        key = keys[row.pk]
+        obj = found.get(key) if key is not None else None
+        problem = None
+        if key is None:
+            problem = _Outcome(
+                _Status.FAILED,
+                ErrorKind.BUILD,
+                f"{row.source_label!r} does not name a {label} by its primary key.",
+            )
+        elif obj is None and key in existing:
+            problem = _Outcome(
+                _Status.FAILED,
+                ErrorKind.BUILD,
+                f"{row.source_label} exists but {type(conversion).__name__}.get_queryset() "
+                + "excludes it, so its event cannot be built.",
+            )
+        elif obj is None:
+            problem = _Outcome(
+                _Status.CANCELLED,
+                ErrorKind.SOURCE_MISSING,
+                f"{row.source_label} was deleted before its event was built.",
+            )
+        result.append((row, obj, problem))
+    return result
+
+
+def _build_one(
+    conversion: ModelConversion[Any],
+    obj: models.Model,
+    row: ConversionEvent,
+    clock: int,
+    report: BuildReport,
+) -> tuple[str | None, _Outcome | None]:
+    name = type(conversion).__name__
+    try:
+        event = conversion.build(
+            obj, event_id=row.event_id, event_time=row.event_time, now=clock
+        )
+        return encode_event(event), None
+    except EventValidationError as exc:
+        message = (
+            f"{name} made an invalid event for {row.source_label}: {redact(str(exc))}"
+        )
+        kind = ErrorKind.INVALID
+        cause: Exception = exc
+    except HookError as exc:
+        message = f"{name}.{exc.hook}({row.source_label}) raised {describe_exception(exc.error)}"
+        kind = ErrorKind.BUILD
+        cause = exc.error
+    logger.error("%s", message, exc_info=cause)
+    if report.first_error is None:
+        error = ConversionError(message, source_label=row.source_label)
+        error.__cause__ = cause
+        report.first_error = error
+    return None, _Outcome(_Status.FAILED, kind, message)
+
+
+def _store_payloads(payloads: dict[int, str], using: str, now: datetime) -> int:
+    return _update_unbuilt(using, payloads, "payload", updated_at=now)
+
+
+def _store_outcomes(
+    outcomes: dict[int, _Outcome], using: str, now: datetime, report: BuildReport
+) -> None:
+    # One UPDATE per outcome, not per row: a bug in one hook fails every event alike.
+    groups: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
+    for pk, outcome in outcomes.items():
+        groups[(outcome.status, outcome.kind)][pk] = outcome.error
+    for (status, kind), errors in groups.items():
+        updated = _update_unbuilt(
+            using,
+            errors,
+            "last_error",
+            status=status,
+            last_error_kind=kind,
+            updated_at=now,
+        )
+        setattr(
+            report,
+            _REPORT_FIELD[status],
+            getattr(report, _REPORT_FIELD[status]) + updated,
+        )
+        if (
+            status != _Status.FAILED
+        ):  # failures were logged, with their traceback, when built
+            for error in errors.values():
+                logger.warning("%s", error)
+
+
+_REPORT_FIELD = {
+    _Status.FAILED: "failed",
+    _Status.CANCELLED: "cancelled",
+    _Status.EXPIRED: "expired",
+}
+
+
+def _update_unbuilt(
+    using: str, texts: dict[int, str], field_name: str, **common: object
+) -> int:
+    """Set *field_name* to each row's own text, and *common* on all of them.
+
+    Only rows still pending and unbuilt are written: a concurrent builder that got
+    there first, or a worker that claimed the row meanwhile, keeps what it wrote.
+    """
+    ids = list(texts)
+    # Two parameters per row in the CASE, one in the IN list.
+    size = max(1, connections[using].ops.bulk_batch_size(["pk", "pk", field_name], ids))
+    updated = 0
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        value = Case(
+            *(When(pk=pk, then=Value(texts[pk])) for pk in chunk),
+            output_field=TextField(),
+        )
+        updated += (
+            ConversionEvent.objects.using(using)
+            .filter(pk__in=chunk, status=_Status.PENDING, payload__isnull=True)
+            .update(**{field_name: value}, **common)
+        )
+    return updated

@@ -1,0 +1,169 @@
+"""``ModelConversion``: how a saved model instance becomes a Conversions API event.
+
+A subclass names the event type and overrides the hooks it needs; each hook has a
+default that works, so the smallest conversion is one line (``event_type = ...``).
+The hooks that decide whether and under which identity an event exists run inside the
+host's save; the ones that describe the event (``get_data``, ``get_user`` ...) run after
+the commit, on the committed rows, when the event is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from django.db import models
+from django.utils import timezone
+
+from django_openai_capi.api import spec
+from django_openai_capi.api.events import JSONObject, build_event
+from django_openai_capi.conf import conf
+from django_openai_capi.exceptions import EventValidationError
+
+if TYPE_CHECKING:
+    from django.db.models.query import QuerySet
+
+M = TypeVar("M", bound=models.Model)
+
+
+class HookError(Exception):
+    """A hook of a conversion raised; carries which one, for the recorded reason."""
+
+    def __init__(self, hook: str, error: Exception) -> None:
+        super().__init__(hook)
+        self.hook = hook
+        self.error = error
+
+
+class ModelConversion(Generic[M]):
+    """Describe the conversion a model's saves stand for.
+
+    Subclass it, set :attr:`event_type`, override the hooks you need, and register the
+    class for the model with :func:`~django_openai_capi.register` in the app's
+    ``conversions.py``.
+    """
+
+    #: One of the API's 13 event types, e.g. ``"order_created"``.
+    event_type: ClassVar[str]
+    #: Required with ``event_type = "custom"``, refused otherwise.
+    custom_event_name: ClassVar[str | None] = None
+    #: The pixel to send to; ``None`` means ``OPENAI_CAPI_PIXEL_ID``.
+    pixel_id: ClassVar[str | None] = None
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} for {self.model._meta.label}>"
+
+    # Hooks run inside the host's save, in its transaction.
+
+    def should_track(self, obj: M, created: bool) -> bool:
+        """Whether this save is the conversion. Default: the first save (``created``)."""
+        return created
+
+    def get_event_id(self, obj: M) -> str:
+        """The event's ``id``, shared with the browser pixel and reused on every resend.
+
+        Default ``"<app_label>.<model>:<pk>"``: stable, and unique per object (the
+        registered model's name, also for a save through a proxy).
+        """
+        return f"{self.model._meta.label_lower}:{obj.pk}"
+
+    def get_event_time(self, obj: M) -> datetime:
+        """When the conversion happened (timezone-aware). Default: the time of the save."""
+        return timezone.now()
+
+    def get_pixel_id(self, obj: M) -> str:
+        """The pixel this event goes to. Default: :attr:`pixel_id`, else the setting."""
+        return self.pixel_id or conf.default_pixel_id()
+
+    # Hooks run when the event is built, after the commit, on the committed object.
+
+    def get_user(self, obj: M) -> Mapping[str, object] | None:
+        """Raw identity (``email``, ``phone``, ``external_id`` ...), hashed before storing.
+
+        Default: none. Keys are those of DESIGN §3; an unknown key is an error.
+        """
+        return None
+
+    def get_data(self, obj: M) -> Mapping[str, object] | None:
+        """The ``data`` object without ``type``: ``amount`` (minor units), ``currency``,
+        ``contents``, ``plan_id``, or custom fields. Default: none."""
+        return None
+
+    def get_source_url(self, obj: M) -> str | None:
+        """The page the conversion happened on (scheme and host at least). Default: none."""
+        return None
+
+    def get_oppref(self, obj: M) -> str | None:
+        """The OpenAI click identifier, unchanged. Default: none."""
+        return None
+
+    def get_opt_out(self, obj: M) -> bool:
+        """``True`` opts the event out of user-level personalization. Default: ``False``."""
+        return False
+
+    def get_action_source(self, obj: M) -> str | None:
+        """Where the conversion happened (``"web"``, ``"offline"`` ...).
+
+        Default ``None``, which sends ``"mobile_app"`` for the app events, ``"web"``
+        when the event has a source URL, and nothing otherwise.
+        """
+        return None
+
+    # Queries.
+
+    def get_queryset(self) -> QuerySet[M]:
+        """The objects this conversion covers.
+
+        The backfill command walks it, and events are built from objects loaded through
+        it: add ``select_related``/``prefetch_related`` here for what ``get_data`` reads.
+        """
+        return self.model._default_manager.all()
+
+    # Not hooks: how the app uses them.
+
+    def build(
+        self, obj: M, *, event_id: str, event_time: datetime, now: int | None = None
+    ) -> JSONObject:
+        """The validated API event for *obj*, as recorded under *event_id* and *event_time*.
+
+        Raises :class:`HookError` when a hook raises, :class:`EventValidationError`
+        when what the hooks return does not make a valid event. *now* (Unix
+        milliseconds) fixes the clock of the 7-day window check.
+        """
+        source_url = _call(self.get_source_url, obj)
+        action_source = _call(self.get_action_source, obj)
+        if action_source is None:
+            action_source = default_action_source(self.event_type, source_url)
+        return build_event(
+            self.event_type,
+            event_id=event_id,
+            event_time=event_time,
+            data=_call(self.get_data, obj),
+            user=_call(self.get_user, obj),
+            custom_event_name=self.custom_event_name,
+            action_source=action_source,
+            source_url=source_url,
+            oppref=_call(self.get_oppref, obj),
+            opt_out=_call(self.get_opt_out, obj),
+            now=now,
+        )
+
+
+def default_action_source(event_type: str, source_url: object) -> str | None:
+    """``action_source`` when the caller gives none (see ``get_action_source``)."""
+    if event_type in spec.MOBILE_APP_EVENT_TYPES:
+        return "mobile_app"
+    return "web" if source_url else None
+
+
+def _call(hook: Callable[[Any], Any], obj: object) -> Any:
+    try:
+        return hook(obj)
+    except EventValidationError:
+        raise
+    except Exception as exc:
+        raise HookError(hook.__name__, exc) from exc

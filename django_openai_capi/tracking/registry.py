@@ -1,0 +1,183 @@
+"""Which models are conversions: ``register``, the registry, and autodiscovery.
+
+A registration that cannot work (an unknown event type, ``custom`` without its name, a
+model registered twice, a model whose saves cannot be told apart) fails at start-up
+with a :class:`CapiConfigurationError` naming the class and what to change, rather than
+at the first order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, overload
+
+from django.apps import apps
+from django.db import models
+from django.utils.module_loading import autodiscover_modules
+
+from django_openai_capi.api import spec
+from django_openai_capi.api.issues import IssueCollector
+from django_openai_capi.api.validation import check_event
+from django_openai_capi.exceptions import CapiConfigurationError
+from django_openai_capi.models import PIXEL_ID_MAX_LENGTH
+from django_openai_capi.tracking.conversion import ModelConversion
+
+C = TypeVar("C", bound=type[ModelConversion[Any]])
+
+#: The module each installed app may have to register its conversions in.
+MODULE_NAME = "conversions"
+
+
+class ConversionRegistry:
+    """Registered conversions, one per concrete model."""
+
+    def __init__(self) -> None:
+        self._conversions: dict[type[models.Model], ModelConversion[Any]] = {}
+
+    def register(
+        self, model: type[models.Model], conversion_class: type[ModelConversion[Any]]
+    ) -> ModelConversion[Any]:
+        _check_model(model, conversion_class)
+        _check_conversion_class(conversion_class)
+        existing = self._conversions.get(model)
+        if existing is not None:
+            raise CapiConfigurationError(
+                f"{model._meta.label} is registered twice: by {_name(type(existing))} "
+                + f"and by {_name(conversion_class)}. One model has one conversion; "
+                + "decide between the events in one class's should_track."
+            )
+        conversion = conversion_class(model)
+        self._conversions[model] = conversion
+        return conversion
+
+    def unregister(self, model: type[models.Model]) -> None:
+        """Forget *model*'s conversion (for tests); a ``KeyError`` if it has none."""
+        del self._conversions[model]
+
+    def get(self, model: type[models.Model]) -> ModelConversion[Any] | None:
+        """The conversion of *model*, or of the concrete model a proxy stands for."""
+        conversion = self._conversions.get(model)
+        if conversion is None and model._meta.proxy:
+            conversion = self._conversions.get(model._meta.concrete_model)  # type: ignore[arg-type]
+        return conversion
+
+    def get_by_label(self, label: str) -> ModelConversion[Any] | None:
+        """The conversion of the model named ``"app_label.ModelName"``, if any."""
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError):
+            return None
+        return self.get(model)
+
+    def __iter__(self) -> Iterator[ModelConversion[Any]]:
+        return iter(list(self._conversions.values()))
+
+    def __len__(self) -> int:
+        return len(self._conversions)
+
+
+registry = ConversionRegistry()
+
+
+@overload
+def register(model: type[models.Model]) -> Callable[[C], C]: ...
+@overload
+def register(model: type[models.Model], conversion_class: C) -> C: ...
+def register(
+    model: type[models.Model], conversion_class: C | None = None
+) -> C | Callable[[C], C]:
+    """Register *conversion_class* for *model*; usable as a class decorator.
+
+    ``@register(Order)`` above ``class OrderConversion(ModelConversion[Order])``, or
+    ``register(Order, OrderConversion)``. From then on every save of an ``Order``
+    (through a proxy too) goes through the conversion's hooks.
+    """
+
+    def decorate(cls: C) -> C:
+        registry.register(model, cls)
+        return cls
+
+    if conversion_class is None:
+        return decorate
+    return decorate(conversion_class)
+
+
+def autodiscover() -> None:
+    """Import ``conversions`` from every installed app, as the admin does ``admin``."""
+    autodiscover_modules(MODULE_NAME)
+
+
+def _check_model(model: object, conversion_class: object) -> None:
+    if not (isinstance(model, type) and issubclass(model, models.Model)):
+        raise CapiConfigurationError(
+            f"register() takes a model class first, got {model!r} "
+            + f"(for {_name(conversion_class)})."
+        )
+    opts = model._meta
+    problem = None
+    if opts.abstract:
+        problem = "is abstract: register each concrete model that inherits from it"
+    elif opts.proxy:
+        problem = (
+            f"is a proxy: register {opts.concrete_model._meta.label} (saves through "  # type: ignore[union-attr]
+            + "its proxies are tracked too) and tell them apart in should_track"
+        )
+    elif opts.swapped:
+        problem = f"is swapped for {opts.swapped}: register that model"
+    elif opts.is_composite_pk:
+        problem = (
+            "has a composite primary key, which a source label cannot name: "
+            + "give it a single-column key"
+        )
+    if problem:
+        raise CapiConfigurationError(
+            f"Cannot register {_name(conversion_class)}: {opts.label} {problem}."
+        )
+
+
+def _check_conversion_class(conversion_class: object) -> None:
+    if not (
+        isinstance(conversion_class, type)
+        and issubclass(conversion_class, ModelConversion)
+    ):
+        raise CapiConfigurationError(
+            f"register() needs a ModelConversion subclass, got {conversion_class!r}."
+        )
+    name = _name(conversion_class)
+    event_type = getattr(conversion_class, "event_type", None)
+    if event_type is None:
+        raise CapiConfigurationError(
+            f"{name} has no event_type: set it to one of "
+            + ", ".join(sorted(spec.EVENT_TYPES))
+            + "."
+        )
+    # The same rules as a sent event, so that registration and delivery cannot
+    # disagree about what a valid type and custom name are.
+    probe: dict[str, object] = {"type": event_type}
+    if conversion_class.custom_event_name is not None:
+        probe["custom_event_name"] = conversion_class.custom_event_name
+    issues = IssueCollector()
+    check_event(probe, "", issues)
+    problems = [
+        str(issue)
+        for issue in issues.issues
+        if issue.path in {"type", "custom_event_name"}
+    ]
+    if problems:
+        raise CapiConfigurationError(
+            f"{name} cannot make valid events: " + "; ".join(problems)
+        )
+    pixel_id: object = conversion_class.pixel_id
+    if pixel_id is not None and not (
+        isinstance(pixel_id, str) and 0 < len(pixel_id.strip()) <= PIXEL_ID_MAX_LENGTH
+    ):
+        raise CapiConfigurationError(
+            f"{name}.pixel_id should be a Pixel ID string (at most {PIXEL_ID_MAX_LENGTH} "
+            + "characters), or None for OPENAI_CAPI_PIXEL_ID."
+        )
+
+
+def _name(cls: object) -> str:
+    if isinstance(cls, type):
+        return f"{cls.__module__}.{cls.__qualname__}"
+    return repr(cls)

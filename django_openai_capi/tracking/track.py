@@ -1,0 +1,181 @@
+"""``track()``: a conversion that is not a model save (a lead form, a webhook).
+
+The event is built and validated at once (its data is in the call, not in rows still
+to be committed) and stored in the caller's transaction, with the same guarantees as a
+model conversion: one row per (pixel, type, id), nothing recorded if the transaction
+rolls back, and a failure recorded rather than raised unless the project asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+
+from django.db import DEFAULT_DB_ALIAS
+from django.http import HttpRequest
+from django.utils import timezone
+
+from django_openai_capi.api import spec
+from django_openai_capi.api.events import build_event, encode_event
+from django_openai_capi.api.validation import now_ms
+from django_openai_capi.conf import conf
+from django_openai_capi.exceptions import (
+    CapiConfigurationError,
+    ConversionError,
+    EventValidationError,
+    ValidationIssue,
+)
+from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent, ErrorKind
+from django_openai_capi.redaction import redact
+from django_openai_capi.tracking.context import RequestContext
+from django_openai_capi.tracking.conversion import default_action_source
+from django_openai_capi.tracking.recording import (
+    check_identity,
+    failed_event,
+    insert_event,
+)
+
+logger = logging.getLogger("django_openai_capi.tracking")
+
+#: Prefix of the id a failed row gets when the call's own event id was unusable.
+INVALID_ID_PREFIX = "invalid-id:"
+
+
+def track(
+    event_type: str,
+    *,
+    event_id: str,
+    user: Mapping[str, object] | None = None,
+    data: Mapping[str, object] | None = None,
+    request: HttpRequest | None = None,
+    event_time: datetime | None = None,
+    custom_event_name: str | None = None,
+    pixel_id: str | None = None,
+    source_url: str | None = None,
+    oppref: str | None = None,
+    opt_out: bool = False,
+    action_source: str | None = None,
+    source_label: str = "",
+    using: str = DEFAULT_DB_ALIAS,
+) -> bool:
+    """Record one conversion event; return whether a new one was recorded.
+
+    ``user`` is raw identity and ``data`` the ``data`` object without ``type``, as for
+    :class:`~django_openai_capi.ModelConversion`. With ``request``, what the caller does
+    not give is taken from it: ``oppref`` (the ``oppref`` query parameter, else the
+    ``__oppref`` cookie), ``obref`` (``__obref`` cookie), the client IP, the user agent,
+    and the page's URL (without its query string) as ``source_url``.
+
+    Returns False when an event with the same pixel, type and id exists already. An
+    unknown ``event_type`` raises :class:`EventValidationError`, as a typo should. Any
+    other problem (invalid data, no pixel configured) records the event as failed with
+    the reason and logs it, or, with ``OPENAI_CAPI_RAISE_ERRORS``, raises.
+    """
+    if event_type not in spec.EVENT_TYPES:
+        raise EventValidationError(
+            [
+                ValidationIssue(
+                    "type", "invalid_event_type", f"unknown event type {event_type!r}"
+                )
+            ]
+        )
+    when = timezone.now() if event_time is None else event_time
+    context = (
+        RequestContext.from_request(request)
+        if request is not None
+        else RequestContext()
+    )
+    try:
+        pixel = pixel_id or conf.default_pixel_id()
+        check_identity(pixel_id=pixel, event_id=event_id, event_time=when)
+        url = source_url or context.source_url
+        event = build_event(
+            event_type,
+            event_id=event_id,
+            event_time=when,
+            data=data,
+            user=_with_context(user, context),
+            custom_event_name=custom_event_name,
+            action_source=action_source or default_action_source(event_type, url),
+            source_url=url,
+            oppref=oppref or context.oppref,
+            opt_out=opt_out,
+            now=now_ms(),
+        )
+    except (ConversionError, CapiConfigurationError, EventValidationError) as exc:
+        if conf.OPENAI_CAPI_RAISE_ERRORS:
+            raise
+        return _record_failure(
+            exc,
+            event_type=event_type,
+            event_id=event_id,
+            event_time=when,
+            pixel_id=pixel_id or conf.OPENAI_CAPI_PIXEL_ID or "",
+            source_label=source_label,
+            using=using,
+        )
+    return insert_event(
+        ConversionEvent(
+            pixel_id=pixel,
+            event_type=event_type,
+            event_id=event_id,
+            payload=encode_event(event),
+            event_time=when,
+            expires_at=when + ACCEPTANCE_WINDOW,
+            source_label=source_label,
+        ),
+        using=using,
+    )
+
+
+def _with_context(
+    user: Mapping[str, object] | None, context: RequestContext
+) -> Mapping[str, object] | None:
+    extra = {
+        "ip_address": context.ip_address,
+        "user_agent": context.user_agent,
+        "obref": context.obref,
+    }
+    missing = {
+        key: value
+        for key, value in extra.items()
+        if value is not None and not (user and key in user)
+    }
+    if not missing:
+        return user
+    return {**(user or {}), **missing}
+
+
+def _record_failure(
+    exc: Exception,
+    *,
+    event_type: str,
+    event_id: object,
+    event_time: object,
+    pixel_id: str,
+    source_label: str,
+    using: str,
+) -> bool:
+    message = f"track({event_type!r}) could not record its event: {redact(str(exc))}"
+    logger.error("%s", message)
+    usable_id = isinstance(event_id, str) and event_id.strip() and len(event_id) <= 255
+    usable_time = isinstance(event_time, datetime) and timezone.is_aware(event_time)
+    return insert_event(
+        failed_event(
+            pixel_id=pixel_id,
+            event_type=event_type,
+            # The row needs an id to exist at all; a fresh one keeps the failure visible.
+            event_id=event_id
+            if usable_id
+            else f"{INVALID_ID_PREFIX}{uuid.uuid4().hex}",  # type: ignore[arg-type]
+            event_time=event_time if usable_time else timezone.now(),  # type: ignore[arg-type]
+            kind=ErrorKind.INVALID
+            if isinstance(exc, EventValidationError)
+            else ErrorKind.BUILD,
+            error=message,
+            source_label=source_label,
+        ),
+        using=using,
+    )

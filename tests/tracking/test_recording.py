@@ -1,0 +1,247 @@
+"""Saving a registered model records one unbuilt event, in the host's transaction."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.core import serializers
+from django.db import transaction
+from django.utils import timezone
+
+from django_openai_capi import ModelConversion
+from django_openai_capi.exceptions import ConversionError
+from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.tracking.recording import record_save
+from django_openai_capi.tracking.registry import registry
+from tests.testapp.models import Note, Order, RushOrder, Signup
+from tests.tracking.conftest import Swap
+
+pytestmark = pytest.mark.django_db
+
+Status = ConversionEvent.Status
+
+
+def test_creating_an_order_records_one_pending_event_to_build_later() -> None:
+    before = timezone.now()
+    order = Order.objects.create(number="A-1")
+
+    event = ConversionEvent.objects.get()
+    assert event.status == Status.PENDING
+    assert (event.pixel_id, event.event_type) == ("test-pixel", "order_created")
+    assert event.event_id == f"testapp.order:{order.pk}"
+    assert event.source_label == f"testapp.Order:{order.pk}"
+    assert event.payload is None and not event.is_built
+    assert before <= event.event_time <= timezone.now()
+    assert event.expires_at == event.event_time + timedelta(days=7)
+    assert event.attempts == 0
+
+
+def test_saving_the_same_order_again_records_nothing_new(swap_conversion: Swap) -> None:
+    class EverySave(ModelConversion[Order]):
+        event_type = "order_created"
+
+        def should_track(self, obj: Order, created: bool) -> bool:
+            return True  # every save asks: the unique key must keep it to one event
+
+    swap_conversion(Order, EverySave)
+    order = Order.objects.create(number="A-1")
+    for _ in range(100):
+        order.save()
+    assert ConversionEvent.objects.count() == 1
+
+
+def test_a_second_signal_for_the_same_object_records_nothing_new() -> None:
+    order = Order.objects.create(number="A-1")
+    conversion = registry.get(Order)
+    assert conversion is not None
+    assert record_save(conversion, order, created=True, using="default") is False
+    assert ConversionEvent.objects.count() == 1
+
+
+def test_should_track_decides_and_by_default_only_the_first_save_counts() -> None:
+    Order.objects.create(number="unpaid", is_paid=False)  # testapp: paid orders only
+    assert not ConversionEvent.objects.exists()
+    signup = Signup.objects.create(email="a@example.com")  # default should_track
+    signup.save()
+    assert ConversionEvent.objects.get().event_id == f"testapp.signup:{signup.pk}"
+
+
+def test_a_rolled_back_transaction_leaves_no_event() -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Order.objects.create(number="A-1")
+        raise RuntimeError("payment declined")
+    assert not Order.objects.exists()
+    assert not ConversionEvent.objects.exists()
+
+
+def test_a_rolled_back_savepoint_takes_its_event_with_it() -> None:
+    with transaction.atomic():
+        Order.objects.create(number="kept")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Order.objects.create(number="undone")
+            raise RuntimeError
+    assert [e.source_label for e in ConversionEvent.objects.all()] == [
+        f"testapp.Order:{Order.objects.get().pk}"
+    ]
+
+
+def test_raw_saves_from_fixtures_are_ignored() -> None:
+    data = '[{"model": "testapp.order", "pk": 7, "fields": {"number": "F-7"}}]'
+    for obj in serializers.deserialize("json", data):
+        obj.save()
+    assert Order.objects.filter(pk=7).exists()
+    assert not ConversionEvent.objects.exists()
+
+
+def test_saves_through_a_proxy_are_tracked_as_the_concrete_model() -> None:
+    order = RushOrder.objects.create(number="R-1")
+    assert ConversionEvent.objects.get().source_label == f"testapp.Order:{order.pk}"
+
+
+def test_models_without_a_conversion_record_nothing() -> None:
+    Note.objects.create(text="hello")
+    assert not ConversionEvent.objects.exists()
+
+
+def test_a_uuid_primary_key_makes_the_default_event_id() -> None:
+    signup = Signup.objects.create(email="a@example.com")
+    assert ConversionEvent.objects.get().event_id == f"testapp.signup:{signup.pk}"
+
+
+def test_identity_hooks_override_the_defaults(swap_conversion: Swap) -> None:
+    placed = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+    class Custom(ModelConversion[Order]):
+        event_type = "custom"
+        custom_event_name = "quote_requested"
+        pixel_id = "pixel-b"
+
+        def get_event_id(self, obj: Order) -> str:
+            return f"order-{obj.number}"
+
+        def get_event_time(self, obj: Order) -> datetime:
+            return placed
+
+    swap_conversion(Order, Custom)
+    Order.objects.create(number="A-1")
+    event = ConversionEvent.objects.get()
+    assert (event.pixel_id, event.event_type, event.event_id) == (
+        "pixel-b",
+        "custom",
+        "order-A-1",
+    )
+    assert event.event_time == placed
+
+
+def test_get_pixel_id_can_route_each_object_to_its_own_pixel(
+    swap_conversion: Swap,
+) -> None:
+    class PerBrand(ModelConversion[Order]):
+        event_type = "order_created"
+
+        def get_pixel_id(self, obj: Order) -> str:
+            return f"pixel-{obj.currency.lower()}"
+
+    swap_conversion(Order, PerBrand)
+    Order.objects.create(number="1", currency="EUR")
+    Order.objects.create(number="2", currency="USD")
+    assert sorted(ConversionEvent.objects.values_list("pixel_id", flat=True)) == [
+        "pixel-eur",
+        "pixel-usd",
+    ]
+
+
+class Explodes(ModelConversion[Order]):
+    event_type = "order_created"
+
+    def should_track(self, obj: Order, created: bool) -> bool:
+        raise ZeroDivisionError("division by zero")
+
+
+def test_with_raise_errors_a_broken_hook_fails_the_save(swap_conversion: Swap) -> None:
+    swap_conversion(Order, Explodes)
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        Order.objects.create(number="A-1")
+    assert not Order.objects.exists()
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_broken_hook_never_breaks_the_save_and_is_recorded_as_failed(
+    swap_conversion: Swap, caplog: pytest.LogCaptureFixture
+) -> None:
+    swap_conversion(Order, Explodes)
+    with caplog.at_level(logging.ERROR, logger="django_openai_capi.tracking"):
+        order = Order.objects.create(number="A-1")
+
+    assert Order.objects.filter(pk=order.pk).exists()
+    event = ConversionEvent.objects.get()
+    assert event.status == Status.FAILED
+    assert event.last_error_kind == ErrorKind.BUILD
+    assert event.event_id == f"testapp.order:{order.pk}"
+    assert event.last_error == (
+        f"Explodes could not identify the event of testapp.Order:{order.pk}: "
+        + "ZeroDivisionError: division by zero"
+    )
+    assert event.last_error in caplog.text and "Traceback" in caplog.text
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_missing_pixel_is_recorded_not_raised(
+    swap_conversion: Swap, settings: Any
+) -> None:
+    settings.OPENAI_CAPI_PIXEL_ID = None
+    Order.objects.create(number="A-1")
+    event = ConversionEvent.objects.get()
+    assert (event.status, event.pixel_id) == (Status.FAILED, "")
+    assert "No pixel given and OPENAI_CAPI_PIXEL_ID is not set" in event.last_error
+
+
+@pytest.mark.parametrize(
+    ("hook", "value", "message"),
+    [
+        (
+            "get_event_id",
+            "",
+            "event_id must be a non-empty string of at most 255 characters, got a blank string",
+        ),
+        ("get_event_id", "x" * 256, "got a string of 256 characters"),
+        ("get_event_id", 42, "got int"),
+        ("get_pixel_id", "p" * 65, "pixel_id must be a non-empty string of at most 64"),
+        (
+            "get_event_time",
+            datetime(2026, 11, 20),
+            "event_time must be a timezone-aware datetime, got a naive datetime",
+        ),
+        ("get_event_time", "2026-11-20", "got str"),
+    ],
+)
+def test_an_identity_the_outbox_cannot_hold_is_refused_by_name(
+    swap_conversion: Swap, hook: str, value: object, message: str
+) -> None:
+    conversion = type(
+        "Odd",
+        (ModelConversion,),
+        {"event_type": "order_created", hook: lambda self, obj: value},
+    )
+    swap_conversion(Order, conversion)
+    with pytest.raises(ConversionError) as caught:
+        Order.objects.create(number="A-1")
+    assert message in str(caught.value)
+
+
+def test_a_save_through_a_proxy_and_one_through_the_model_are_one_event(
+    swap_conversion: Swap,
+) -> None:
+    class EverySave(ModelConversion[Order]):
+        event_type = "order_created"
+
+        def should_track(self, obj: Order, created: bool) -> bool:
+            return True
+
+    swap_conversion(Order, EverySave)
+    order = RushOrder.objects.create(number="R-1")
+    Order.objects.get(pk=order.pk).save()
+    assert ConversionEvent.objects.get().event_id == f"testapp.order:{order.pk}"
