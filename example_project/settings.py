@@ -47,6 +47,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_openai_capi",
+    # The demo's own apps: each has a conversions.py that registers its conversion.
+    "example_project.shop",
+    "example_project.accounts",
+    "example_project.billing",
 ]
 
 MIDDLEWARE = [
@@ -80,6 +84,10 @@ WSGI_APPLICATION = "example_project.wsgi.application"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+
+# The storefront the demo's conversions say they happened on (their source_url); the
+# demo has no pages of its own besides the admin. See example_project/demo_site.py.
+DEMO_SITE_ORIGIN = env.str("DEMO_SITE_ORIGIN", default="https://shop.example.com")
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,12 @@ def home(request: HttpRequest) -> HttpResponse:
             "<p>An example Django project with <code>django_openai_capi</code> installed."
             " Conversion events will be sent to <code>{}</code> for pixel <code>{}</code>"
             " (by default a local fake of the Conversions API, with a made-up key).</p>"
+            "<p>Orders (in the shop), registrations (in accounts) and subscriptions"
+            " (in billing) created in the admin are recorded as conversion events:"
+            " <code>order_created</code> for a paid order with its lines,"
+            " <code>registration_completed</code> and <code>subscription_created</code>,"
+            " written in the same transaction as the save. Their delivery, and the local"
+            " fake of the API, come later.</p>"
             '<p><a href="/admin/">Admin</a> (the demo user is admin / admin).</p>',
             settings.OPENAI_CAPI_ENDPOINT,
             settings.OPENAI_CAPI_PIXEL_ID,

@@ -29,6 +29,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django_openai_capi",
     "tests.testapp",
+    # The example project's apps, so that their conversions are tested as they ship.
+    "example_project.shop",
+    "example_project.accounts",
+    "example_project.billing",
 ]
 
 MIDDLEWARE = [

@@ -265,7 +265,7 @@ def _store_outcomes(
                 logger.warning("%s", error)
 
 
-_REPORT_FIELD = {
+_REPORT_FIELD: dict[str, str] = {
     _Status.FAILED: "failed",
     _Status.CANCELLED: "cancelled",
     _Status.EXPIRED: "expired",

@@ -1,0 +1,120 @@
+"""What tracking adds to a host's checkout transaction, and where to build the payload.
+
+Three ways of running the same transaction (an order and two lines, committed), timed
+interleaved in one process on one database:
+
+- untracked: the model has no conversion (the baseline);
+- tracked: the conversion records its event in the transaction (what the app does);
+- tracked + build on commit: the same, plus building the payload right after the commit
+  in the same process (the alternative DESIGN §3 allows; the app builds in the worker).
+
+    python bench/tracked_save.py                    # SQLite file in a temporary directory
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test python bench/tracked_save.py
+    python bench/tracked_save.py --quick            # CI: a few rounds, so it cannot rot
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+_TMP = tempfile.TemporaryDirectory()
+if not os.environ.get("DATABASE_URL"):
+    # A file, not :memory:, so that every commit is a real one.
+    os.environ["DATABASE_URL"] = f"sqlite:///{_TMP.name}/bench.sqlite3"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection, transaction  # noqa: E402
+from django.test.utils import get_runner  # noqa: E402
+
+from django_openai_capi import build_pending  # noqa: E402
+from django_openai_capi.models import ConversionEvent  # noqa: E402
+from django_openai_capi.tracking.registry import registry  # noqa: E402
+from tests.testapp.models import Order, OrderLine  # noqa: E402
+
+
+def checkout(number: str) -> None:
+    with transaction.atomic():
+        order = Order.objects.create(number=number, email="ada@example.com")
+        OrderLine.objects.create(
+            order=order, sku="a", name="A", quantity=1, unit_price_cents=1999
+        )
+        OrderLine.objects.create(
+            order=order, sku="b", name="B", quantity=2, unit_price_cents=500
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    rounds, per_round = (3, 20) if args.quick else (15, 200)
+
+    runner = get_runner(django.conf.settings)(verbosity=0, interactive=False)
+    old_config = runner.setup_databases()
+    try:
+        conversion = registry.get(Order)
+        assert conversion is not None
+        counter = iter(range(10**9))
+
+        def untracked() -> None:
+            registry.unregister(Order)
+            try:
+                checkout(f"u{next(counter)}")
+            finally:
+                registry._conversions[Order] = conversion
+
+        def tracked() -> None:
+            checkout(f"t{next(counter)}")
+
+        def tracked_and_built() -> None:
+            checkout(f"b{next(counter)}")
+            build_pending()
+
+        sides: dict[str, Callable[[], None]] = {
+            "untracked (baseline)": untracked,
+            "tracked: event recorded in the transaction": tracked,
+            "tracked + payload built on commit": tracked_and_built,
+        }
+        worker = "(the worker's build of the same events, in batches)"
+        timings: dict[str, list[float]] = {name: [] for name in [*sides, worker]}
+        for _ in range(rounds):
+            for name, side in sides.items():
+                started = time.perf_counter()
+                for _ in range(per_round):
+                    side()
+                timings[name].append((time.perf_counter() - started) / per_round * 1e6)
+                # The recorded side leaves its events for the worker: build them here,
+                # timed apart, so that no side pays for another's events.
+                started = time.perf_counter()
+                built = build_pending(limit=10**6).built
+                if built:
+                    timings[worker].append(
+                        (time.perf_counter() - started) / built * 1e6
+                    )
+        assert not ConversionEvent.objects.filter(payload__isnull=True).exists()
+        base = statistics.median(timings["untracked (baseline)"])
+        print(
+            f"database: {connection.vendor}; {rounds} rounds of {per_round} checkouts each"
+        )
+        print(f"{'':54} {'µs/checkout':>12} {'ratio':>7}")
+        for name, values in timings.items():
+            median = statistics.median(values)
+            print(f"{name:54} {median:12.1f} {median / base:6.2f}x")
+    finally:
+        runner.teardown_databases(old_config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""A new paid subscription is a ``subscription_created`` conversion.
+
+Its data is a ``plan_enrollment``: the plan's id and the price it started at. Renewals
+are not new conversions; they save other rows (or this one again), which the default
+``should_track`` (the first save only) leaves out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from django_openai_capi import ModelConversion, register
+from example_project.billing.models import Subscription
+from example_project.demo_site import page_url
+
+
+@register(Subscription)
+class SubscriptionConversion(ModelConversion[Subscription]):
+    event_type = "subscription_created"
+
+    def get_event_time(self, obj: Subscription) -> datetime:
+        return obj.created_at
+
+    def get_user(self, obj: Subscription) -> Mapping[str, object]:
+        return {"email": obj.email}
+
+    def get_data(self, obj: Subscription) -> Mapping[str, object]:
+        return {"amount": obj.price, "currency": obj.currency, "plan_id": obj.plan_id}
+
+    def get_source_url(self, obj: Subscription) -> str:
+        return page_url("/billing/subscribed")

@@ -1,0 +1,83 @@
+"""A paid order is an ``order_created`` conversion, with every line as a content item.
+
+Found by django_openai_capi's autodiscovery, as ``admin.py`` is by the admin's.
+``should_track``, the event id and its time are decided inside the order's save; the
+rest (``get_user``, ``get_data``, ``get_source_url``) runs after the commit, on the
+committed order, so the lines saved after the order are in the payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from django.db.models import Prefetch, QuerySet
+
+from django_openai_capi import ModelConversion, register
+from example_project.demo_site import page_url
+from example_project.shop.models import Order, OrderLine
+
+
+@register(Order)
+class OrderConversion(ModelConversion[Order]):
+    event_type = "order_created"
+
+    # The event id is the default, "shop.order:<pk>": stable across saves and resends,
+    # and what the confirmation page would give the browser pixel as its event_id, so
+    # that the API counts the purchase once whichever side reports it first.
+
+    def should_track(self, obj: Order, created: bool) -> bool:
+        # Only the first save: marking an order paid later, editing or re-saving it
+        # is not a new purchase. An unpaid order is not a conversion at all.
+        return created and obj.is_paid
+
+    def get_event_time(self, obj: Order) -> datetime:
+        # When the order was placed, not when this process got to saving it.
+        return obj.created_at
+
+    def get_queryset(self) -> QuerySet[Order]:
+        # Events are built in bulk from this queryset: one query for the lines of
+        # every order, not one per order.
+        return (
+            super()
+            .get_queryset()
+            .prefetch_related(
+                Prefetch("lines", queryset=OrderLine.objects.order_by("pk"))
+            )
+        )
+
+    def get_user(self, obj: Order) -> Mapping[str, object]:
+        # Raw values: the library normalises and hashes email, phone and customer id,
+        # and sends the geography raw, as the API prescribes.
+        identity = {
+            "email": obj.email,
+            "phone": obj.phone,
+            "external_id": obj.customer_external_id,
+            "country": obj.country,
+            "city": obj.city,
+            "postal_code": obj.postal_code,
+        }
+        return {key: value for key, value in identity.items() if value}
+
+    def get_data(self, obj: Order) -> Mapping[str, object]:
+        lines = list(obj.lines.all())
+        return {
+            "amount": sum(line.total for line in lines),
+            "currency": obj.currency,
+            "contents": [
+                {
+                    "id": line.sku,
+                    "name": line.name,
+                    "quantity": line.quantity,
+                    # The unit price, as OpenAI's own plugin advises for item amounts.
+                    "amount": line.unit_price,
+                    "content_type": "product",
+                }
+                for line in lines
+            ],
+        }
+
+    def get_source_url(self, obj: Order) -> str:
+        # The page, not the order: no order number in the URL (the docs warn against
+        # order identifiers in query parameters), and the page is all the API asks for.
+        return page_url("/checkout/confirmation")
