@@ -64,16 +64,11 @@ def main() -> None:
     runner = get_runner(django.conf.settings)(verbosity=0, interactive=False)
     old_config = runner.setup_databases()
     try:
-        conversion = registry.get(Order)
-        assert conversion is not None
         counter = iter(range(10**9))
 
         def untracked() -> None:
-            registry.unregister(Order)
-            try:
+            with registry.override(Order, None):
                 checkout(f"u{next(counter)}")
-            finally:
-                registry._conversions[Order] = conversion
 
         def tracked() -> None:
             checkout(f"t{next(counter)}")

@@ -7,6 +7,7 @@ before it reaches a log line, a database row or an exception.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
 
 from django_openai_capi.conf import conf
@@ -29,9 +30,14 @@ def configured_keys() -> list[str]:
 
 
 def redact(text: str, *, limit: int = MAX_ERROR_LENGTH) -> str:
-    """*text* with every configured key replaced, cut to *limit* characters."""
+    """*text* with every configured key replaced, cut to *limit* characters.
+
+    NUL characters are escaped too: PostgreSQL text cannot hold them, and an error
+    message that cannot be stored would leave its event unrecorded.
+    """
     for key in configured_keys():
         text = text.replace(key, REDACTED)
+    text = text.replace("\x00", "\\x00")
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -42,3 +48,12 @@ def describe_exception(exc: BaseException) -> str:
     message = str(exc)
     name = type(exc).__qualname__
     return redact(f"{name}: {message}" if message else name)
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The traceback of *exc*, redacted, for a log line.
+
+    Not ``logger.exception``: the logging module would format the raw exception, and
+    with it any key its message quotes.
+    """
+    return redact("".join(traceback.format_exception(exc)), limit=20_000)

@@ -296,6 +296,7 @@ def test_the_source_url_follows_the_demo_site_origin(settings: Any) -> None:
     assert body["source_url"] == "https://demo.example.org/checkout/confirmation"
 
 
+@pytest.mark.django_db(transaction=True)  # autocommit, as the worker runs
 def test_building_many_orders_reads_their_lines_in_one_query() -> None:
     def build_queries(orders: int) -> int:
         for _ in range(orders):

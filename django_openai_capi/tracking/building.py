@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.models import Case, TextField, Value, When
 from django.utils import timezone
 
@@ -30,7 +31,7 @@ from django_openai_capi.api.validation import now_ms
 from django_openai_capi.conf import conf
 from django_openai_capi.exceptions import ConversionError, EventValidationError
 from django_openai_capi.models import ConversionEvent, ErrorKind
-from django_openai_capi.redaction import describe_exception, redact
+from django_openai_capi.redaction import describe_exception, format_traceback, redact
 from django_openai_capi.tracking.conversion import HookError, ModelConversion
 from django_openai_capi.tracking.registry import registry
 
@@ -108,7 +109,20 @@ def _build_rows(
     outcomes: dict[int, _Outcome] = {}
     for label, group in _by_model(rows).items():
         conversion = registry.get_by_label(label)
-        for row, obj, problem in _load(conversion, label, group, using):
+        try:
+            with _isolated(using):
+                loaded = _load(conversion, label, group, using)
+        except Exception as exc:
+            # A get_queryset() that cannot run fails its own model's events, not the
+            # pass: the rows of every other model are still built.
+            name = type(conversion).__name__
+            message = f"{name}.get_queryset() could not load {label}: {describe_exception(exc)}"
+            _note_failure(message, exc, group[0][0].source_label, report)
+            loaded = [
+                (row, None, _Outcome(_Status.FAILED, ErrorKind.BUILD, message))
+                for row, _ in group
+            ]
+        for row, obj, problem in loaded:
             if row.expires_at <= now:
                 outcomes[row.pk] = _Outcome(
                     _Status.EXPIRED,
@@ -119,7 +133,9 @@ def _build_rows(
                 outcomes[row.pk] = problem
             else:
                 assert conversion is not None and obj is not None
-                payload, outcome = _build_one(conversion, obj, row, clock, report)
+                payload, outcome = _build_one(
+                    conversion, obj, row, clock, report, using
+                )
                 if payload is not None:
                     payloads[row.pk] = payload
                 if outcome is not None:
@@ -208,13 +224,16 @@ def _build_one(
     row: ConversionEvent,
     clock: int,
     report: BuildReport,
+    using: str,
 ) -> tuple[str | None, _Outcome | None]:
     name = type(conversion).__name__
     try:
-        event = conversion.build(
-            obj, event_id=row.event_id, event_time=row.event_time, now=clock
-        )
-        return encode_event(event), None
+        # Caught outside the savepoint, so that a failure rolls it back.
+        with _isolated(using):
+            event = conversion.build(
+                obj, event_id=row.event_id, event_time=row.event_time, now=clock
+            )
+            return encode_event(event), None
     except EventValidationError as exc:
         message = (
             f"{name} made an invalid event for {row.source_label}: {redact(str(exc))}"
@@ -225,12 +244,33 @@ def _build_one(
         message = f"{name}.{exc.hook}({row.source_label}) raised {describe_exception(exc.error)}"
         kind = ErrorKind.BUILD
         cause = exc.error
-    logger.error("%s", message, exc_info=cause)
+    except Exception as exc:  # what the hooks returned broke the event's encoding
+        message = f"{name} could not build the event of {row.source_label}: {describe_exception(exc)}"
+        kind = ErrorKind.BUILD
+        cause = exc
+    _note_failure(message, cause, row.source_label, report)
+    return None, _Outcome(_Status.FAILED, kind, message)
+
+
+def _note_failure(
+    message: str, cause: Exception, label: str, report: BuildReport
+) -> None:
+    logger.error("%s\n%s", message, format_traceback(cause))
     if report.first_error is None:
-        error = ConversionError(message, source_label=row.source_label)
+        error = ConversionError(message, source_label=label)
         error.__cause__ = cause
         report.first_error = error
-    return None, _Outcome(_Status.FAILED, kind, message)
+
+
+def _isolated(using: str) -> AbstractContextManager[object]:
+    """A savepoint around host code when the pass runs inside a transaction.
+
+    Outside one (the worker's case) every query commits on its own, and a hook's
+    database error cannot leave anything aborted behind it.
+    """
+    if connections[using].in_atomic_block:
+        return transaction.atomic(using=using)
+    return nullcontext()
 
 
 def _store_payloads(payloads: dict[int, str], using: str, now: datetime) -> int:
@@ -281,8 +321,11 @@ def _update_unbuilt(
     there first, or a worker that claimed the row meanwhile, keeps what it wrote.
     """
     ids = list(texts)
-    # Two parameters per row in the CASE, one in the IN list.
-    size = max(1, connections[using].ops.bulk_batch_size(["pk", "pk", field_name], ids))
+    if not ids:
+        return 0
+    # Two parameters per row in the CASE and one in the IN list, plus the shared ones.
+    limit = connections[using].features.max_query_params
+    size = len(ids) if limit is None else max(1, (limit - len(common) - 3) // 3)
     updated = 0
     for start in range(0, len(ids), size):
         chunk = ids[start : start + size]

@@ -7,12 +7,12 @@ sent: it comes from the visitor's browser, and one odd cookie must not cost the 
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 
+from django_openai_capi.api.identity import Rejected, normalize_ip_address
 from django_openai_capi.api.values import is_text
 
 #: The landing-page query parameter OpenAI's ads add.
@@ -51,10 +51,11 @@ def _ip_address(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     try:
-        ipaddress.ip_address(value)
-    except ValueError:  # a Unix socket's "" or a test client's placeholder
+        # The API layer's own rule, so that nothing it would refuse gets through
+        # (a scoped IPv6 address such as fe80::1%eth0 is valid to Python, not to it).
+        return normalize_ip_address(value)
+    except Rejected:  # a Unix socket's "" or a test client's placeholder
         return None
-    return value
 
 
 def _page_url(request: HttpRequest) -> str | None:

@@ -8,14 +8,15 @@ into a no-op without a read first and without aborting a PostgreSQL transaction.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connections, models
+from django.db import connections, models, router, transaction
 from django.db.models.constants import OnConflict
 from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
 
+from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
 from django_openai_capi.exceptions import ConversionError
 from django_openai_capi.models import (
@@ -26,7 +27,7 @@ from django_openai_capi.models import (
     ConversionEvent,
     ErrorKind,
 )
-from django_openai_capi.redaction import describe_exception
+from django_openai_capi.redaction import describe_exception, format_traceback
 from django_openai_capi.tracking.conversion import ModelConversion
 from django_openai_capi.tracking.registry import registry
 
@@ -60,10 +61,10 @@ def record_save(
 ) -> bool:
     """Record the event of one save, if ``should_track`` says it is one.
 
-    Returns whether a new row was written. The payload is left to the build step: it
-    is built from the committed state, after the transaction that saved the object.
+    Returns whether a row was written. The payload is left to the build step: it is
+    built from the committed state, after the transaction that saved the object.
     """
-    label = source_label(instance)
+    label = f"{conversion.model._meta.label}:{instance.pk}"
     try:
         if not conversion.should_track(instance, created):
             return False
@@ -71,38 +72,65 @@ def record_save(
         event_id = conversion.get_event_id(instance)
         event_time = conversion.get_event_time(instance)
         check_identity(pixel_id=pixel_id, event_id=event_id, event_time=event_time)
+        if len(label) > SOURCE_LABEL_MAX_LENGTH:
+            raise ConversionError(
+                "the primary key is too long to name the object in source_label "
+                + f"(at most {SOURCE_LABEL_MAX_LENGTH} characters with the model's label)"
+            )
     except Exception as exc:
         if conf.OPENAI_CAPI_RAISE_ERRORS:
             raise
-        message = f"{type(conversion).__name__} could not identify the event of {label}: {describe_exception(exc)}"
-        logger.exception("%s", message)
-        return insert_event(
-            failed_event(
-                pixel_id=conversion.pixel_id or conf.OPENAI_CAPI_PIXEL_ID or "",
-                event_type=conversion.event_type,
-                event_id=default_event_id(instance),
-                event_time=timezone.now(),
-                kind=ErrorKind.BUILD,
-                error=message,
-                source_label=label,
-            ),
-            using=using,
+        message = (
+            f"{type(conversion).__name__} could not identify the event of "
+            + f"{label[:SOURCE_LABEL_MAX_LENGTH]}: {describe_exception(exc)}"
         )
-    return insert_event(
-        ConversionEvent(
+        logger.error("%s\n%s", message, format_traceback(exc))
+        event = failed_event(
+            pixel_id=conversion.pixel_id or conf.OPENAI_CAPI_PIXEL_ID or "",
+            event_type=conversion.event_type,
+            event_id=f"{conversion.model._meta.label_lower}:{instance.pk}"[
+                :EVENT_ID_MAX_LENGTH
+            ],
+            event_time=timezone.now(),
+            kind=ErrorKind.BUILD,
+            error=message,
+            source_label=label,
+        )
+    else:
+        event = ConversionEvent(
             pixel_id=pixel_id,
             event_type=conversion.event_type,
             event_id=event_id,
             event_time=event_time,
             expires_at=event_time + ACCEPTANCE_WINDOW,
             source_label=label,
-        ),
-        using=using,
+        )
+        expire_if_too_old(event)
+    return record(event, using=using)
+
+
+def record(event: ConversionEvent, *, using: str) -> bool:
+    """Store *event* with the host's write on *using*, or right after it commits.
+
+    The outbox normally lives in every database the host writes to, and the row joins
+    the host's transaction. Where a router keeps it out of *using*, the row is written
+    to the outbox's own database once *using* commits: it still exists only if the
+    host's write does, but a crash between the two commits can lose it.
+    """
+    if router.allow_migrate_model(using, ConversionEvent):
+        return insert_event(event, using=using)
+    outbox = router.db_for_write(ConversionEvent)
+    transaction.on_commit(
+        lambda: insert_event(event, using=outbox), using=using, robust=True
     )
+    return True
 
 
 def check_identity(*, pixel_id: object, event_id: object, event_time: object) -> None:
-    """Refuse what the outbox row cannot hold; raise :class:`ConversionError`."""
+    """Refuse what the outbox row cannot hold, or the API could never take.
+
+    Raises :class:`ConversionError`.
+    """
     if (
         not (isinstance(pixel_id, str) and pixel_id.strip())
         or len(pixel_id) > PIXEL_ID_MAX_LENGTH
@@ -128,6 +156,29 @@ def check_identity(*, pixel_id: object, event_id: object, event_time: object) ->
                 else type(event_time).__name__
             )
         )
+    ahead = event_time - timezone.now()
+    if ahead > MAX_AHEAD:
+        # The API refuses it now, and waiting for it would hold the event back
+        # unseen: a clock or a hook is wrong, so say so.
+        raise ConversionError(
+            f"event_time is {ahead.total_seconds() / 60:.0f} minutes in the future; "
+            + "the API accepts at most 10"
+        )
+
+
+#: How far ahead of the clock an event time may be (the API's limit).
+MAX_AHEAD = timedelta(milliseconds=spec.MAX_EVENT_SKEW_MS)
+
+
+def expire_if_too_old(event: ConversionEvent) -> None:
+    """Mark *event* expired if its time is already past the API's 7-day window."""
+    if event.expires_at <= timezone.now():
+        event.status = _Status.EXPIRED
+        event.last_error_kind = ErrorKind.EXPIRED
+        event.last_error = (
+            "Recorded after its 7-day window had closed (event time "
+            + f"{event.event_time:%Y-%m-%d %H:%M %Z}): the API would refuse it."
+        )
 
 
 def _describe_id(value: object) -> str:
@@ -138,24 +189,6 @@ def _describe_id(value: object) -> str:
             else "a blank string"
         )
     return type(value).__name__
-
-
-def source_label(instance: models.Model) -> str:
-    """``"shop.Order:42"``: the concrete model's label and the primary key."""
-    return f"{_concrete(instance)._meta.label}:{instance.pk}"[:SOURCE_LABEL_MAX_LENGTH]
-
-
-def default_event_id(instance: models.Model) -> str:
-    """``ModelConversion.get_event_id``'s default, for when the hook itself failed."""
-    return f"{_concrete(instance)._meta.label_lower}:{instance.pk}"[
-        :EVENT_ID_MAX_LENGTH
-    ]
-
-
-def _concrete(instance: models.Model) -> type[models.Model]:
-    model = instance._meta.concrete_model
-    assert model is not None
-    return model
 
 
 def failed_event(
@@ -183,7 +216,12 @@ def failed_event(
 
 
 def insert_event(event: ConversionEvent, *, using: str) -> bool:
-    """Insert *event* unless one with its (pixel, type, id) exists; True if inserted."""
+    """Insert *event* unless one with its (pixel, type, id) exists; True if written.
+
+    An existing row that failed before it had a payload (a hook raised, the data was
+    invalid) is replaced by a pending *event*: the failure held the event's identity,
+    and keeping it would keep the corrected conversion out for good.
+    """
     opts = ConversionEvent._meta
     fields = [field for field in opts.concrete_fields if field is not opts.pk]
     query = InsertQuery(ConversionEvent, on_conflict=OnConflict.IGNORE)
@@ -194,4 +232,28 @@ def insert_event(event: ConversionEvent, *, using: str) -> bool:
         for sql, params in query.get_compiler(using=using).as_sql():
             cursor.execute(sql, params)
         inserted: bool = cursor.rowcount == 1
-    return inserted
+    if inserted or event.status != _Status.PENDING:
+        return inserted
+    replaced = (
+        ConversionEvent.objects.using(using)
+        .filter(
+            pixel_id=event.pixel_id,
+            event_type=event.event_type,
+            event_id=event.event_id,
+            status=_Status.FAILED,
+            payload__isnull=True,
+        )
+        .update(
+            payload=event.payload,
+            event_time=event.event_time,
+            expires_at=event.expires_at,
+            status=_Status.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            last_error="",
+            last_error_kind="",
+            source_label=event.source_label,
+            updated_at=timezone.now(),
+        )
+    )
+    return replaced == 1

@@ -9,6 +9,7 @@ at the first order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar, overload
 
 from django.apps import apps
@@ -33,6 +34,9 @@ class ConversionRegistry:
 
     def __init__(self) -> None:
         self._conversions: dict[type[models.Model], ModelConversion[Any]] = {}
+        # Every save of every model asks get(): the answer per sender class, None
+        # included, is kept until the registrations change.
+        self._resolved: dict[type[models.Model], ModelConversion[Any] | None] = {}
 
     def register(
         self, model: type[models.Model], conversion_class: type[ModelConversion[Any]]
@@ -48,18 +52,53 @@ class ConversionRegistry:
             )
         conversion = conversion_class(model)
         self._conversions[model] = conversion
+        self._resolved.clear()
         return conversion
 
     def unregister(self, model: type[models.Model]) -> None:
         """Forget *model*'s conversion (for tests); a ``KeyError`` if it has none."""
         del self._conversions[model]
+        self._resolved.clear()
 
     def get(self, model: type[models.Model]) -> ModelConversion[Any] | None:
-        """The conversion of *model*, or of the concrete model a proxy stands for."""
-        conversion = self._conversions.get(model)
-        if conversion is None and model._meta.proxy:
-            conversion = self._conversions.get(model._meta.concrete_model)  # type: ignore[arg-type]
+        """The conversion a save of *model* goes through.
+
+        *model*'s own, else that of the concrete model a proxy stands for, else that
+        of the nearest registered parent of a multi-table child: Django signals a
+        ``Restaurant(Place)`` save with ``Restaurant`` alone, and it is a ``Place`` too.
+        """
+        try:
+            return self._resolved[model]
+        except KeyError:
+            pass
+        conversion = None
+        for candidate in [model, *model._meta.all_parents]:
+            conversion = self._conversions.get(candidate)
+            if conversion is not None:
+                break
+        self._resolved[model] = conversion
         return conversion
+
+    @contextmanager
+    def override(
+        self,
+        model: type[models.Model],
+        conversion_class: type[ModelConversion[Any]] | None,
+    ) -> Iterator[ModelConversion[Any] | None]:
+        """Give *model* another conversion (or none) inside a ``with`` block; for tests."""
+        previous = self._conversions.pop(model, None)
+        self._resolved.clear()
+        try:
+            yield (
+                None
+                if conversion_class is None
+                else self.register(model, conversion_class)
+            )
+        finally:
+            self._conversions.pop(model, None)
+            if previous is not None:
+                self._conversions[model] = previous
+            self._resolved.clear()
 
     def get_by_label(self, label: str) -> ModelConversion[Any] | None:
         """The conversion of the model named ``"app_label.ModelName"``, if any."""

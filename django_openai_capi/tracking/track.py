@@ -33,8 +33,9 @@ from django_openai_capi.tracking.context import RequestContext
 from django_openai_capi.tracking.conversion import default_action_source
 from django_openai_capi.tracking.recording import (
     check_identity,
+    expire_if_too_old,
     failed_event,
-    insert_event,
+    record,
 )
 
 logger = logging.getLogger("django_openai_capi.tracking")
@@ -116,7 +117,7 @@ def track(
             source_label=source_label,
             using=using,
         )
-    return insert_event(
+    return record(
         ConversionEvent(
             pixel_id=pixel,
             event_type=event_type,
@@ -162,20 +163,19 @@ def _record_failure(
     logger.error("%s", message)
     usable_id = isinstance(event_id, str) and event_id.strip() and len(event_id) <= 255
     usable_time = isinstance(event_time, datetime) and timezone.is_aware(event_time)
-    return insert_event(
-        failed_event(
-            pixel_id=pixel_id,
-            event_type=event_type,
-            # The row needs an id to exist at all; a fresh one keeps the failure visible.
-            event_id=event_id
-            if usable_id
-            else f"{INVALID_ID_PREFIX}{uuid.uuid4().hex}",  # type: ignore[arg-type]
-            event_time=event_time if usable_time else timezone.now(),  # type: ignore[arg-type]
-            kind=ErrorKind.INVALID
-            if isinstance(exc, EventValidationError)
-            else ErrorKind.BUILD,
-            error=message,
-            source_label=source_label,
-        ),
-        using=using,
+    event = failed_event(
+        pixel_id=pixel_id,
+        event_type=event_type,
+        # The row needs an id to exist at all; a fresh one keeps the failure visible.
+        event_id=event_id if usable_id else f"{INVALID_ID_PREFIX}{uuid.uuid4().hex}",  # type: ignore[arg-type]
+        event_time=event_time if usable_time else timezone.now(),  # type: ignore[arg-type]
+        kind=ErrorKind.INVALID
+        if isinstance(exc, EventValidationError)
+        else ErrorKind.BUILD,
+        error=message,
+        source_label=source_label,
     )
+    if isinstance(event_time, datetime) and timezone.is_aware(event_time):
+        # Too old is not bad data: the conversion came too late, as one built too late does.
+        expire_if_too_old(event)
+    return record(event, using=using)

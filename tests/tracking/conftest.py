@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -15,23 +16,16 @@ Swap = Callable[[type[models.Model], type[ModelConversion[Any]]], ModelConversio
 @pytest.fixture
 def swap_conversion() -> Iterator[Swap]:
     """Register a conversion for a model for one test, restoring the previous one after."""
-    previous: dict[type[models.Model], ModelConversion[Any] | None] = {}
+    with ExitStack() as stack:
 
-    def swap(
-        model: type[models.Model], cls: type[ModelConversion[Any]]
-    ) -> ModelConversion[Any]:
-        if model not in previous:
-            previous[model] = registry.get(model)
-        if registry.get(model) is not None:
-            registry.unregister(model)
-        return registry.register(model, cls)
+        def swap(
+            model: type[models.Model], cls: type[ModelConversion[Any]]
+        ) -> ModelConversion[Any]:
+            conversion = stack.enter_context(registry.override(model, cls))
+            assert conversion is not None
+            return conversion
 
-    yield swap
-    for model, conversion in previous.items():
-        if registry.get(model) is not None:
-            registry.unregister(model)
-        if conversion is not None:
-            registry._conversions[model] = conversion
+        yield swap
 
 
 @pytest.fixture

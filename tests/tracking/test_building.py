@@ -270,12 +270,8 @@ def test_an_object_outside_get_queryset_fails_with_that_reason(
 @pytest.mark.usefixtures("record_failures")
 def test_an_event_whose_registration_is_gone_fails_with_what_to_do() -> None:
     place_order()
-    conversion = registry.get(Order)
-    registry.unregister(Order)
-    try:
+    with registry.override(Order, None):
         build_pending()
-    finally:
-        registry._conversions[Order] = conversion  # type: ignore[assignment]
     event = ConversionEvent.objects.get()
     assert event.status == Status.FAILED
     assert event.last_error.startswith("No conversion is registered for testapp.Order")
@@ -324,6 +320,7 @@ def test_a_row_claimed_or_built_meanwhile_is_not_overwritten() -> None:
     assert ConversionEvent.objects.get().payload == '{"built":"elsewhere"}'
 
 
+@pytest.mark.django_db(transaction=True)  # autocommit, as the worker runs
 def test_queries_do_not_grow_with_the_number_of_events(swap_conversion: Swap) -> None:
     class Prefetched(OrderConversion):
         def get_queryset(self) -> QuerySet[Order]:
@@ -388,3 +385,97 @@ def test_many_failures_of_one_kind_are_stored_in_one_update(
 
 def test_a_conversion_describes_itself() -> None:
     assert repr(registry.get(Order)) == "<OrderConversion for testapp.Order>"
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_inside_a_transaction_a_hook_database_error_costs_only_its_own_event(
+    swap_conversion: Swap,
+) -> None:
+    class QueriesAMissingTable(OrderConversion):
+        def get_data(self, obj: Order) -> Mapping[str, object]:
+            if obj.number.startswith("B"):
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT * FROM no_such_table")
+            return super().get_data(obj)
+
+    swap_conversion(Order, QueriesAMissingTable)
+    for number in ["B-1", "A-1"]:
+        place_order(number)
+    with transaction.atomic():  # on PostgreSQL, the error would abort it all
+        report = build_pending()
+    assert (report.built, report.failed) == (1, 1)
+    assert (
+        "no_such_table" in ConversionEvent.objects.get(status=Status.FAILED).last_error
+    )
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_get_queryset_that_cannot_run_fails_its_model_only(
+    swap_conversion: Swap,
+) -> None:
+    class BadQueryset(OrderConversion):
+        def get_queryset(self) -> QuerySet[Order]:
+            # A reverse relation: a FieldError once the query runs.
+            return Order.objects.select_related("lines")  # type: ignore[misc]
+
+    swap_conversion(Order, BadQueryset)
+    place_order()
+    Signup.objects.create(email="a@example.com")
+    report = build_pending()
+    assert (report.built, report.failed) == (1, 1)
+    failed = ConversionEvent.objects.get(status=Status.FAILED)
+    assert failed.last_error.startswith(
+        "BadQueryset.get_queryset() could not load testapp.Order: FieldError"
+    )
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_an_encoding_failure_is_a_build_failure(
+    swap_conversion: Swap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_openai_capi.tracking import building
+
+    def broken(event: object) -> str:
+        raise TypeError("cannot encode")
+
+    monkeypatch.setattr(building, "encode_event", broken)
+    place_order()
+    build_pending()
+    event = ConversionEvent.objects.get()
+    assert event.status == Status.FAILED
+    assert event.last_error.endswith(
+        "could not build the event of "
+        + event.source_label
+        + ": TypeError: cannot encode"
+    )
+
+
+def test_the_api_key_never_reaches_the_log_of_a_failure(
+    swap_conversion: Swap, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.OPENAI_CAPI_RAISE_ERRORS = False
+    settings.OPENAI_CAPI_API_KEY = "sk-live-SECRETKEY"
+
+    class Leaky(OrderConversion):
+        def get_data(self, obj: Order) -> Mapping[str, object]:
+            raise RuntimeError("upstream said: bad token sk-live-SECRETKEY")
+
+    swap_conversion(Order, Leaky)
+    place_order()
+    with caplog.at_level(logging.ERROR):
+        build_pending()
+    assert "RuntimeError: upstream said: bad token [redacted]" in caplog.text
+    assert "SECRETKEY" not in caplog.text
+    assert "SECRETKEY" not in ConversionEvent.objects.get().last_error
+
+
+def test_chunks_fit_a_database_with_few_query_parameters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for n in range(30):
+        place_order(f"A-{n}", lines=0)
+    monkeypatch.setattr(connection.features, "max_query_params", 20)
+    with CaptureQueriesContext(connection) as captured:
+        assert build_pending().built == 30
+    updates = [q for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 6  # (20 - 1 shared - 3) // 3 = 5 rows per UPDATE

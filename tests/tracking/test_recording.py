@@ -245,3 +245,117 @@ def test_a_save_through_a_proxy_and_one_through_the_model_are_one_event(
     order = RushOrder.objects.create(number="R-1")
     Order.objects.get(pk=order.pk).save()
     assert ConversionEvent.objects.get().event_id == f"testapp.order:{order.pk}"
+
+
+def test_a_multi_table_child_is_tracked_as_its_registered_parent() -> None:
+    from tests.testapp.models import GiftOrder
+
+    gift = GiftOrder.objects.create(number="G-1", message="Happy birthday")
+    event = ConversionEvent.objects.get()
+    assert event.event_id == f"testapp.order:{gift.pk}"
+    assert event.source_label == f"testapp.Order:{gift.pk}"
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_save_after_a_failed_identification_records_the_real_event(
+    swap_conversion: Swap,
+) -> None:
+    class FlakyCurrency(ModelConversion[Order]):
+        event_type = "order_created"
+
+        def should_track(self, obj: Order, created: bool) -> bool:
+            return {"USD": True}[obj.currency]  # a KeyError for anything else
+
+    swap_conversion(Order, FlakyCurrency)
+    order = Order.objects.create(number="A-1", currency="usd")
+    assert ConversionEvent.objects.get().status == Status.FAILED
+
+    order.currency = "USD"
+    order.save()  # fixed: the failure must not keep the real event out
+    event = ConversionEvent.objects.get()
+    assert (event.status, event.last_error, event.last_error_kind) == (
+        Status.PENDING,
+        "",
+        "",
+    )
+    assert event.event_id == f"testapp.order:{order.pk}"
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_primary_key_too_long_for_the_source_label_is_refused_by_name(
+    swap_conversion: Swap,
+) -> None:
+    from tests.testapp.models import Coupon
+
+    class CouponUsed(ModelConversion[Coupon]):
+        event_type = "lead_created"
+
+        def get_event_id(self, obj: Coupon) -> str:
+            return "coupon-event"
+
+    swap_conversion(Coupon, CouponUsed)
+    Coupon.objects.create(code="c" * 260)
+    event = ConversionEvent.objects.get()
+    assert event.status == Status.FAILED
+    assert (
+        "the primary key is too long to name the object in source_label"
+        in event.last_error
+    )
+    assert len(event.source_label) == 255
+
+
+def test_an_event_time_far_in_the_future_is_refused(swap_conversion: Swap) -> None:
+    class Ahead(ModelConversion[Order]):
+        event_type = "order_created"
+
+        def get_event_time(self, obj: Order) -> datetime:
+            return timezone.now() + timedelta(hours=2)
+
+    swap_conversion(Order, Ahead)
+    with pytest.raises(
+        ConversionError,
+        match="event_time is 120 minutes in the future; the API accepts at most 10",
+    ):
+        Order.objects.create(number="A-1")
+
+
+def test_an_event_time_past_the_window_is_recorded_as_expired(
+    swap_conversion: Swap,
+) -> None:
+    class Imported(ModelConversion[Order]):
+        event_type = "order_created"
+
+        def get_event_time(self, obj: Order) -> datetime:
+            return datetime(2020, 1, 1, tzinfo=UTC)
+
+    swap_conversion(Order, Imported)
+    Order.objects.create(number="A-1")
+    event = ConversionEvent.objects.get()
+    assert (event.status, event.last_error_kind) == (Status.EXPIRED, ErrorKind.EXPIRED)
+    assert event.last_error.startswith(
+        "Recorded after its 7-day window had closed (event time 2020-01-01 00:00"
+    )
+
+
+class OutboxElsewhere:
+    """A router that keeps the outbox out of the database the host writes to."""
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
+        return False if app_label == "django_openai_capi" else None
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return "default"
+
+
+def test_with_the_outbox_routed_elsewhere_the_event_is_written_after_the_commit(
+    settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.DATABASE_ROUTERS = [f"{__name__}.OutboxElsewhere"]
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        transaction.atomic(),
+    ):
+        Order.objects.create(number="A-1")
+        assert not ConversionEvent.objects.exists()
+    assert len(callbacks) == 1
+    assert ConversionEvent.objects.count() == 1

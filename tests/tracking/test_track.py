@@ -245,11 +245,11 @@ def test_a_naive_event_time_is_recorded_as_failed() -> None:
 
 
 @pytest.mark.usefixtures("record_failures")
-def test_an_event_older_than_the_window_fails_as_invalid() -> None:
+def test_an_event_older_than_the_window_is_recorded_as_expired() -> None:
     track("lead_created", event_id="l-1", event_time=datetime(2020, 1, 1, tzinfo=UTC))
     event = ConversionEvent.objects.get()
-    assert (event.status, event.last_error_kind) == (Status.FAILED, ErrorKind.INVALID)
-    assert "timestamp_ms" in event.last_error
+    assert (event.status, event.last_error_kind) == (Status.EXPIRED, ErrorKind.EXPIRED)
+    assert event.last_error.startswith("Recorded after its 7-day window had closed")
 
 
 def test_conversion_error_is_what_an_identity_problem_raises() -> None:
@@ -262,3 +262,34 @@ def test_a_request_without_a_client_address_still_records() -> None:
     del request.META["REMOTE_ADDR"]
     track("lead_created", event_id="l-1", request=request)
     assert "user" not in stored()
+
+
+def test_a_scoped_ipv6_address_is_left_out() -> None:
+    request = RequestFactory().get("/x/", REMOTE_ADDR="fe80::1%eth0")
+    track("lead_created", event_id="l-1", request=request)
+    assert ConversionEvent.objects.get().status == Status.PENDING
+    assert "user" not in stored()
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_corrected_call_replaces_the_failure_that_held_its_id() -> None:
+    track("order_created", event_id="o-1", data={"amount": 12.5, "currency": "USD"})
+    assert (
+        track("order_created", event_id="o-1", data={"amount": 1250, "currency": "USD"})
+        is True
+    )
+    event = ConversionEvent.objects.get()
+    assert (event.status, event.last_error) == (Status.PENDING, "")
+    assert stored()["data"]["amount"] == 1250
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_sent_or_pending_event_is_never_replaced() -> None:
+    track("lead_created", event_id="l-1", user={"email": "first@example.com"})
+    assert (
+        track("lead_created", event_id="l-1", user={"email": "second@example.com"})
+        is False
+    )
+    assert stored()["user"]["emails_sha256"] == [
+        hash_identifier("email", "first@example.com")
+    ]
