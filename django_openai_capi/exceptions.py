@@ -84,3 +84,19 @@ class ConversionError(CapiError):
     def __init__(self, message: str, *, source_label: str = "") -> None:
         super().__init__(message)
         self.source_label = source_label
+
+
+class DeliveryError(CapiError):
+    """A request to the Conversions API did not get a usable answer."""
+
+
+class TransportError(DeliveryError):
+    """No HTTP response came back: a timeout, a refused or dropped connection, TLS.
+
+    The request may or may not have reached the API; resending it is safe because the
+    API keeps the first event it receives for a (pixel, type, id).
+    """
+
+    def __init__(self, message: str, *, duration_ms: int) -> None:
+        super().__init__(message)
+        self.duration_ms = duration_ms

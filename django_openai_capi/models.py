@@ -45,6 +45,7 @@ class ErrorKind(models.TextChoices):
     SERVER = "server", _("server error (5xx)")
     NETWORK = "network", _("network: no response")
     EXPIRED = "expired", _("expired: older than the API accepts")
+    UNEXPECTED = "unexpected", _("unexpected answer: check the endpoint")
 
 
 class ConversionEvent(models.Model):
@@ -161,21 +162,24 @@ class DeliveryBatch(models.Model):
     """One HTTP request to the Conversions API, and what came of it."""
 
     class Outcome(models.TextChoices):
-        SENDING = "sending", _("in flight")
         ACCEPTED = "accepted", _("accepted")
         REJECTED = "rejected", _("rejected")
         AUTH_ERROR = "auth_error", _("auth error")
         RETRY = "retry", _("retry later")
         NETWORK_ERROR = "network_error", _("network error")
+        UNEXPECTED = "unexpected", _("unexpected answer")
 
-    # The same UUID as ConversionEvent.batch_id of the events it carried.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The claim this request belongs to: ConversionEvent.batch_id of the events it
+    # carried. A claim normally makes one request; a rejected batch makes more while
+    # its bad events are isolated, all with the same claim id.
+    claim_id = models.UUIDField(_("claim ID"), db_index=True)
     pixel_id = models.CharField(_("pixel ID"), max_length=PIXEL_ID_MAX_LENGTH)
     size = models.PositiveIntegerField(_("events"))
     validate_only = models.BooleanField(_("validate only"), default=False)
-    outcome = models.CharField(
-        _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.SENDING
-    )
+    # Written once, when the request has its answer: a worker that dies mid-request
+    # leaves no row, and its events come back through the lease reaper.
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     http_status = models.PositiveSmallIntegerField(
         _("HTTP status"), null=True, blank=True
     )
@@ -199,3 +203,37 @@ class DeliveryBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.size} events to {self.pixel_id} ({self.outcome})"
+
+
+class PixelPause(models.Model):
+    """A pixel whose requests are held back, and why.
+
+    A refused key, a rate limit or an outage is the pixel's problem, not the events':
+    sending the rest of a backlog into it would only spend their attempts. Every
+    worker reads this row before claiming, so the pause holds across processes.
+    """
+
+    pixel_id = models.CharField(
+        _("pixel ID"), max_length=PIXEL_ID_MAX_LENGTH, primary_key=True
+    )
+    paused_until = models.DateTimeField(_("paused until"))
+    # Consecutive failed requests; each one doubles the pause. Reset by a success.
+    failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    reason = models.CharField(
+        _("reason"), max_length=16, choices=ErrorKind.choices, blank=True, default=""
+    )
+    http_status = models.PositiveSmallIntegerField(
+        _("HTTP status"), null=True, blank=True
+    )
+    error = models.TextField(_("error"), blank=True, default="")
+    request_id = models.CharField(
+        _("request ID"), max_length=128, blank=True, default=""
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("pixel pause")
+        verbose_name_plural = _("pixel pauses")
+
+    def __str__(self) -> str:
+        return f"{self.pixel_id} paused until {self.paused_until:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,272 @@
+"""Claiming due events for one request, and taking back the claims of dead workers.
+
+A claim is one statement in a short transaction: it picks the oldest due, built,
+pending events of a pixel (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of
+workers can claim side by side without waiting on each other), moves them to
+``sending`` with a lease, a fresh batch id and one more attempt, and returns what the
+request needs. The HTTP request happens after the commit, outside any transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from django_openai_capi.conf import conf
+from django_openai_capi.delivery.policy import EXPIRY_MARGIN
+from django_openai_capi.models import ConversionEvent, ErrorKind
+
+_Status = ConversionEvent.Status
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedEvent:
+    pk: int
+    event_type: str
+    event_id: str
+    payload: str
+    #: Including the one this claim counted.
+    attempts: int
+    #: Too close to the end of its 7-day window to be sent.
+    stale: bool
+    source_label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    batch_id: uuid.UUID
+    pixel_id: str
+    events: tuple[ClaimedEvent, ...]
+    claimed_at: datetime
+    lease_expires_at: datetime
+
+
+def claim_batch(pixel_id: str, *, size: int, using: str = "default") -> Claim | None:
+    """Claim up to *size* due events of *pixel_id*; ``None`` when none is due."""
+    connection = connections[using]
+    now = timezone.now()
+    lease = now + timedelta(seconds=conf.OPENAI_CAPI_LEASE_SECONDS)
+    batch_id = uuid.uuid4()
+    due = _due(pixel_id, now, using)
+    with transaction.atomic(using=using):
+        if _can_claim_in_one_statement(connection):
+            rows = _claim_returning(connection, due, size, now, lease, batch_id)
+        else:
+            rows = _claim_in_steps(connection, due, size, now, lease, batch_id, using)
+    if not rows:
+        return None
+    events = tuple(
+        ClaimedEvent(
+            pk=row[0],
+            event_type=row[1],
+            event_id=row[2],
+            payload=row[3],
+            attempts=row[4],
+            stale=bool(row[5]),
+            source_label=row[6],
+        )
+        for row in sorted(rows)
+    )
+    return Claim(batch_id, pixel_id, events, now, lease)
+
+
+def _due(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
+    # The partial index openai_capi_event_due serves exactly this filter and order.
+    return (
+        ConversionEvent.objects.using(using)
+        .filter(
+            status=_Status.PENDING,
+            pixel_id=pixel_id,
+            next_attempt_at__lte=now,
+            payload__isnull=False,
+        )
+        .order_by("next_attempt_at", "id")
+    )
+
+
+def _can_claim_in_one_statement(connection: BaseDatabaseWrapper) -> bool:
+    # UPDATE ... RETURNING: PostgreSQL, and SQLite from 3.35 (where one statement is
+    # atomic under the database's write lock, so no row lock is needed).
+    return connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite"
+        and bool(connection.features.can_return_columns_from_insert)
+    )
+
+
+_RETURNED = (
+    "id",
+    "event_type",
+    "event_id",
+    "payload",
+    "attempts",
+    "expires_at",
+    "source_label",
+)
+
+
+def _claim_returning(
+    connection: BaseDatabaseWrapper,
+    due: QuerySet[ConversionEvent],
+    size: int,
+    now: datetime,
+    lease: datetime,
+    batch_id: uuid.UUID,
+) -> list[tuple[Any, ...]]:
+    picked = due.values("id")[:size]
+    if connection.features.has_select_for_update_skip_locked:
+        picked = picked.select_for_update(skip_locked=True)
+    inner_sql, inner_params = picked.query.get_compiler(connection=connection).as_sql()
+    column = _columns(connection)
+    table = connection.ops.quote_name(ConversionEvent._meta.db_table)
+    # Only quoted identifiers and the ORM-compiled subquery are interpolated; every
+    # value is a parameter.
+    sql = (
+        f"UPDATE {table} SET {column['status']} = %s, "  # noqa: S608
+        f"{column['attempts']} = {column['attempts']} + 1, "
+        f"{column['lease_expires_at']} = %s, {column['batch_id']} = %s, "
+        f"{column['updated_at']} = %s "
+        f"WHERE {column['id']} IN ({inner_sql}) AND {column['status']} = %s "
+        f"RETURNING {column['id']}, {column['event_type']}, {column['event_id']}, "
+        f"{column['payload']}, {column['attempts']}, "
+        f"CASE WHEN {column['expires_at']} <= %s THEN 1 ELSE 0 END, "
+        f"{column['source_label']}"
+    )
+    params = [
+        _Status.SENDING.value,
+        _prep("lease_expires_at", lease, connection),
+        _prep("batch_id", batch_id, connection),
+        _prep("updated_at", now, connection),
+        *inner_params,
+        _Status.PENDING.value,
+        _prep("expires_at", now + EXPIRY_MARGIN, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def _claim_in_steps(
+    connection: BaseDatabaseWrapper,
+    due: QuerySet[ConversionEvent],
+    size: int,
+    now: datetime,
+    lease: datetime,
+    batch_id: uuid.UUID,
+    using: str,
+) -> list[tuple[Any, ...]]:
+    """Select, then compare-and-set: for databases without UPDATE ... RETURNING."""
+    features = connection.features
+    picked = due
+    if features.has_select_for_update:
+        picked = picked.select_for_update(
+            skip_locked=features.has_select_for_update_skip_locked
+        )
+    ids = list(picked.values_list("id", flat=True)[:size])
+    if not ids:
+        return []
+    # status=PENDING again: without row locks, another worker may have won a row.
+    ConversionEvent.objects.using(using).filter(
+        id__in=ids, status=_Status.PENDING
+    ).update(
+        status=_Status.SENDING,
+        attempts=F("attempts") + 1,
+        lease_expires_at=lease,
+        batch_id=batch_id,
+        updated_at=now,
+    )
+    stale_after = now + EXPIRY_MARGIN
+    return [
+        (*row[:5], row[5] <= stale_after, row[6])
+        for row in ConversionEvent.objects.using(using)
+        .filter(id__in=ids, batch_id=batch_id, status=_Status.SENDING)
+        .values_list(*_RETURNED)
+    ]
+
+
+def _columns(connection: BaseDatabaseWrapper) -> dict[str, str]:
+    return {
+        field.name: connection.ops.quote_name(field.column)
+        for field in ConversionEvent._meta.concrete_fields
+        if field.column is not None
+    }
+
+
+def _prep(name: str, value: object, connection: BaseDatabaseWrapper) -> object:
+    return ConversionEvent._meta.get_field(name).get_db_prep_value(value, connection)  # type: ignore[union-attr]
+
+
+def renew_lease(claim: Claim, pks: Iterable[int], *, using: str = "default") -> bool:
+    """Extend the lease of the claim's events still sending; False if they are lost."""
+    lease = timezone.now() + timedelta(seconds=conf.OPENAI_CAPI_LEASE_SECONDS)
+    renewed = 0
+    for chunk in chunked(list(pks), using):
+        renewed += (
+            ConversionEvent.objects.using(using)
+            .filter(pk__in=chunk, batch_id=claim.batch_id, status=_Status.SENDING)
+            .update(lease_expires_at=lease)
+        )
+    return renewed > 0
+
+
+def chunked(pks: Sequence[int], using: str) -> Iterable[Sequence[int]]:
+    """*pks* in pieces small enough for one statement's parameters."""
+    limit = connections[using].features.max_query_params
+    size = len(pks) if limit is None else max(1, limit - 16)
+    for start in range(0, len(pks), size or 1):
+        yield pks[start : start + size]
+
+
+def reap_expired_leases(*, using: str = "default") -> int:
+    """Return events whose worker died mid-request to ``pending``; how many.
+
+    The request may have reached the API: sending it again is safe, because the event
+    keeps its id and the API keeps the first of a (pixel, type, id). Events that have
+    used every attempt become failed instead.
+    """
+    now = timezone.now()
+    lost = ConversionEvent.objects.using(using).filter(
+        status=_Status.SENDING, lease_expires_at__lt=now
+    )
+    message = (
+        "The worker sending it stopped before recording an answer (its lease "
+        + "expired at {}); the request may or may not have reached the API."
+    )
+    failed = lost.filter(attempts__gte=conf.OPENAI_CAPI_MAX_ATTEMPTS).update(
+        status=_Status.FAILED,
+        lease_expires_at=None,
+        last_error=message.format("the end of its last attempt"),
+        last_error_kind=ErrorKind.NETWORK,
+        updated_at=now,
+    )
+    returned = lost.update(
+        status=_Status.PENDING,
+        lease_expires_at=None,
+        next_attempt_at=now,
+        last_error=message.format(f"{now:%Y-%m-%d %H:%M:%S %Z}")
+        + " It is back in the queue with the same id.",
+        last_error_kind=ErrorKind.NETWORK,
+        updated_at=now,
+    )
+    return failed + returned
+
+
+def due_pixels(
+    *, only: Sequence[str] | None = None, using: str = "default"
+) -> list[str]:
+    """Pixels with due, built, pending events."""
+    query = ConversionEvent.objects.using(using).filter(
+        status=_Status.PENDING,
+        next_attempt_at__lte=timezone.now(),
+        payload__isnull=False,
+    )
+    if only is not None:
+        query = query.filter(pixel_id__in=only)
+    return sorted(set(query.values_list("pixel_id", flat=True).distinct()))

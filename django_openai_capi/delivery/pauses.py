@@ -1,0 +1,86 @@
+"""Holding a pixel back after a failure that is the pixel's, not its events'.
+
+A refused key (401/403), a rate limit (429), an outage (5xx) or no answer at all would
+refuse every other batch of the pixel too. The pause is a row every worker reads before
+claiming; it doubles with each consecutive failure and ends at the first success.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from django_openai_capi.delivery.policy import retry_delay
+from django_openai_capi.models import ErrorKind, PixelPause
+from django_openai_capi.redaction import redact
+
+
+def paused_until(pixel_id: str, *, using: str = "default") -> datetime | None:
+    """When the pixel's pause ends, if it is paused now."""
+    until = (
+        PixelPause.objects.using(using)
+        .filter(pixel_id=pixel_id, paused_until__gt=timezone.now())
+        .values_list("paused_until", flat=True)
+        .first()
+    )
+    return until
+
+
+def pause(
+    pixel_id: str,
+    *,
+    kind: ErrorKind,
+    error: str,
+    http_status: int | None,
+    request_id: str,
+    retry_after: float | None,
+    using: str = "default",
+) -> datetime:
+    """Pause *pixel_id* after one more failure; return when the pause ends."""
+    try:
+        return _pause(
+            pixel_id, kind, error, http_status, request_id, retry_after, using
+        )
+    except IntegrityError:
+        # Another worker paused the pixel first, between our read and our insert:
+        # its row is there now, so a second try updates it.
+        return _pause(
+            pixel_id, kind, error, http_status, request_id, retry_after, using
+        )
+
+
+def _pause(
+    pixel_id: str,
+    kind: ErrorKind,
+    error: str,
+    http_status: int | None,
+    request_id: str,
+    retry_after: float | None,
+    using: str,
+) -> datetime:
+    with transaction.atomic(using=using):
+        row = (
+            PixelPause.objects.using(using)
+            .select_for_update()
+            .filter(pixel_id=pixel_id)
+            .first()
+        )
+        if row is None:
+            row = PixelPause(pixel_id=pixel_id)
+        row.failures += 1
+        row.paused_until = timezone.now() + retry_delay(
+            row.failures, retry_after=retry_after
+        )
+        row.reason = kind
+        row.error = redact(error)
+        row.http_status = http_status
+        row.request_id = request_id
+        row.save(using=using)
+    return row.paused_until
+
+
+def resume(pixel_id: str, *, using: str = "default") -> None:
+    """End the pixel's pause (a request succeeded)."""
+    PixelPause.objects.using(using).filter(pixel_id=pixel_id).delete()

@@ -1,0 +1,393 @@
+"""Sending one claim: the request (or, for a rejected batch, requests) and its outcomes."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.dispatch import Signal
+from django.utils import timezone
+
+from django_openai_capi import signals
+from django_openai_capi.api.events import encode_request
+from django_openai_capi.api.responses import parse_error
+from django_openai_capi.client import post_events
+from django_openai_capi.conf import conf
+from django_openai_capi.delivery import outcomes, pauses
+from django_openai_capi.delivery.claim import Claim, ClaimedEvent, renew_lease
+from django_openai_capi.delivery.isolation import (
+    Accepted,
+    Answer,
+    Refused,
+    Stopped,
+    isolate,
+)
+from django_openai_capi.delivery.policy import (
+    Verdict,
+    batch_outcome,
+    error_kind,
+)
+from django_openai_capi.exceptions import TransportError
+from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
+from django_openai_capi.redaction import redact
+
+logger = logging.getLogger("django_openai_capi.delivery")
+
+_Status = ConversionEvent.Status
+
+
+@dataclass
+class ClaimReport:
+    """What became of one claim's events."""
+
+    sent: int = 0
+    validated: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+    requests: int = 0
+    #: Set when the pixel was paused: the worker moves on to other pixels.
+    halted: Verdict | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def post(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answer:
+    """One request carrying *payloads*; never raises for what the API or network did."""
+    body = encode_request(
+        list(payloads),
+        validate_only=validate_only,
+        integration_source=conf.OPENAI_CAPI_INTEGRATION_SOURCE,
+    )
+    try:
+        response = post_events(pixel_id, body)
+    except TransportError as exc:
+        return Answer(
+            status=None, text=f"No response: {exc}", duration_ms=exc.duration_ms
+        )
+    if response.ok:
+        return Answer(
+            status=response.status,
+            request_id=response.request_id,
+            duration_ms=response.duration_ms,
+        )
+    error = parse_error(response.body)
+    text = (
+        error.describe()
+        if error is not None
+        else response.text()[:500] or "(empty body)"
+    )
+    return Answer(
+        status=response.status,
+        request_id=response.request_id,
+        retry_after=response.retry_after,
+        error=error,
+        text=redact(f"HTTP {response.status}: {text}"),
+        duration_ms=response.duration_ms,
+    )
+
+
+class LeaseLost(Exception):
+    """Another worker took the claim's events back: this one must stop touching them."""
+
+
+def deliver(
+    claim: Claim, *, validate_only: bool, worker: str, using: str = "default"
+) -> ClaimReport:
+    """Send the events of *claim* and record every outcome."""
+    report = ClaimReport()
+    stale = [event for event in claim.events if event.stale]
+    fresh = [event for event in claim.events if not event.stale]
+    if stale:
+        _expire(claim, stale, report, using)
+    lease_seconds = conf.OPENAI_CAPI_LEASE_SECONDS
+    started = time.monotonic()
+    requests: list[DeliveryBatch] = []
+
+    def send(group: Sequence[ClaimedEvent]) -> Answer:
+        # A long isolation can outlive the lease; renew it (fenced) rather than let a
+        # second worker send the same events alongside this one.
+        if time.monotonic() - started > lease_seconds / 3 and not renew_lease(
+            claim, [event.pk for event in group], using=using
+        ):
+            raise LeaseLost
+        request_started = timezone.now()
+        answer = post(
+            claim.pixel_id,
+            [event.payload for event in group],
+            validate_only=validate_only,
+        )
+        batch = _record_request(
+            claim,
+            group,
+            answer,
+            # The first request of a claim takes the claim's id, so an event's
+            # batch_id finds the request that carried it.
+            batch_id=uuid.uuid4() if requests else claim.batch_id,
+            validate_only=validate_only,
+            worker=worker,
+            started=request_started,
+            using=using,
+        )
+        requests.append(batch)
+        report.requests += 1
+        return answer
+
+    try:
+        for step in isolate(fresh, send):
+            if isinstance(step, Accepted):
+                _accepted(claim, step, requests[-1], validate_only, report, using)
+            elif isinstance(step, Refused):
+                _refused(claim, step, report, using)
+            else:
+                _stopped(claim, step, report, using)
+    except LeaseLost:
+        logger.warning(
+            "Lost the lease of batch %s while isolating rejected events; another "
+            + "worker has taken them back.",
+            claim.batch_id,
+        )
+    return report
+
+
+def _record_request(
+    claim: Claim,
+    group: Sequence[ClaimedEvent],
+    answer: Answer,
+    *,
+    batch_id: uuid.UUID,
+    validate_only: bool,
+    worker: str,
+    started: datetime,
+    using: str,
+) -> DeliveryBatch:
+    return DeliveryBatch.objects.using(using).create(
+        id=batch_id,
+        claim_id=claim.batch_id,
+        pixel_id=claim.pixel_id,
+        size=len(group),
+        validate_only=validate_only,
+        outcome=batch_outcome(answer.status),
+        http_status=answer.status,
+        duration_ms=answer.duration_ms,
+        request_id=answer.request_id,
+        error=answer.text,
+        worker=worker[:128],
+        created_at=started,
+        finished_at=timezone.now(),
+    )
+
+
+def _accepted(
+    claim: Claim,
+    step: Accepted[ClaimedEvent],
+    batch: DeliveryBatch,
+    validate_only: bool,
+    report: ClaimReport,
+    using: str,
+) -> None:
+    status = step.answer.status
+    assert status is not None
+    if validate_only:
+        report.validated += outcomes.mark_validated(claim, step.events, status, using)
+    else:
+        report.sent += outcomes.mark_sent(claim, step.events, status, using)
+    if signals.batch_sent.has_listeners(DeliveryBatch):
+        signals.send(
+            signals.batch_sent,
+            DeliveryBatch,
+            batch=batch,
+            event_pks=[event.pk for event in step.events],
+        )
+
+
+def _refused(
+    claim: Claim, step: Refused[ClaimedEvent], report: ClaimReport, using: str
+) -> None:
+    event = step.event
+    message = f"Refused by the API: {step.message}"
+    if step.answer.request_id:
+        message += f" (request {step.answer.request_id})"
+    if step.too_old:
+        status, kind = _Status.EXPIRED, ErrorKind.EXPIRED
+    else:
+        status, kind = _Status.FAILED, ErrorKind.REJECTED
+    written = outcomes.mark_refused(
+        claim,
+        event,
+        status=status,
+        kind=kind,
+        message=message,
+        http_status=step.answer.status,
+        using=using,
+    )
+    if not written:
+        return
+    logger.warning(
+        "Event %s %s of %s: %s",
+        event.event_type,
+        event.event_id,
+        claim.pixel_id,
+        redact(message),
+    )
+    if step.too_old:
+        report.expired += 1
+        _signal(signals.event_expired, claim, event, kind, message, step.answer.status)
+    else:
+        report.failed += 1
+        _signal(signals.event_failed, claim, event, kind, message, step.answer.status)
+
+
+def _stopped(
+    claim: Claim, step: Stopped[ClaimedEvent], report: ClaimReport, using: str
+) -> None:
+    answer = step.answer
+    if answer is None:
+        message = (
+            "The API kept refusing this batch and the bad events could not all be "
+            + "isolated within one claim's request budget; the rest is retried later."
+        )
+        put_back, exhausted = outcomes.mark_retry(
+            claim,
+            step.events,
+            kind=ErrorKind.REJECTED,
+            message=message,
+            http_status=None,
+            retry_after=None,
+            using=using,
+        )
+        report.retried += put_back
+        _exhausted(claim, exhausted, ErrorKind.REJECTED, message, None, report)
+        return
+    kind = error_kind(answer.status)
+    message = answer.text
+    if answer.request_id:
+        message += f" (request {answer.request_id})"
+    until = pauses.pause(
+        claim.pixel_id,
+        kind=kind,
+        error=message,
+        http_status=answer.status,
+        request_id=answer.request_id,
+        retry_after=answer.retry_after,
+        using=using,
+    )
+    report.halted = answer.verdict
+    if answer.verdict is Verdict.HALT:
+        report.retried += outcomes.mark_held(
+            claim,
+            step.events,
+            until=until,
+            kind=kind,
+            message=message,
+            http_status=answer.status,
+            using=using,
+        )
+        advice = what_to_do(answer.status, kind)
+        report.problems.append(f"{claim.pixel_id}: {message}. {advice}")
+        logger.error(
+            "The Conversions API refused pixel %s: %s. %s Its events wait (no "
+            + "attempt used) until %s, then delivery tries again.",
+            claim.pixel_id,
+            message,
+            advice,
+            f"{until:%Y-%m-%d %H:%M:%S %Z}",
+        )
+        return
+    put_back, exhausted = outcomes.mark_retry(
+        claim,
+        step.events,
+        kind=kind,
+        message=message,
+        http_status=answer.status,
+        retry_after=answer.retry_after,
+        using=using,
+    )
+    report.retried += put_back
+    _exhausted(claim, exhausted, kind, message, answer.status, report)
+    logger.warning(
+        "Sending %d events to pixel %s failed (%s); retrying with backoff, pixel "
+        + "paused until %s.",
+        len(step.events),
+        claim.pixel_id,
+        message,
+        f"{until:%Y-%m-%d %H:%M:%S %Z}",
+    )
+
+
+def what_to_do(status: int | None, kind: ErrorKind) -> str:
+    """The advice logged (and shown by the commands) for a refused pixel."""
+    if status == 401:
+        return (
+            "Check OPENAI_CAPI_API_KEY: it must be a Conversions API key (Ads Manager "
+            + "→ Conversions → Manage conversion keys, scope "
+            + "ads.third_party_events.write), not a pixel or Advertiser API key. If it "
+            + "is one, it may have been revoked: create a new key and deploy it."
+        )
+    if status == 403:
+        return (
+            "Check the Pixel ID (OPENAI_CAPI_PIXEL_ID or the conversion's pixel_id): "
+            + "the API does not know it for this key. Copy it from Ads Manager → "
+            + "Conversions, and use a key of the ad account that owns the pixel "
+            + "(OPENAI_CAPI_PIXEL_API_KEYS)."
+        )
+    assert kind is ErrorKind.UNEXPECTED
+    return (
+        "Check OPENAI_CAPI_ENDPOINT: it should be https://bzr.openai.com/v1/events "
+        + "(or your fake's URL in tests)."
+    )
+
+
+def _expire(
+    claim: Claim, events: Sequence[ClaimedEvent], report: ClaimReport, using: str
+) -> None:
+    message = (
+        "Expired before it could be sent: its 7-day window was closing "
+        + f"(checked {timezone.now():%Y-%m-%d %H:%M %Z}), and one stale event makes "
+        + "the API refuse the whole batch."
+    )
+    report.expired += outcomes.mark_expired(claim, events, message, using)
+    for event in events:
+        _signal(signals.event_expired, claim, event, ErrorKind.EXPIRED, message, None)
+
+
+def _exhausted(
+    claim: Claim,
+    events: Sequence[ClaimedEvent],
+    kind: ErrorKind,
+    message: str,
+    http_status: int | None,
+    report: ClaimReport,
+) -> None:
+    report.failed += len(events)
+    for event in events:
+        _signal(signals.event_failed, claim, event, kind, message, http_status)
+
+
+def _signal(
+    signal: Signal,
+    claim: Claim,
+    event: ClaimedEvent,
+    kind: ErrorKind,
+    message: str,
+    http_status: int | None,
+) -> None:
+    if not signal.has_listeners(ConversionEvent):
+        return
+    signals.send(
+        signal,
+        ConversionEvent,
+        event=signals.EventInfo(
+            pk=event.pk,
+            pixel_id=claim.pixel_id,
+            event_type=event.event_type,
+            event_id=event.event_id,
+            source_label=event.source_label,
+            kind=kind,
+            error=redact(message),
+            http_status=http_status,
+        ),
+    )

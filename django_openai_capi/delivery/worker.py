@@ -1,0 +1,187 @@
+"""``send_pending``: one pass of delivery, as the command, the task and the wake-up run it.
+
+A pass takes back the claims of dead workers, builds the payloads of newly recorded
+model conversions, then claims and sends batch after batch, pixel by pixel, until
+nothing is due, a limit is reached, or it is asked to stop. It is safe to run any
+number of passes at once: the claim is the only coordination they need.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django_openai_capi.conf import conf
+from django_openai_capi.delivery import pauses
+from django_openai_capi.delivery.claim import (
+    claim_batch,
+    due_pixels,
+    reap_expired_leases,
+)
+from django_openai_capi.delivery.sender import ClaimReport, deliver
+from django_openai_capi.exceptions import CapiConfigurationError, ConversionError
+from django_openai_capi.tracking.building import BUILD_CHUNK, build_pending
+
+logger = logging.getLogger("django_openai_capi.delivery")
+
+
+@dataclass
+class DeliveryReport:
+    """What one pass did."""
+
+    reaped: int = 0
+    built: int = 0
+    #: Events whose payload could not be built (failed, cancelled or expired).
+    not_built: int = 0
+    batches: int = 0
+    requests: int = 0
+    claimed: int = 0
+    sent: int = 0
+    validated: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+    #: Pixels held back, and until when.
+    paused: dict[str, datetime] = field(default_factory=dict)
+    #: Pixels that cannot be sent to (no key), and why.
+    skipped: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    #: OPENAI_CAPI_SEND_ENABLED is False: nothing was done.
+    disabled: bool = False
+
+    def add(self, claim: ClaimReport) -> None:
+        self.requests += claim.requests
+        self.sent += claim.sent
+        self.validated += claim.validated
+        self.retried += claim.retried
+        self.failed += claim.failed
+        self.expired += claim.expired
+        self.problems.extend(claim.problems)
+
+    def summary(self) -> str:
+        """One line: what was claimed and what became of it."""
+        if self.disabled:
+            return (
+                "Sending is disabled (OPENAI_CAPI_SEND_ENABLED = False): nothing sent."
+            )
+        parts = [
+            f"claimed {self.claimed}",
+            f"sent {self.sent}",
+            f"retried {self.retried}",
+            f"failed {self.failed}",
+            f"expired {self.expired}",
+        ]
+        if self.validated:
+            parts.insert(2, f"validated {self.validated}")
+        line = ", ".join(parts) + f" ({self.requests} requests"
+        if self.built or self.not_built:
+            line += f"; built {self.built}, not built {self.not_built}"
+        if self.reaped:
+            line += f"; {self.reaped} taken back from stopped workers"
+        line += ")"
+        if self.paused:
+            line += "; paused: " + ", ".join(
+                f"{pixel} until {until:%H:%M:%S}"
+                for pixel, until in self.paused.items()
+            )
+        if self.skipped:
+            line += "; no key for: " + ", ".join(self.skipped)
+        return line
+
+
+def worker_name() -> str:
+    """``host:pid``: which process made a request, on its DeliveryBatch row."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def send_pending(
+    *,
+    pixel_ids: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    validate_only: bool | None = None,
+    using: str = "default",
+    worker: str | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_batch: Callable[[DeliveryReport], None] | None = None,
+) -> DeliveryReport:
+    """Deliver what is due now; return what happened.
+
+    *batch_size* defaults to ``OPENAI_CAPI_BATCH_SIZE`` and *validate_only* to
+    ``OPENAI_CAPI_VALIDATE_ONLY``. *should_stop* is asked between batches (a batch in
+    flight is always finished and recorded); *on_batch* is called after each one.
+    """
+    report = DeliveryReport()
+    if not conf.OPENAI_CAPI_SEND_ENABLED:
+        report.disabled = True
+        return report
+    size = batch_size or conf.OPENAI_CAPI_BATCH_SIZE
+    validate = (
+        conf.OPENAI_CAPI_VALIDATE_ONLY if validate_only is None else validate_only
+    )
+    name = worker or worker_name()
+    report.reaped = reap_expired_leases(using=using)
+    _build(report, using)
+    for pixel_id in due_pixels(only=pixel_ids, using=using):
+        if should_stop() or _limit_reached(report, max_batches):
+            break
+        if not _can_send(pixel_id, report, using):
+            continue
+        resumed = False
+        while not should_stop() and not _limit_reached(report, max_batches):
+            claim = claim_batch(pixel_id, size=size, using=using)
+            if claim is None:
+                break
+            report.batches += 1
+            report.claimed += len(claim.events)
+            result = deliver(claim, validate_only=validate, worker=name, using=using)
+            report.add(result)
+            if on_batch is not None:
+                on_batch(report)
+            if result.halted is not None:
+                until = pauses.paused_until(pixel_id, using=using)
+                if until is not None:
+                    report.paused[pixel_id] = until
+                break
+            if result.requests and not resumed:
+                pauses.resume(pixel_id, using=using)
+                resumed = True
+    return report
+
+
+def _limit_reached(report: DeliveryReport, max_batches: int | None) -> bool:
+    return max_batches is not None and report.batches >= max_batches
+
+
+def _can_send(pixel_id: str, report: DeliveryReport, using: str) -> bool:
+    try:
+        conf.api_key_for(pixel_id)
+    except CapiConfigurationError as exc:
+        # Its events wait: a missing key is fixed by a deploy, not by failing them.
+        report.skipped[pixel_id] = str(exc)
+        logger.error("Not sending to pixel %s: %s", pixel_id, exc)
+        return False
+    until = pauses.paused_until(pixel_id, using=using)
+    if until is not None:
+        report.paused[pixel_id] = until
+        return False
+    return True
+
+
+def _build(report: DeliveryReport, using: str) -> None:
+    while True:
+        try:
+            built = build_pending(limit=BUILD_CHUNK, using=using)
+        except ConversionError:
+            # Raised only under OPENAI_CAPI_RAISE_ERRORS, after every outcome was
+            # stored and logged: the worker goes on with what was built.
+            logger.warning("Some conversions could not be built; see the errors above.")
+            break
+        report.built += built.built
+        report.not_built += built.failed + built.cancelled + built.expired
+        if built.total < BUILD_CHUNK:
+            break

@@ -1,0 +1,58 @@
+"""Signals for host projects: an event recorded, a batch sent, an event failed or expired.
+
+They are sent with ``send_robust``: a receiver that raises is logged (redacted) and
+cannot stop a save or a delivery. Receivers get plain values, never a model instance
+to re-save: delivery owns the rows.
+
+* ``event_recorded(sender=ConversionEvent, event: ConversionEvent, using: str)`` — a row
+  was written (in the host's transaction; use ``transaction.on_commit`` for side effects).
+* ``batch_sent(sender=DeliveryBatch, batch: DeliveryBatch, event_pks: list[int])`` — the
+  API accepted a request (``batch.validate_only`` tells a validation from a send).
+* ``event_failed(sender=ConversionEvent, event: EventInfo)`` — the event will not be sent.
+* ``event_expired(sender=ConversionEvent, event: EventInfo)`` — its 7-day window closed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.dispatch import Signal
+
+from django_openai_capi.redaction import describe_exception
+
+logger = logging.getLogger("django_openai_capi.signals")
+
+event_recorded = Signal()
+batch_sent = Signal()
+event_failed = Signal()
+event_expired = Signal()
+
+
+@dataclass(frozen=True, slots=True)
+class EventInfo:
+    """What a receiver needs to know about an event that failed or expired."""
+
+    pk: int
+    pixel_id: str
+    event_type: str
+    event_id: str
+    source_label: str
+    #: ``ErrorKind`` value.
+    kind: str
+    error: str
+    http_status: int | None = None
+
+
+def send(signal: Signal, sender: type[Any], **kwargs: Any) -> None:
+    """Send *signal* robustly: a failing receiver is logged and skipped."""
+    if not signal.has_listeners(sender):
+        return
+    for receiver, result in signal.send_robust(sender, **kwargs):
+        if isinstance(result, Exception):
+            logger.error(
+                "Receiver %r of a django_openai_capi signal raised %s",
+                receiver,
+                describe_exception(result),
+            )
