@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 import dj_database_url
@@ -16,8 +17,23 @@ if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dict(dj_database_url.parse(os.environ["DATABASE_URL"]))}
 else:
     DATABASES = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": ":memory:",
+            # A file, not memory: the crash and concurrency tests run workers in
+            # other processes, which must see the test database.
+            "TEST": {
+                "NAME": os.path.join(
+                    tempfile.gettempdir(), f"django_openai_capi_test_{os.getpid()}.sqlite3"
+                )
+            },
+        }
     }
+# Set by tests/processes.py for a worker process started by a test: it uses the test
+# database its parent created, under the name it has there.
+if os.environ.get("CAPI_TEST_DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["CAPI_TEST_DATABASE_NAME"]
+    DATABASES["default"].pop("TEST", None)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -63,7 +79,9 @@ USE_TZ = True
 
 # Port 9 (discard) on loopback: nothing in the unit tests can reach a real host, and a
 # test that forgets to mock HTTP fails fast with a connection error.
-OPENAI_CAPI_ENDPOINT = "http://127.0.0.1:9/v1/events"
+OPENAI_CAPI_ENDPOINT = os.environ.get(
+    "CAPI_TEST_ENDPOINT", "http://127.0.0.1:9/v1/events"
+)
 OPENAI_CAPI_API_KEY = "test-key"
 OPENAI_CAPI_PIXEL_ID = "test-pixel"
 # Tests send explicitly; nothing is sent as a side effect of a commit.

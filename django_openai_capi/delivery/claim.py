@@ -120,9 +120,7 @@ def _claim_returning(
     lease: datetime,
     batch_id: uuid.UUID,
 ) -> list[tuple[Any, ...]]:
-    picked = due.values("id")[:size]
-    if connection.features.has_select_for_update_skip_locked:
-        picked = picked.select_for_update(skip_locked=True)
+    picked = locked(due.values("id")[:size], connection)
     inner_sql, inner_params = picked.query.get_compiler(connection=connection).as_sql()
     column = _columns(connection)
     table = connection.ops.quote_name(ConversionEvent._meta.db_table)
@@ -163,13 +161,7 @@ def _claim_in_steps(
     using: str,
 ) -> list[tuple[Any, ...]]:
     """Select, then compare-and-set: for databases without UPDATE ... RETURNING."""
-    features = connection.features
-    picked = due
-    if features.has_select_for_update:
-        picked = picked.select_for_update(
-            skip_locked=features.has_select_for_update_skip_locked
-        )
-    ids = list(picked.values_list("id", flat=True)[:size])
+    ids = list(locked(due, connection).values_list("id", flat=True)[:size])
     if not ids:
         return []
     # status=PENDING again: without row locks, another worker may have won a row.
@@ -189,6 +181,18 @@ def _claim_in_steps(
         .filter(id__in=ids, batch_id=batch_id, status=_Status.SENDING)
         .values_list(*_RETURNED)
     ]
+
+
+def locked(
+    query: QuerySet[Any, Any], connection: BaseDatabaseWrapper
+) -> QuerySet[Any, Any]:
+    """*query* with row locks that skip rows another worker holds, where there are any."""
+    features = connection.features
+    if not features.has_select_for_update:
+        return query
+    return query.select_for_update(
+        skip_locked=features.has_select_for_update_skip_locked
+    )
 
 
 def _columns(connection: BaseDatabaseWrapper) -> dict[str, str]:
@@ -235,14 +239,15 @@ def reap_expired_leases(*, using: str = "default") -> int:
     lost = ConversionEvent.objects.using(using).filter(
         status=_Status.SENDING, lease_expires_at__lt=now
     )
-    message = (
-        "The worker sending it stopped before recording an answer (its lease "
-        + "expired at {}); the request may or may not have reached the API."
+    stopped = (
+        "The worker sending it stopped before recording an answer (its lease expired "
+        + f"at {now:%Y-%m-%d %H:%M:%S %Z} or before); the request may or may not have "
+        + "reached the API."
     )
     failed = lost.filter(attempts__gte=conf.OPENAI_CAPI_MAX_ATTEMPTS).update(
         status=_Status.FAILED,
         lease_expires_at=None,
-        last_error=message.format("the end of its last attempt"),
+        last_error=f"{stopped} It had used all {conf.OPENAI_CAPI_MAX_ATTEMPTS} attempts.",
         last_error_kind=ErrorKind.NETWORK,
         updated_at=now,
     )
@@ -250,8 +255,7 @@ def reap_expired_leases(*, using: str = "default") -> int:
         status=_Status.PENDING,
         lease_expires_at=None,
         next_attempt_at=now,
-        last_error=message.format(f"{now:%Y-%m-%d %H:%M:%S %Z}")
-        + " It is back in the queue with the same id.",
+        last_error=f"{stopped} It is back in the queue with the same id.",
         last_error_kind=ErrorKind.NETWORK,
         updated_at=now,
     )

@@ -110,8 +110,10 @@ def deliver(
     def send(group: Sequence[ClaimedEvent]) -> Answer:
         # A long isolation can outlive the lease; renew it (fenced) rather than let a
         # second worker send the same events alongside this one.
-        if time.monotonic() - started > lease_seconds / 3 and not renew_lease(
-            claim, [event.pk for event in group], using=using
+        if (
+            requests
+            and time.monotonic() - started > lease_seconds / 3
+            and not renew_lease(claim, [event.pk for event in group], using=using)
         ):
             raise LeaseLost
         request_started = timezone.now()

@@ -21,7 +21,7 @@ from django_openai_capi.models import ConversionEvent, ErrorKind
 from django_openai_capi.tracking.registry import registry
 from tests.testapp.conversions import OrderConversion
 from tests.testapp.models import Order, OrderLine, Signup
-from tests.tracking.conftest import Swap
+from tests.conftest import Swap
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from django_openai_capi.models import ConversionEvent, ErrorKind
 from django_openai_capi.tracking.recording import record_save
 from django_openai_capi.tracking.registry import registry
 from tests.testapp.models import Note, Order, RushOrder, Signup
-from tests.tracking.conftest import Swap
+from tests.conftest import Swap
 
 pytestmark = pytest.mark.django_db
 

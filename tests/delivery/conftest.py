@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import responses
+from django.utils import timezone
+
+from django_openai_capi.api import build_event, encode_event
+from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent
+
+ENDPOINT = "http://127.0.0.1:9/v1/events"
+
+MakeEvents = Callable[..., list[ConversionEvent]]
+
+
+@pytest.fixture
+def make_events(db: None) -> MakeEvents:
+    """Store *count* built, due, pending events (ids ``{prefix}-0`` ...) in one query."""
+
+    def make(
+        count: int,
+        *,
+        pixel_id: str = "test-pixel",
+        prefix: str = "lead",
+        event_time: datetime | None = None,
+        **fields: Any,
+    ) -> list[ConversionEvent]:
+        when = event_time or timezone.now() - timedelta(minutes=1)
+        unbuilt = "payload" in fields and fields.pop("payload") is None
+        rows = []
+        for i in range(count):
+            event_id = f"{prefix}-{i}"
+            payload = encode_event(
+                build_event(
+                    "lead_created",
+                    event_id=event_id,
+                    event_time=when,
+                    user={"external_id": event_id},
+                    # Valid when it was recorded, however old it is now.
+                    now=int(when.timestamp() * 1000),
+                )
+            )
+            rows.append(
+                ConversionEvent(
+                    pixel_id=pixel_id,
+                    event_type="lead_created",
+                    event_id=event_id,
+                    payload=None if unbuilt else payload,
+                    event_time=when,
+                    expires_at=when + ACCEPTANCE_WINDOW,
+                    source_label=f"test:{event_id}",
+                    **fields,
+                )
+            )
+        return ConversionEvent.objects.bulk_create(rows)
+
+    return make
+
+
+@pytest.fixture
+def api() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def body_of(call: Any) -> dict[str, Any]:
+    """The JSON body of a recorded request."""
+    body: dict[str, Any] = json.loads(call.request.body)
+    return body
+
+
+def sent_ids(call: Any) -> list[str]:
+    """The event ids a recorded request carried."""
+    return [event["id"] for event in body_of(call)["events"]]
+
+
+def statuses() -> dict[str, str]:
+    return dict(ConversionEvent.objects.values_list("event_id", "status"))
+
+
+def error_envelope(index: int | None, message: str = "bad", code: str = "x") -> str:
+    error: dict[str, Any] = {
+        "message": "Invalid event"
+        + (
+            f" at events[{index}]. See errors for details."
+            if index is not None
+            else "."
+        ),
+        "type": "invalid_request_error",
+        "param": None if index is None else f"events[{index}]",
+        "code": "invalid_event",
+    }
+    if index is not None:
+        error["errors"] = [
+            {"message": message, "param": f"events[{index}].data.type", "code": code}
+        ]
+    return json.dumps({"error": error})

@@ -1,0 +1,250 @@
+"""Claims, leases and the reaper."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import responses
+from django.db import IntegrityError
+from django.utils import timezone
+
+from django_openai_capi.delivery import claim as claim_module
+from django_openai_capi.delivery import pauses
+from django_openai_capi.delivery.claim import (
+    claim_batch,
+    due_pixels,
+    reap_expired_leases,
+    renew_lease,
+)
+from django_openai_capi.delivery.sender import deliver
+from django_openai_capi.models import (
+    ACCEPTANCE_WINDOW,
+    ConversionEvent,
+    ErrorKind,
+    PixelPause,
+)
+from tests.delivery.conftest import ENDPOINT, MakeEvents
+
+Status = ConversionEvent.Status
+
+
+@pytest.fixture(params=["one statement", "in steps"])
+def claim_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both claim paths: UPDATE ... RETURNING, and select-then-compare-and-set."""
+    if request.param == "in steps":
+        monkeypatch.setattr(
+            claim_module, "_can_claim_in_one_statement", lambda connection: False
+        )
+    return str(request.param)
+
+
+def test_a_claim_takes_the_oldest_due_events_and_leases_them(
+    make_events: MakeEvents, claim_path: str
+) -> None:
+    now = timezone.now()
+    make_events(2, prefix="late", next_attempt_at=now - timedelta(seconds=1))
+    make_events(2, prefix="early", next_attempt_at=now - timedelta(minutes=5))
+
+    claim = claim_batch("test-pixel", size=3)
+
+    assert claim is not None
+    assert sorted(event.event_id for event in claim.events) == [
+        "early-0",
+        "early-1",
+        "late-0",
+    ]
+    assert [event.attempts for event in claim.events] == [1, 1, 1]
+    assert not any(event.stale for event in claim.events)
+    claimed = ConversionEvent.objects.filter(status=Status.SENDING)
+    assert claimed.count() == 3
+    assert set(claimed.values_list("batch_id", flat=True)) == {claim.batch_id}
+    row = claimed.first()
+    assert row is not None and row.lease_expires_at is not None
+    assert row.lease_expires_at - timezone.now() > timedelta(seconds=290)
+
+
+def test_a_claimed_event_is_not_claimed_again(
+    make_events: MakeEvents, claim_path: str
+) -> None:
+    make_events(2)
+
+    first = claim_batch("test-pixel", size=1)
+    second = claim_batch("test-pixel", size=5)
+
+    assert first is not None and second is not None
+    assert {e.pk for e in first.events}.isdisjoint({e.pk for e in second.events})
+    assert claim_batch("test-pixel", size=5) is None
+
+
+def test_a_claim_marks_events_at_the_end_of_their_window_stale(
+    make_events: MakeEvents, claim_path: str
+) -> None:
+    make_events(1, event_time=timezone.now() - ACCEPTANCE_WINDOW + timedelta(minutes=4))
+
+    claim = claim_batch("test-pixel", size=5)
+
+    assert claim is not None and claim.events[0].stale
+
+
+def test_due_pixels_lists_pixels_with_sendable_events(make_events: MakeEvents) -> None:
+    make_events(1, pixel_id="b")
+    make_events(1, pixel_id="a")
+    make_events(1, pixel_id="c", payload=None)
+    make_events(1, pixel_id="d", status=Status.SENT)
+
+    assert due_pixels() == ["a", "b"]
+    assert due_pixels(only=["b", "c"]) == ["b"]
+
+
+def test_the_reaper_returns_events_of_a_dead_worker_with_the_same_ids(
+    make_events: MakeEvents, settings: Any
+) -> None:
+    settings.OPENAI_CAPI_MAX_ATTEMPTS = 2
+    make_events(
+        1,
+        prefix="retry",
+        status=Status.SENDING,
+        attempts=1,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    make_events(
+        1,
+        prefix="spent",
+        status=Status.SENDING,
+        attempts=2,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    make_events(
+        1,
+        prefix="alive",
+        status=Status.SENDING,
+        attempts=1,
+        lease_expires_at=timezone.now() + timedelta(minutes=1),
+    )
+
+    assert reap_expired_leases() == 2
+
+    retry = ConversionEvent.objects.get(event_id="retry-0")
+    assert (retry.status, retry.lease_expires_at, retry.last_error_kind) == (
+        Status.PENDING,
+        None,
+        ErrorKind.NETWORK,
+    )
+    assert "back in the queue with the same id" in retry.last_error
+    spent = ConversionEvent.objects.get(event_id="spent-0")
+    assert spent.status == Status.FAILED
+    assert "used all 2 attempts" in spent.last_error
+    assert ConversionEvent.objects.get(event_id="alive-0").status == Status.SENDING
+
+
+def test_an_outcome_is_not_written_over_a_newer_claim(
+    make_events: MakeEvents, api: responses.RequestsMock
+) -> None:
+    make_events(1)
+    stale_claim = claim_batch("test-pixel", size=1)
+    assert stale_claim is not None
+    # The lease ran out; another worker took the event back and claimed it again.
+    ConversionEvent.objects.update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    reap_expired_leases()
+    newer = claim_batch("test-pixel", size=1)
+    assert newer is not None
+    api.post(ENDPOINT, status=500, body="")
+
+    deliver(stale_claim, validate_only=False, worker="old")
+
+    event = ConversionEvent.objects.get()
+    assert (event.status, event.batch_id) == (Status.SENDING, newer.batch_id)
+    assert not renew_lease(stale_claim, [event.pk])
+    assert renew_lease(newer, [event.pk])
+
+
+def test_a_long_isolation_renews_its_lease_and_stops_when_it_is_lost(
+    make_events: MakeEvents,
+    api: responses.RequestsMock,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings.OPENAI_CAPI_LEASE_SECONDS = 0  # every request after the first renews
+    make_events(2)
+    claim = claim_batch("test-pixel", size=2)
+    assert claim is not None
+    api.post(ENDPOINT, status=400, body="{}")
+    monkeypatch.setattr(
+        "django_openai_capi.delivery.sender.renew_lease", lambda *a, **k: False
+    )
+
+    report = deliver(claim, validate_only=False, worker="w")
+
+    assert report.requests == 1  # the bisection stopped: the events are someone else's
+    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
+        Status.SENDING
+    }
+
+
+def test_two_workers_pausing_a_pixel_at_once_both_count(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = pauses._pause
+    calls: list[int] = []
+
+    def racing(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            PixelPause.objects.create(
+                pixel_id="p", paused_until=timezone.now(), failures=1
+            )
+            raise IntegrityError("duplicate key")
+        return real(*args)
+
+    monkeypatch.setattr(pauses, "_pause", racing)
+
+    pauses.pause(
+        "p",
+        kind=ErrorKind.AUTH,
+        error="x",
+        http_status=401,
+        request_id="",
+        retry_after=None,
+    )
+
+    assert PixelPause.objects.get().failures == 2
+
+
+@pytest.mark.parametrize(
+    ("has_lock", "skip"), [(True, True), (True, False), (False, False)]
+)
+def test_claims_lock_rows_where_the_database_can(
+    db: None, has_lock: bool, skip: bool
+) -> None:
+    features = SimpleNamespace(
+        has_select_for_update=has_lock, has_select_for_update_skip_locked=skip
+    )
+    connection: Any = SimpleNamespace(features=features)
+    query = claim_module.locked(ConversionEvent.objects.all(), connection)
+
+    assert query.query.select_for_update is has_lock
+    assert query.query.select_for_update_skip_locked is skip
+
+
+def test_a_refusal_is_not_written_over_a_newer_claim(
+    make_events: MakeEvents, api: responses.RequestsMock
+) -> None:
+    make_events(1)
+    stale_claim = claim_batch("test-pixel", size=1)
+    assert stale_claim is not None
+    ConversionEvent.objects.update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    reap_expired_leases()
+    assert claim_batch("test-pixel", size=1) is not None
+    api.post(ENDPOINT, status=400, body="{}")
+
+    report = deliver(stale_claim, validate_only=False, worker="old")
+
+    assert report.failed == 0
+    assert ConversionEvent.objects.get().status == Status.SENDING
