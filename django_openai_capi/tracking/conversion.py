@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_openai_capi.api import spec
 from django_openai_capi.api.events import JSONObject, build_event
 from django_openai_capi.conf import conf
-from django_openai_capi.exceptions import EventValidationError
+from django_openai_capi.exceptions import CapiConfigurationError, EventValidationError
 
 if TYPE_CHECKING:
     from django.db.models.query import QuerySet
@@ -50,6 +50,10 @@ class ModelConversion(Generic[M]):
     custom_event_name: ClassVar[str | None] = None
     #: The pixel to send to; ``None`` means ``OPENAI_CAPI_PIXEL_ID``.
     pixel_id: ClassVar[str | None] = None
+    #: The model field holding when the conversion happened (``"created_at"``): what
+    #: the backfill command selects objects by. ``None``: the model cannot be backfilled
+    #: unless :meth:`get_backfill_queryset` is overridden.
+    date_field: ClassVar[str | None] = None
 
     def __init__(self, model: type[M]) -> None:
         self.model = model
@@ -122,6 +126,27 @@ class ModelConversion(Generic[M]):
         it: add ``select_related``/``prefetch_related`` here for what ``get_data`` reads.
         """
         return self.model._default_manager.all()
+
+    def get_backfill_queryset(
+        self, since: datetime, until: datetime | None
+    ) -> QuerySet[M]:
+        """The objects the backfill command records events for.
+
+        Default: :meth:`get_queryset` where :attr:`date_field` is at or after *since*
+        and, unless *until* is ``None``, before *until*. Override it where no single
+        field says when the conversion happened.
+        """
+        if self.date_field is None:
+            raise CapiConfigurationError(
+                f"{type(self).__name__} has no date_field, so the backfill cannot "
+                + f"tell which {self.model._meta.label} objects fall in its dates: set "
+                + "date_field to the field holding when the conversion happened "
+                + '(e.g. date_field = "created_at"), or override get_backfill_queryset().'
+            )
+        period = {f"{self.date_field}__gte": since}
+        if until is not None:
+            period[f"{self.date_field}__lt"] = until
+        return self.get_queryset().filter(**period)
 
     # Not hooks: how the app uses them.
 

@@ -17,6 +17,7 @@ from example_project.demo_site import page_url
 @register(Registration)
 class RegistrationConversion(ModelConversion[Registration]):
     event_type = "registration_completed"
+    date_field = "created_at"
 
     # should_track is the default (the first save only): a profile edit that saves
     # the registration again is not a second sign-up.

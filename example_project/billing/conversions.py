@@ -18,6 +18,7 @@ from example_project.demo_site import page_url
 @register(Subscription)
 class SubscriptionConversion(ModelConversion[Subscription]):
     event_type = "subscription_created"
+    date_field = "created_at"
 
     def get_event_time(self, obj: Subscription) -> datetime:
         return obj.created_at

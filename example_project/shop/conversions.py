@@ -21,6 +21,7 @@ from example_project.shop.models import Order, OrderLine
 @register(Order)
 class OrderConversion(ModelConversion[Order]):
     event_type = "order_created"
+    date_field = "created_at"
 
     # The event id is the default, "shop.order:<pk>": stable across saves and resends,
     # and what the confirmation page would give the browser pixel as its event_id, so
