@@ -115,12 +115,16 @@ def backfill_warnings(
             + "are recorded as expired and will never be delivered (counted as expired)."
         )
     for conversion in _conversions(models):
-        if type(conversion).get_event_time is ModelConversion.get_event_time:
+        if (
+            type(conversion).get_event_time is ModelConversion.get_event_time
+            and conversion.date_field is None
+        ):
             warnings.append(
-                f"{type(conversion).__name__} keeps the default get_event_time(), "
-                + "the time of the save: its backfilled events will say the "
-                + f"{conversion.model._meta.label} conversions happened now. Override "
-                + "get_event_time() to return the object's own date."
+                f"{type(conversion).__name__} has no date_field and keeps the default "
+                + "get_event_time(), the time of the save: its backfilled events will "
+                + f"say the {conversion.model._meta.label} conversions happened now. "
+                + "Set date_field, or override get_event_time() to return the "
+                + "object's own date."
             )
     return warnings
 

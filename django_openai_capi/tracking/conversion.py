@@ -76,7 +76,16 @@ class ModelConversion(Generic[M]):
         return f"{self.model._meta.label_lower}:{obj.pk}"
 
     def get_event_time(self, obj: M) -> datetime:
-        """When the conversion happened (timezone-aware). Default: the time of the save."""
+        """When the conversion happened (timezone-aware).
+
+        Default: the object's :attr:`date_field` when it holds a datetime, so that a
+        backfilled event carries the time of the conversion, not of the backfill;
+        otherwise the time of the save.
+        """
+        if self.date_field is not None:
+            value = getattr(obj, self.date_field, None)
+            if isinstance(value, datetime):
+                return value
         return timezone.now()
 
     def get_pixel_id(self, obj: M) -> str:

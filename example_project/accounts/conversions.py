@@ -7,7 +7,6 @@ No amount: a registration is worth nothing the shop could count in money, and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 
 from django_openai_capi import ModelConversion, register
 from example_project.accounts.models import Registration
@@ -21,9 +20,6 @@ class RegistrationConversion(ModelConversion[Registration]):
 
     # should_track is the default (the first save only): a profile edit that saves
     # the registration again is not a second sign-up.
-
-    def get_event_time(self, obj: Registration) -> datetime:
-        return obj.created_at
 
     def get_user(self, obj: Registration) -> Mapping[str, object]:
         # Raw; hashed by the library. The external id is the same one the site would

@@ -8,7 +8,6 @@ are not new conversions; they save other rows (or this one again), which the def
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 
 from django_openai_capi import ModelConversion, register
 from example_project.billing.models import Subscription
@@ -19,9 +18,6 @@ from example_project.demo_site import page_url
 class SubscriptionConversion(ModelConversion[Subscription]):
     event_type = "subscription_created"
     date_field = "created_at"
-
-    def get_event_time(self, obj: Subscription) -> datetime:
-        return obj.created_at
 
     def get_user(self, obj: Subscription) -> Mapping[str, object]:
         return {"email": obj.email}

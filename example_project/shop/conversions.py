@@ -9,7 +9,6 @@ committed order, so the lines saved after the order are in the payload.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 
 from django.db.models import Prefetch, QuerySet
 
@@ -21,6 +20,8 @@ from example_project.shop.models import Order, OrderLine
 @register(Order)
 class OrderConversion(ModelConversion[Order]):
     event_type = "order_created"
+    # When the order was placed: the event's time (not when this process got to
+    # saving it), and what openai_capi_backfill selects orders by.
     date_field = "created_at"
 
     # The event id is the default, "shop.order:<pk>": stable across saves and resends,
@@ -31,10 +32,6 @@ class OrderConversion(ModelConversion[Order]):
         # Only the first save: marking an order paid later, editing or re-saving it
         # is not a new purchase. An unpaid order is not a conversion at all.
         return created and obj.is_paid
-
-    def get_event_time(self, obj: Order) -> datetime:
-        # When the order was placed, not when this process got to saving it.
-        return obj.created_at
 
     def get_queryset(self) -> QuerySet[Order]:
         # Events are built in bulk from this queryset: one query for the lines of

@@ -364,9 +364,10 @@ def test_an_overridden_get_backfill_queryset_needs_no_date_field(
     assert out.stdout == f"testapp.Order: {summary(1, 0, 0, 0, 0)}\n"
     # The default get_event_time is the time of the save: said before it happens.
     assert out.stderr == (
-        "Warning: EveryPaidOrder keeps the default get_event_time(), the time of the "
-        + "save: its backfilled events will say the testapp.Order conversions "
-        + "happened now. Override get_event_time() to return the object's own date.\n"
+        "Warning: EveryPaidOrder has no date_field and keeps the default "
+        + "get_event_time(), the time of the save: its backfilled events will say the "
+        + "testapp.Order conversions happened now. Set date_field, or override "
+        + "get_event_time() to return the object's own date.\n"
     )
     assert event_of(paid).event_time > timezone.now() - timedelta(minutes=1)
 

@@ -16,8 +16,8 @@ from django_openai_capi.exceptions import ConversionError
 from django_openai_capi.models import ConversionEvent, ErrorKind
 from django_openai_capi.tracking.recording import record_save
 from django_openai_capi.tracking.registry import registry
-from tests.testapp.models import Note, Order, RushOrder, Signup
 from tests.conftest import Swap
+from tests.testapp.models import Note, Order, RushOrder, Signup
 
 pytestmark = pytest.mark.django_db
 
@@ -359,3 +359,20 @@ def test_with_the_outbox_routed_elsewhere_the_event_is_written_after_the_commit(
         assert not ConversionEvent.objects.exists()
     assert len(callbacks) == 1
     assert ConversionEvent.objects.count() == 1
+
+
+def test_the_event_time_defaults_to_the_date_field_when_it_holds_a_datetime() -> None:
+    from datetime import date
+
+    class Dated(ModelConversion[Order]):
+        event_type = "order_created"
+        date_field = "placed_at"
+
+    conversion = Dated(Order)
+    placed = timezone.now() - timedelta(days=2)
+    order = Order(number="D-1")
+
+    order.placed_at = placed  # type: ignore[attr-defined]
+    assert conversion.get_event_time(order) == placed
+    order.placed_at = date(2026, 1, 1)  # type: ignore[attr-defined]
+    assert conversion.get_event_time(order) > timezone.now() - timedelta(seconds=5)
