@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from django_openai_capi.tracking import (
-        ModelConversion,
-        build_pending,
-        register,
-        track,
-    )
+    from django_openai_capi.tracking.building import build_pending
+    from django_openai_capi.tracking.conversion import ModelConversion
+    from django_openai_capi.tracking.registry import register
+    from django_openai_capi.tracking.track import track
 
 __all__ = ["ModelConversion", "build_pending", "register", "track"]
 

@@ -25,6 +25,8 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.E018`` OPENAI_CAPI_ENDPOINT contains credentials (user:password@)
 * ``django_openai_capi.E019`` OPENAI_CAPI_RAISE_ERRORS is not True, False or None
 * ``django_openai_capi.E020`` USE_TZ is False
+* ``django_openai_capi.E021`` OPENAI_CAPI_DISPATCH is "task" but no Tasks framework is installed
+* ``django_openai_capi.E022`` OPENAI_CAPI_DISPATCH is "task" but the task's backend cannot be loaded (TASKS)
 * ``django_openai_capi.W001`` no API key at all while sending is enabled
 * ``django_openai_capi.W002`` OPENAI_CAPI_PIXEL_ID is not set
 * ``django_openai_capi.W003`` OPENAI_CAPI_ENDPOINT has a query string or a fragment
@@ -33,11 +35,14 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.W006`` an unknown OPENAI_CAPI_* setting (a typo?)
 * ``django_openai_capi.W007`` the default pixel has no key while sending is enabled
 * ``django_openai_capi.W008`` OPENAI_CAPI_ENDPOINT's host is api.ads.openai.com, the Advertiser API
+* ``django_openai_capi.W009`` OPENAI_CAPI_DISPATCH is "task" and the task's backend is the ImmediateBackend
+* ``django_openai_capi.W010`` OPENAI_CAPI_DISPATCH is "task" and the task's backend is the DummyBackend
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import ipaddress
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +55,8 @@ from django.core.checks import CheckMessage, Error, Warning
 
 from django_openai_capi.api import spec
 from django_openai_capi.conf import SETTING_NAMES, Dispatch, raw_setting
+from django_openai_capi.dispatch import tasks_framework
+from django_openai_capi.redaction import describe_exception
 
 PREFIX = "OPENAI_CAPI_"
 
@@ -557,6 +564,70 @@ def _unknown_setting_warning(name: str) -> CheckMessage:
     return Warning(message, hint=hint, id="django_openai_capi.W006")
 
 
+# Dispatch through the Tasks framework.
+
+
+def _check_tasks_backend() -> list[CheckMessage]:
+    if raw_setting("OPENAI_CAPI_DISPATCH") != "task":
+        return []
+    framework = tasks_framework()
+    if framework is None:
+        return [
+            Error(
+                'OPENAI_CAPI_DISPATCH = "task" needs the Tasks framework: Django 6, or '
+                + "the django-tasks backport on Django 5.2.",
+                hint='Install django-tasks (pip install "django-tasks>=0.12") and add '
+                + '"django_tasks" to INSTALLED_APPS, or set OPENAI_CAPI_DISPATCH = "none" '
+                + "and run manage.py openai_capi_send.",
+                id="django_openai_capi.E021",
+            )
+        ]
+    try:
+        # Defining the task loads its backend, so a broken TASKS setting fails here
+        # as it would on the first commit: catch it to report it.
+        from django_openai_capi.tasks import send_pending_events
+
+        backend = importlib.import_module(framework).task_backends[
+            send_pending_events.backend
+        ]
+    except Exception as exc:
+        return [
+            Error(
+                'OPENAI_CAPI_DISPATCH = "task" needs a Tasks backend, and the TASKS '
+                + "setting does not give one.",
+                hint=" ".join(describe_exception(exc).split())
+                + '. Fix TASKS, or set OPENAI_CAPI_DISPATCH = "none" and run '
+                + "manage.py openai_capi_send.",
+                id="django_openai_capi.E022",
+            )
+        ]
+    immediate = importlib.import_module(f"{framework}.backends.immediate")
+    dummy = importlib.import_module(f"{framework}.backends.dummy")
+    if isinstance(backend, immediate.ImmediateBackend):
+        return [
+            Warning(
+                'OPENAI_CAPI_DISPATCH = "task" should have a Tasks backend with a worker: '
+                + "the ImmediateBackend sends inside the committing request, synchronously.",
+                hint="Configure a real backend in TASKS (django-tasks-db's DatabaseBackend, "
+                + 'RQ, Celery) and run its worker, or set OPENAI_CAPI_DISPATCH = "inline" '
+                + "to say so explicitly.",
+                id="django_openai_capi.W009",
+            )
+        ]
+    if isinstance(backend, dummy.DummyBackend):
+        return [
+            Warning(
+                'OPENAI_CAPI_DISPATCH = "task" should have a Tasks backend that runs tasks: '
+                + "the DummyBackend never does, so nothing is sent unless "
+                + "manage.py openai_capi_send runs.",
+                hint="Configure a real backend in TASKS and run its worker, or set "
+                + 'OPENAI_CAPI_DISPATCH = "none" if openai_capi_send runs anyway.',
+                id="django_openai_capi.W010",
+            )
+        ]
+    return []
+
+
 _CHECKS: tuple[Callable[[], list[CheckMessage]], ...] = (
     _check_api_key,
     _check_any_api_key,
@@ -578,4 +649,5 @@ _CHECKS: tuple[Callable[[], list[CheckMessage]], ...] = (
     _check_raise_errors,
     _check_use_tz,
     _check_unknown_settings,
+    _check_tasks_backend,
 )

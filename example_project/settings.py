@@ -139,6 +139,10 @@ def _optional_str(value: str) -> str | None:
 # are: range checks are the app's, reported by `manage.py check`.
 # OPENAI_CAPI_PIXEL_API_KEYS is written pixel=key,pixel=key.
 # OPENAI_CAPI_TIMEOUT is seconds, or connect,read seconds.
+# The demo is one process with no task worker: send right after each commit. A real
+# site keeps the default, "task", with a Tasks backend that runs in a worker.
+OPENAI_CAPI_DISPATCH = "inline"
+
 _OPTIONAL_SETTINGS: dict[str, Callable[[str], Any]] = {
     "OPENAI_CAPI_PIXEL_API_KEYS": lambda value: env.parse_value(value, dict),
     "OPENAI_CAPI_SEND_ENABLED": _bool,

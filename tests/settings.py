@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from typing import Any
@@ -24,7 +25,8 @@ else:
             # other processes, which must see the test database.
             "TEST": {
                 "NAME": os.path.join(
-                    tempfile.gettempdir(), f"django_openai_capi_test_{os.getpid()}.sqlite3"
+                    tempfile.gettempdir(),
+                    f"django_openai_capi_test_{os.getpid()}.sqlite3",
                 )
             },
         }
@@ -50,6 +52,17 @@ INSTALLED_APPS = [
     "example_project.accounts",
     "example_project.billing",
 ]
+
+# The Tasks framework, for OPENAI_CAPI_DISPATCH = "task": built into Django 6, an app
+# of its own (the backport) on 5.2. django-tasks-db is the real backend, a queue in the
+# database with a db_worker command, that the dispatch tests enqueue to and run.
+if not importlib.util.find_spec("django.tasks") and importlib.util.find_spec(
+    "django_tasks"
+):
+    INSTALLED_APPS.append("django_tasks")
+if importlib.util.find_spec("django_tasks_db"):
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -84,6 +97,11 @@ OPENAI_CAPI_ENDPOINT = os.environ.get(
 )
 OPENAI_CAPI_API_KEY = "test-key"
 OPENAI_CAPI_PIXEL_ID = "test-pixel"
+# A worker process started by a test (tests/processes.py) gets short leases and
+# timeouts, so that a killed worker's batch comes back within the test.
+OPENAI_CAPI_LEASE_SECONDS = int(os.environ.get("CAPI_TEST_LEASE_SECONDS", "300"))
+OPENAI_CAPI_TIMEOUT = float(os.environ.get("CAPI_TEST_TIMEOUT", "10"))
+OPENAI_CAPI_RETRY_BACKOFF = float(os.environ.get("CAPI_TEST_RETRY_BACKOFF", "30"))
 # Tests send explicitly; nothing is sent as a side effect of a commit.
 OPENAI_CAPI_DISPATCH = "none"
 # A broken conversion fails the test that made it (the project's own advice for tests);

@@ -13,6 +13,7 @@ from django.core.management.base import SystemCheckError
 from django_openai_capi import checks
 from django_openai_capi.checks import check_settings
 from django_openai_capi.conf import SETTING_NAMES
+from django_openai_capi.dispatch import tasks_framework
 
 FAKE_KEY = "sk-svcacct-SECRET"
 PREFIX = "django_openai_capi."
@@ -412,3 +413,64 @@ def test_manage_py_check_fails_on_an_error(settings):
     settings.OPENAI_CAPI_BATCH_SIZE = 0
     with pytest.raises(SystemCheckError, match=r"django_openai_capi\.E010"):
         call_command("check")
+
+
+# Dispatch through the Tasks framework. The rows join BAD, whose ids must all be
+# documented; BAD was parametrized above before they joined, so the tests below run them.
+
+FRAMEWORK = tasks_framework()
+IMMEDIATE = f"{FRAMEWORK}.backends.immediate.ImmediateBackend"
+DUMMY = f"{FRAMEWORK}.backends.dummy.DummyBackend"
+
+TASKS_BAD = [
+    ("W009", {"TASKS": {"default": {"BACKEND": IMMEDIATE}}}, ["W009"]),
+    ("W010", {"TASKS": {"default": {"BACKEND": DUMMY}}}, ["W010"]),
+    ("E022", {"TASKS": {"default": {"BACKEND": "no_such.Backend"}}}, ["E022"]),
+    ("E022", {"TASKS": {"other": {"BACKEND": DUMMY}}}, ["E022"]),
+    ("E022", {"TASKS": {"default": {}}}, ["E022"]),
+]
+BAD.extend(TASKS_BAD)
+# Settings cannot uninstall a package: see test_e021_without_a_tasks_framework.
+BAD.append(("E021", {}, ["E021"]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param(overrides, expected, id=f"{check_id}-{index}")
+        for index, (check_id, overrides, expected) in enumerate(TASKS_BAD)
+    ],
+)
+def test_tasks_backend_check_fires(settings, overrides, expected):
+    apply(settings, overrides)
+    assert ids() == expected
+    [message] = check_settings()
+    assert 'OPENAI_CAPI_DISPATCH = "task"' in message.msg
+    assert message.hint
+    assert "\n" not in message.msg + message.hint
+
+
+@pytest.mark.parametrize("dispatch", ["inline", "none", "tasks"])
+def test_tasks_backend_is_not_checked_unless_dispatch_is_task(settings, dispatch):
+    apply(settings, {"OPENAI_CAPI_DISPATCH": dispatch, "TASKS": {"default": {}}})
+    assert "E022" not in ids()
+
+
+def test_a_backend_with_a_worker_is_silent(settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    assert check_settings() == []
+
+
+def test_e022_says_what_is_wrong_with_tasks(settings):
+    settings.TASKS = {"default": {"BACKEND": "no_such.Backend"}}
+    [message] = check_settings()
+    assert "no_such.Backend" in (message.hint or "")
+
+
+def test_e021_without_a_tasks_framework(settings, monkeypatch):
+    monkeypatch.setattr(checks, "tasks_framework", lambda: None)
+    assert ids() == ["E021"]
+    [message] = check_settings()
+    assert "django-tasks" in (message.hint or "")
+    settings.OPENAI_CAPI_DISPATCH = "inline"
+    assert check_settings() == []

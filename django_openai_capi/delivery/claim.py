@@ -131,7 +131,8 @@ def _claim_returning(
         f"{column['attempts']} = {column['attempts']} + 1, "
         f"{column['lease_expires_at']} = %s, {column['batch_id']} = %s, "
         f"{column['updated_at']} = %s "
-        f"WHERE {column['id']} IN ({inner_sql}) AND {column['status']} = %s "
+        f"WHERE {column['id']} {_in_subquery(connection, inner_sql)} "
+        f"AND {column['status']} = %s "
         f"RETURNING {column['id']}, {column['event_type']}, {column['event_id']}, "
         f"{column['payload']}, {column['attempts']}, "
         f"CASE WHEN {column['expires_at']} <= %s THEN 1 ELSE 0 END, "
@@ -181,6 +182,15 @@ def _claim_in_steps(
         .filter(id__in=ids, batch_id=batch_id, status=_Status.SENDING)
         .values_list(*_RETURNED)
     ]
+
+
+def _in_subquery(connection: BaseDatabaseWrapper, inner_sql: str) -> str:
+    # PostgreSQL may plan "id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)" as a semi
+    # join that runs the subquery once per outer row, each run skipping the rows the
+    # previous ones locked: a claim of 1 then takes several. ARRAY(...) runs it once.
+    if connection.vendor == "postgresql":
+        return f"= ANY(ARRAY({inner_sql}))"
+    return f"IN ({inner_sql})"
 
 
 def locked(

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
+from django_openai_capi.dispatch import wake_up
 from django_openai_capi.exceptions import ConversionError
 from django_openai_capi.models import (
     ACCEPTANCE_WINDOW,
@@ -28,6 +29,7 @@ from django_openai_capi.models import (
     ErrorKind,
 )
 from django_openai_capi.redaction import describe_exception, format_traceback
+from django_openai_capi.signals import event_recorded, send
 from django_openai_capi.tracking.conversion import ModelConversion
 from django_openai_capi.tracking.registry import registry
 
@@ -118,12 +120,23 @@ def record(event: ConversionEvent, *, using: str) -> bool:
     host's write does, but a crash between the two commits can lose it.
     """
     if router.allow_migrate_model(using, ConversionEvent):
-        return insert_event(event, using=using)
+        return store_event(event, using=using)
     outbox = router.db_for_write(ConversionEvent)
     transaction.on_commit(
-        lambda: insert_event(event, using=outbox), using=using, robust=True
+        lambda: store_event(event, using=outbox), using=using, robust=True
     )
     return True
+
+
+def store_event(event: ConversionEvent, *, using: str) -> bool:
+    """Insert *event*; if written, tell receivers and have it sent after the commit."""
+    inserted = insert_event(event, using=using)
+    if inserted:
+        send(event_recorded, ConversionEvent, event=event, using=using)
+        # A failed or expired row has nothing to send.
+        if event.status == _Status.PENDING:
+            wake_up(using)
+    return inserted
 
 
 def check_identity(*, pixel_id: object, event_id: object, event_time: object) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -75,6 +75,7 @@ def test_a_claimed_event_is_not_claimed_again(
     second = claim_batch("test-pixel", size=5)
 
     assert first is not None and second is not None
+    assert (len(first.events), len(second.events)) == (1, 1)
     assert {e.pk for e in first.events}.isdisjoint({e.pk for e in second.events})
     assert claim_batch("test-pixel", size=5) is None
 
@@ -248,3 +249,19 @@ def test_a_refusal_is_not_written_over_a_newer_claim(
 
     assert report.failed == 0
     assert ConversionEvent.objects.get().status == Status.SENDING
+
+
+@pytest.mark.parametrize(
+    ("vendor", "sql"),
+    [("postgresql", "= ANY(ARRAY(SELECT 1))"), ("sqlite", "IN (SELECT 1)")],
+)
+def test_the_claim_runs_its_subquery_once(vendor: str, sql: str) -> None:
+    connection: Any = SimpleNamespace(vendor=vendor)
+    assert claim_module._in_subquery(connection, "SELECT 1") == sql
+
+
+def test_a_pause_says_until_when(db: None) -> None:
+    pause = PixelPause(
+        pixel_id="p", paused_until=datetime(2026, 11, 22, 10, 5, tzinfo=UTC)
+    )
+    assert str(pause) == "p paused until 2026-11-22 10:05:00"

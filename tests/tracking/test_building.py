@@ -19,9 +19,9 @@ from django_openai_capi.api import hash_identifier, validate_event
 from django_openai_capi.exceptions import ConversionError, EventValidationError
 from django_openai_capi.models import ConversionEvent, ErrorKind
 from django_openai_capi.tracking.registry import registry
+from tests.conftest import Swap
 from tests.testapp.conversions import OrderConversion
 from tests.testapp.models import Order, OrderLine, Signup
-from tests.conftest import Swap
 
 pytestmark = pytest.mark.django_db
 
