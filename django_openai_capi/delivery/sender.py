@@ -288,7 +288,7 @@ def _stopped(
             http_status=answer.status,
             using=using,
         )
-        advice = what_to_do(answer.status, kind)
+        advice = what_to_do(answer.status, kind, answer.text)
         report.problems.append(f"{claim.pixel_id}: {message}. {advice}")
         logger.error(
             "The Conversions API refused pixel %s: %s. %s Its events wait (no "
@@ -320,8 +320,15 @@ def _stopped(
     )
 
 
-def what_to_do(status: int | None, kind: ErrorKind) -> str:
+def what_to_do(status: int | None, kind: ErrorKind, message: str = "") -> str:
     """The advice logged (and shown by the commands) for a refused pixel."""
+    if status == 401 and "Missing scopes" in message:
+        return (
+            "The key lacks the scope ads.third_party_events.write: it is an Advertiser "
+            + "API key or a general OpenAI key. Create a Conversions API key in Ads "
+            + "Manager → Conversions → Manage conversion keys and set it as "
+            + "OPENAI_CAPI_API_KEY."
+        )
     if status == 401:
         return (
             "Check OPENAI_CAPI_API_KEY: it must be a Conversions API key (Ads Manager "

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import pauses
 from django_openai_capi.delivery.claim import (
@@ -77,7 +78,8 @@ class DeliveryReport:
         ]
         if self.validated:
             parts.insert(2, f"validated {self.validated}")
-        line = ", ".join(parts) + f" ({self.requests} requests"
+        noun = "request" if self.requests == 1 else "requests"
+        line = ", ".join(parts) + f" ({self.requests} {noun}"
         if self.built or self.not_built:
             line += f"; built {self.built}, not built {self.not_built}"
         if self.reaped:
@@ -158,18 +160,42 @@ def _limit_reached(report: DeliveryReport, max_batches: int | None) -> bool:
 
 
 def _can_send(pixel_id: str, report: DeliveryReport, using: str) -> bool:
-    try:
-        conf.api_key_for(pixel_id)
-    except CapiConfigurationError as exc:
+    problem = _configuration_problem(pixel_id)
+    if problem is not None:
         # Its events wait: a missing key is fixed by a deploy, not by failing them.
-        report.skipped[pixel_id] = str(exc)
-        logger.error("Not sending to pixel %s: %s", pixel_id, exc)
+        report.skipped[pixel_id] = problem
+        if (pixel_id, problem) not in _reported:
+            # Once per process: a worker looping every few seconds would otherwise
+            # repeat it for as long as the setting stays wrong.
+            _reported.add((pixel_id, problem))
+            logger.error("Not sending to pixel %s: %s", pixel_id, problem)
         return False
     until = pauses.paused_until(pixel_id, using=using)
     if until is not None:
         report.paused[pixel_id] = until
         return False
     return True
+
+
+#: Configuration problems already logged by this process.
+_reported: set[tuple[str, str]] = set()
+
+
+def _configuration_problem(pixel_id: str) -> str | None:
+    """Why nothing can be sent to *pixel_id* now, checked before anything is claimed."""
+    try:
+        conf.api_key_for(pixel_id)
+    except CapiConfigurationError as exc:
+        return str(exc)
+    source = conf.OPENAI_CAPI_INTEGRATION_SOURCE
+    if source is not None and not spec.is_integration_source(source):
+        # Every request would carry it; claiming first would strand the batch.
+        return (
+            "OPENAI_CAPI_INTEGRATION_SOURCE does not fit the API's format (1-64 "
+            + "letters, digits, '.', '_' or '-', starting with a letter or digit); "
+            + "see manage.py check."
+        )
+    return None
 
 
 def _build(report: DeliveryReport, using: str) -> None:

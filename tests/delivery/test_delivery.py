@@ -45,7 +45,7 @@ def test_due_events_go_out_in_one_request_and_end_sent(
 
     assert (
         report.summary()
-        == "claimed 5, sent 5, retried 0, failed 0, expired 0 (1 requests)"
+        == "claimed 5, sent 5, retried 0, failed 0, expired 0 (1 request)"
     )
     (call,) = api.calls
     assert call.request.url == f"{ENDPOINT}?pid=test-pixel"
@@ -712,7 +712,7 @@ def test_the_summary_mentions_building_reaping_and_pauses(
 
     until = report.paused["test-pixel"]
     assert report.summary() == (
-        "claimed 1, sent 0, retried 1, failed 0, expired 0 (1 requests; "
+        "claimed 1, sent 0, retried 1, failed 0, expired 0 (1 request; "
         f"1 taken back from stopped workers); paused: test-pixel until {until:%H:%M:%S}"
     )
 
@@ -767,3 +767,42 @@ def test_a_conversion_that_cannot_be_built_does_not_stop_the_pass(
 
     assert report.claimed == 0
     assert ConversionEvent.objects.get().status == Status.FAILED
+
+
+def test_a_malformed_integration_source_claims_nothing(
+    make_events: MakeEvents,
+    api: responses.RequestsMock,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.OPENAI_CAPI_INTEGRATION_SOURCE = "no spaces allowed"
+    make_events(1)
+
+    with caplog.at_level(logging.ERROR):
+        first = send_pending()
+        second = send_pending()
+
+    assert "OPENAI_CAPI_INTEGRATION_SOURCE" in first.skipped["test-pixel"]
+    assert second.skipped == first.skipped
+    assert caplog.text.count("OPENAI_CAPI_INTEGRATION_SOURCE") == 1  # once per process
+    assert statuses() == {"lead-0": Status.PENDING}
+    assert not api.calls
+
+
+def test_missing_scopes_get_their_own_advice(
+    make_events: MakeEvents, api: responses.RequestsMock
+) -> None:
+    make_events(1)
+    api.post(
+        ENDPOINT,
+        status=401,
+        json={
+            "error": {
+                "message": "You have insufficient permissions for this operation. Missing scopes: ads.third_party_events.write."
+            }
+        },
+    )
+
+    report = send_pending()
+
+    assert "Advertiser API key" in report.problems[0]
