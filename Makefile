@@ -42,13 +42,30 @@ $(TOX_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet 'tox>=4.22'
 	@touch $@
 
+# The demo's fake Conversions API: the example project's default endpoint.
+DEMO_FAKE_PORT ?= 8001
+
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py shell --verbosity 0 --command \
 	  'from django.contrib.auth import get_user_model; User = get_user_model(); User.objects.filter(username="admin").exists() or User.objects.create_superuser("admin", "admin@example.com", "admin")'
-	@echo
-	@echo "  Admin: http://$(DEMO_ADDR)/admin/  (login admin / admin)"
-	@echo
+	@# One shell, so that the fake API started here stops when the demo does.
+	@set -e; \
+	$(BIN)/python -m django_openai_capi.testing --port $(DEMO_FAKE_PORT) \
+	  --api-key demo-key --pixel demo-pixel | sed -u 's/^/[fake API] /' & \
+	fake=$$!; trap 'kill $$fake 2>/dev/null' EXIT INT TERM; \
+	for _ in $$(seq 50); do \
+	  $(BIN)/python -c 'import socket,sys; socket.create_connection(("127.0.0.1", $(DEMO_FAKE_PORT)), 1)' 2>/dev/null && break; \
+	  sleep 0.1; \
+	done; \
+	echo "Fake Conversions API on http://127.0.0.1:$(DEMO_FAKE_PORT)/v1/events (key demo-key, pixel demo-pixel)"; \
+	$(BIN)/python manage.py demo_data; \
+	echo "Sweeping up anything the on-commit sends missed (the worker command's job):"; \
+	$(BIN)/python manage.py openai_capi_send; \
+	echo; \
+	echo "  Admin: http://$(DEMO_ADDR)/admin/  (login admin / admin)"; \
+	echo "  Sent events: http://$(DEMO_ADDR)/admin/django_openai_capi/conversionevent/"; \
+	echo; \
 	$(BIN)/python manage.py runserver $(DEMO_ADDR)
 
 test: $(STAMP)

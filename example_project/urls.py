@@ -19,8 +19,13 @@ def home(request: HttpRequest) -> HttpResponse:
             " (in billing) created in the admin are recorded as conversion events:"
             " <code>order_created</code> for a paid order with its lines,"
             " <code>registration_completed</code> and <code>subscription_created</code>,"
-            " written in the same transaction as the save. Their delivery, and the local"
-            " fake of the API, come later.</p>"
+            " written in the same transaction as the save, and sent to the API right"
+            ' after the commit (OPENAI_CAPI_DISPATCH = "inline" in this demo).</p>'
+            '<p>See them in the admin under <a href="/admin/django_openai_capi/'
+            'conversionevent/">Conversion events</a>, with each request under'
+            ' <a href="/admin/django_openai_capi/deliverybatch/">Delivery batches</a>.'
+            " <code>make demo</code> runs the fake API on loopback, which prints every"
+            " request it receives.</p>"
             '<p><a href="/admin/">Admin</a> (the demo user is admin / admin).</p>',
             settings.OPENAI_CAPI_ENDPOINT,
             settings.OPENAI_CAPI_PIXEL_ID,

@@ -10,6 +10,9 @@ from django.db import connections, models
 from django_openai_capi.tracking.conversion import ModelConversion
 from django_openai_capi.tracking.registry import registry
 
+# Outbox rows and a mocked endpoint, for every test package.
+pytest_plugins = ["tests.outbox"]
+
 
 def pytest_report_header(config: pytest.Config) -> str:
     database = connections["default"]

@@ -19,7 +19,7 @@ from django_openai_capi.models import (
     PixelPause,
 )
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.delivery.conftest import MakeEvents, statuses
+from tests.outbox import MakeEvents, statuses
 
 Status = ConversionEvent.Status
 

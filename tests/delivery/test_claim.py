@@ -26,7 +26,7 @@ from django_openai_capi.models import (
     ErrorKind,
     PixelPause,
 )
-from tests.delivery.conftest import ENDPOINT, MakeEvents
+from tests.outbox import ENDPOINT, MakeEvents
 
 Status = ConversionEvent.Status
 

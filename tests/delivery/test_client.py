@@ -23,7 +23,7 @@ from django_openai_capi.delivery.policy import (
 )
 from django_openai_capi.exceptions import CapiConfigurationError, TransportError
 from django_openai_capi.models import DeliveryBatch, ErrorKind
-from tests.delivery.conftest import ENDPOINT
+from tests.outbox import ENDPOINT
 
 
 def test_a_response_keeps_status_body_request_id_and_retry_after(

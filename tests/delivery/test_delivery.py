@@ -23,7 +23,7 @@ from django_openai_capi.models import (
     ErrorKind,
     PixelPause,
 )
-from tests.delivery.conftest import (
+from tests.outbox import (
     ENDPOINT,
     MakeEvents,
     body_of,

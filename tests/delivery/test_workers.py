@@ -14,7 +14,7 @@ import pytest
 
 from django_openai_capi.models import ConversionEvent, DeliveryBatch
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.delivery.conftest import MakeEvents, statuses
+from tests.outbox import MakeEvents, statuses
 from tests.processes import start_worker
 
 Status = ConversionEvent.Status

@@ -1,3 +1,5 @@
+"""Fixtures and helpers for tests of stored events: ``make_events``, ``api``."""
+
 from __future__ import annotations
 
 import json
