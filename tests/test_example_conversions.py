@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -481,3 +482,34 @@ def test_an_exception_in_get_data_leaves_the_order_saved_and_a_failed_event(
     assert event.last_error == (
         f"OrderConversion.get_data(shop.Order:{order.pk}) raised ZeroDivisionError: division by zero"
     )
+
+
+def test_the_demo_data_is_recorded_once_and_delivered_to_the_fake(
+    settings: Any,
+) -> None:
+    from django.core.management import call_command
+
+    from django_openai_capi.delivery import send_pending
+    from django_openai_capi.testing import FakeConversionsAPI
+
+    out = StringIO()
+    call_command("demo_data", stdout=out)
+    call_command("demo_data", stdout=out)
+
+    assert out.getvalue().splitlines() == [
+        "Demo data: 5 new conversions recorded.",
+        "Conversion events: 5 pending",
+        "Demo data: 0 new conversions recorded.",
+        "Conversion events: 5 pending",
+    ]
+    with FakeConversionsAPI(api_key="test-key", pixels=["test-pixel"]) as fake:
+        settings.OPENAI_CAPI_ENDPOINT = fake.url
+        report = send_pending()
+    assert (report.built, report.sent, report.failed) == (5, 5, 0)
+    assert sorted(key.name for key in fake.accepted) == [
+        "order_created",
+        "order_created",
+        "order_created",
+        "registration_completed",
+        "subscription_created",
+    ]

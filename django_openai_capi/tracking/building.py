@@ -32,6 +32,7 @@ from django_openai_capi.conf import conf
 from django_openai_capi.exceptions import ConversionError, EventValidationError
 from django_openai_capi.models import ConversionEvent, ErrorKind
 from django_openai_capi.redaction import describe_exception, format_traceback, redact
+from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
 from django_openai_capi.tracking.conversion import HookError, ModelConversion
 from django_openai_capi.tracking.registry import registry
 
@@ -142,6 +143,7 @@ def _build_rows(
                     outcomes[row.pk] = outcome
     report.built += _store_payloads(payloads, using, now)
     _store_outcomes(outcomes, using, now, report)
+    _signal_outcomes(rows, outcomes)
 
 
 def _by_model(
@@ -303,6 +305,31 @@ def _store_outcomes(
         ):  # failures were logged, with their traceback, when built
             for error in errors.values():
                 logger.warning("%s", error)
+
+
+def _signal_outcomes(
+    rows: Sequence[ConversionEvent], outcomes: dict[int, _Outcome]
+) -> None:
+    """``event_failed`` / ``event_expired`` for events that will never be sent."""
+    for row in rows:
+        outcome = outcomes.get(row.pk)
+        if outcome is None or outcome.status == _Status.CANCELLED:
+            continue
+        signal = event_failed if outcome.status == _Status.FAILED else event_expired
+        if signal.has_listeners(ConversionEvent):
+            send(
+                signal,
+                ConversionEvent,
+                event=EventInfo(
+                    pk=row.pk,
+                    pixel_id=row.pixel_id,
+                    event_type=row.event_type,
+                    event_id=row.event_id,
+                    source_label=row.source_label,
+                    kind=outcome.kind,
+                    error=outcome.error,
+                ),
+            )
 
 
 _REPORT_FIELD: dict[str, str] = {

@@ -480,3 +480,50 @@ def test_chunks_fit_a_database_with_few_query_parameters(
         assert build_pending().built == 30
     updates = [q for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
     assert len(updates) == 6  # (20 - 1 shared - 3) // 3 = 5 rows per UPDATE
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_events_that_cannot_be_built_are_signalled_failed_or_expired(
+    swap_conversion: Swap,
+) -> None:
+    from django_openai_capi import signals
+
+    class FailsOnB(OrderConversion):
+        def get_data(self, obj: Order) -> Mapping[str, object]:
+            if obj.number.startswith("B"):
+                raise ValueError("bad order")
+            return super().get_data(obj)
+
+    swap_conversion(Order, FailsOnB)
+    place_order("A-1")
+    place_order("B-1")
+    gone = place_order("C-1")
+    old = place_order("D-1")
+    gone.delete()
+    ConversionEvent.objects.filter(source_label=f"testapp.Order:{old.pk}").update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    seen: list[tuple[str, str, str]] = []
+
+    def failed(sender: Any, event: signals.EventInfo, **kwargs: Any) -> None:
+        seen.append(("failed", event.source_label, event.kind))
+
+    def expired(sender: Any, event: signals.EventInfo, **kwargs: Any) -> None:
+        seen.append(("expired", event.source_label, event.kind))
+
+    signals.event_failed.connect(failed)
+    signals.event_expired.connect(expired)
+    try:
+        build_pending()
+    finally:
+        signals.event_failed.disconnect(failed)
+        signals.event_expired.disconnect(expired)
+
+    labels = {
+        order.number: f"testapp.Order:{order.pk}" for order in Order.objects.all()
+    }
+    # The deleted order's event is cancelled: nothing failed, nothing to signal.
+    assert sorted(seen) == [
+        ("expired", f"testapp.Order:{old.pk}", "expired"),
+        ("failed", labels["B-1"], "build"),
+    ]
