@@ -117,7 +117,8 @@ def parse_retry_after(
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # isascii() too: "²".isdigit() is true, and float() refuses it.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)

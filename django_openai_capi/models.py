@@ -145,6 +145,13 @@ class ConversionEvent(models.Model):
                 condition=Q(status="pending", payload__isnull=True),
                 name="openai_capi_event_unbuilt",
             ),
+            # The expiry sweep: pending events past their window, whatever their pixel
+            # (those of a pixel with no key are never claimed).
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="pending"),
+                name="openai_capi_event_overdue",
+            ),
             # Cleanup of old rows, and the admin's default ordering.
             models.Index(fields=["created_at"], name="openai_capi_event_created"),
         ]

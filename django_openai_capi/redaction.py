@@ -24,9 +24,13 @@ def configured_keys() -> list[str]:
     keys = {conf.OPENAI_CAPI_API_KEY}
     if isinstance(per_pixel, Mapping):
         keys.update(per_pixel.values())
-    return sorted(
-        (key for key in keys if isinstance(key, str) and key), key=len, reverse=True
-    )
+    forms: set[str] = set()
+    for key in keys:
+        if isinstance(key, str) and key.strip():
+            # A key read from a file often ends in a newline; error messages quote it
+            # as it is, stripped, or as its repr() (requests' InvalidHeader does).
+            forms.update({key, key.strip(), repr(key)[1:-1]})
+    return sorted(forms, key=len, reverse=True)
 
 
 def redact(text: str, *, limit: int = MAX_ERROR_LENGTH) -> str:

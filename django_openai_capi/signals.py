@@ -1,13 +1,13 @@
 """Signals for host projects: an event recorded, a batch sent, an event failed or expired.
 
 They are sent with ``send_robust``: a receiver that raises is logged (redacted) and
-cannot stop a save or a delivery. Receivers get plain values, never a model instance
-to re-save: delivery owns the rows.
+cannot stop a save or a delivery.
 
 * ``event_recorded(sender=ConversionEvent, event: ConversionEvent, using: str)`` — a row
-  was written (in the host's transaction; use ``transaction.on_commit`` for side effects).
+  was written; sent once the transaction that wrote it has committed.
 * ``batch_sent(sender=DeliveryBatch, batch: DeliveryBatch, event_pks: list[int])`` — the
-  API accepted a request (``batch.validate_only`` tells a validation from a send).
+  API accepted a request (``batch.validate_only`` tells a validation from a send). The
+  batch row is for reading: delivery owns the rows.
 * ``event_failed(sender=ConversionEvent, event: EventInfo)`` — the event will not be sent.
 * ``event_expired(sender=ConversionEvent, event: EventInfo)`` — its 7-day window closed.
 """
@@ -47,8 +47,6 @@ class EventInfo:
 
 def send(signal: Signal, sender: type[Any], **kwargs: Any) -> None:
     """Send *signal* robustly: a failing receiver is logged and skipped."""
-    if not signal.has_listeners(sender):
-        return
     for receiver, result in signal.send_robust(sender, **kwargs):
         if isinstance(result, Exception):
             logger.error(

@@ -85,13 +85,14 @@ def parse_error(body: bytes) -> ApiErrorBody | None:
     error = document.get("error") if isinstance(document, dict) else None
     if not isinstance(error, dict) or not isinstance(error.get("message"), str):
         return None
+    errors = error.get("errors")
     details = tuple(
         ErrorDetail(
             message=str(item.get("message", "")),
             param=_text(item.get("param")),
             code=_text(item.get("code")),
         )
-        for item in error.get("errors") or ()
+        for item in (errors if isinstance(errors, list) else ())
         if isinstance(item, dict)
     )
     return ApiErrorBody(

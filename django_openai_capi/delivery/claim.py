@@ -9,6 +9,7 @@ request needs. The HTTP request happens after the commit, outside any transactio
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,11 +19,15 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery.policy import EXPIRY_MARGIN
 from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
+
+logger = logging.getLogger("django_openai_capi.delivery")
 
 _Status = ConversionEvent.Status
 
@@ -163,25 +168,26 @@ def _claim_in_steps(
 ) -> list[tuple[Any, ...]]:
     """Select, then compare-and-set: for databases without UPDATE ... RETURNING."""
     ids = list(locked(due, connection).values_list("id", flat=True)[:size])
-    if not ids:
-        return []
-    # status=PENDING again: without row locks, another worker may have won a row.
-    ConversionEvent.objects.using(using).filter(
-        id__in=ids, status=_Status.PENDING
-    ).update(
-        status=_Status.SENDING,
-        attempts=F("attempts") + 1,
-        lease_expires_at=lease,
-        batch_id=batch_id,
-        updated_at=now,
-    )
     stale_after = now + EXPIRY_MARGIN
-    return [
-        (*row[:5], row[5] <= stale_after, row[6])
-        for row in ConversionEvent.objects.using(using)
-        .filter(id__in=ids, batch_id=batch_id, status=_Status.SENDING)
-        .values_list(*_RETURNED)
-    ]
+    rows: list[tuple[Any, ...]] = []
+    for chunk in chunked(ids, using):
+        # status=PENDING again: without row locks, another worker may have won a row.
+        ConversionEvent.objects.using(using).filter(
+            id__in=chunk, status=_Status.PENDING
+        ).update(
+            status=_Status.SENDING,
+            attempts=F("attempts") + 1,
+            lease_expires_at=lease,
+            batch_id=batch_id,
+            updated_at=now,
+        )
+        rows.extend(
+            (*row[:5], row[5] <= stale_after, row[6])
+            for row in ConversionEvent.objects.using(using)
+            .filter(id__in=chunk, batch_id=batch_id, status=_Status.SENDING)
+            .values_list(*_RETURNED)
+        )
+    return rows
 
 
 def _in_subquery(connection: BaseDatabaseWrapper, inner_sql: str) -> str:
@@ -230,10 +236,15 @@ def renew_lease(claim: Claim, pks: Iterable[int], *, using: str = "default") -> 
     return renewed > 0
 
 
+#: Parameters kept free beside the ids in one statement: the SET clause, and the CASE
+#: of a retry (two per distinct attempt count, up to MAX_ATTEMPTS of them).
+RESERVED_PARAMS = 100
+
+
 def chunked(pks: Sequence[int], using: str) -> Iterable[Sequence[int]]:
     """*pks* in pieces small enough for one statement's parameters."""
     limit = connections[using].features.max_query_params
-    size = len(pks) if limit is None else max(1, limit - 16)
+    size = len(pks) if limit is None else max(1, limit - RESERVED_PARAMS)
     for start in range(0, len(pks), size or 1):
         yield pks[start : start + size]
 
@@ -243,7 +254,7 @@ def reap_expired_leases(*, using: str = "default") -> int:
 
     The request may have reached the API: sending it again is safe, because the event
     keeps its id and the API keeps the first of a (pixel, type, id). Events that have
-    used every attempt become failed instead.
+    used every attempt become failed instead, and are logged and signalled.
     """
     now = timezone.now()
     lost = ConversionEvent.objects.using(using).filter(
@@ -254,11 +265,16 @@ def reap_expired_leases(*, using: str = "default") -> int:
         + f"at {now:%Y-%m-%d %H:%M:%S %Z} or before); the request may or may not have "
         + "reached the API."
     )
-    failed = lost.filter(attempts__gte=conf.OPENAI_CAPI_MAX_ATTEMPTS).update(
+    limit = conf.OPENAI_CAPI_MAX_ATTEMPTS
+    spent = f"{stopped} It had used all {limit} attempts."
+    failed = _finish(
+        lost.filter(attempts__gte=limit),
+        using,
+        signal=event_failed,
         status=_Status.FAILED,
+        kind=ErrorKind.NETWORK,
+        error=spent,
         lease_expires_at=None,
-        last_error=f"{stopped} It had used all {conf.OPENAI_CAPI_MAX_ATTEMPTS} attempts.",
-        last_error_kind=ErrorKind.NETWORK,
         updated_at=now,
     )
     returned = lost.update(
@@ -270,6 +286,68 @@ def reap_expired_leases(*, using: str = "default") -> int:
         updated_at=now,
     )
     return failed + returned
+
+
+#: Overdue events expired per pass: bounded, so a pass stays short after an outage.
+EXPIRY_CHUNK = 1000
+
+
+def expire_overdue(*, using: str = "default") -> int:
+    """Expire pending events whose 7-day window has closed, whichever their pixel.
+
+    The claim expires what it picks up; this catches what no claim will, such as
+    the events of a pixel that has no key.
+    """
+    now = timezone.now()
+    overdue = ConversionEvent.objects.using(using).filter(
+        status=_Status.PENDING, expires_at__lte=now
+    )
+    return _finish(
+        overdue,
+        using,
+        signal=event_expired,
+        status=_Status.EXPIRED,
+        kind=ErrorKind.EXPIRED,
+        error="Its 7-day window closed before it could be sent (the API refuses it now).",
+        limit=EXPIRY_CHUNK,
+        updated_at=now,
+    )
+
+
+def _finish(
+    query: QuerySet[ConversionEvent],
+    using: str,
+    *,
+    signal: Signal,
+    status: str,
+    kind: ErrorKind,
+    error: str,
+    limit: int | None = None,
+    **values: Any,
+) -> int:
+    """Move the rows of *query* to a final *status*; log and signal each one."""
+    rows = list(
+        query.order_by("id").values_list(
+            "id", "pixel_id", "event_type", "event_id", "source_label"
+        )[:limit]
+    )
+    if not rows:
+        return 0
+    changed = 0
+    for chunk in chunked([row[0] for row in rows], using):
+        # The same filter again: a row may have moved on since it was read.
+        changed += query.filter(pk__in=chunk).update(
+            status=status, last_error=error, last_error_kind=kind, **values
+        )
+    logger.warning("%d events %s: %s", changed, status, error)
+    if signal.has_listeners(ConversionEvent):
+        for pk, pixel_id, event_type, event_id, label in rows:
+            send(
+                signal,
+                ConversionEvent,
+                event=EventInfo(pk, pixel_id, event_type, event_id, label, kind, error),
+            )
+    return changed
 
 
 def due_pixels(

@@ -38,7 +38,13 @@ class Answer:
 
     @property
     def verdict(self) -> Verdict:
-        return classify(self.status)
+        verdict = classify(self.status)
+        if verdict is Verdict.REJECTED and self.error is None and self.status != 413:
+            # A 400 without the API's error envelope (a proxy's or firewall's page)
+            # says nothing against any event: failing them one by one would
+            # dead-letter a whole backlog over an infrastructure fault.
+            return Verdict.RETRY
+        return verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from django_openai_capi.delivery.policy import retry_delay
-from django_openai_capi.models import ErrorKind, PixelPause
+from django_openai_capi.models import ConversionEvent, ErrorKind, PixelPause
 from django_openai_capi.redaction import redact
 
 
@@ -82,5 +82,17 @@ def _pause(
 
 
 def resume(pixel_id: str, *, using: str = "default") -> None:
-    """End the pixel's pause (a request succeeded)."""
-    PixelPause.objects.using(using).filter(pixel_id=pixel_id).delete()
+    """End the pixel's pause (a request succeeded, or verify passed).
+
+    Events held back by the pause (a refused key, a wrong endpoint) are due again at
+    once: they waited for the pixel, not for a backoff of their own.
+    """
+    deleted, _ = PixelPause.objects.using(using).filter(pixel_id=pixel_id).delete()
+    if deleted:
+        now = timezone.now()
+        ConversionEvent.objects.using(using).filter(
+            pixel_id=pixel_id,
+            status=ConversionEvent.Status.PENDING,
+            next_attempt_at__gt=now,
+            last_error_kind__in=[ErrorKind.AUTH, ErrorKind.UNEXPECTED],
+        ).update(next_attempt_at=now)

@@ -33,7 +33,7 @@ from django_openai_capi.delivery.policy import (
 )
 from django_openai_capi.exceptions import TransportError
 from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
-from django_openai_capi.redaction import redact
+from django_openai_capi.redaction import describe_exception, format_traceback, redact
 
 logger = logging.getLogger("django_openai_capi.delivery")
 
@@ -68,6 +68,11 @@ def post(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answ
         return Answer(
             status=None, text=f"No response: {exc}", duration_ms=exc.duration_ms
         )
+    except Exception as exc:
+        # Whatever else goes wrong before an answer (a header the key cannot be
+        # encoded into, a bug) is "no answer": the batch is retried, never stranded.
+        logger.error("Sending to pixel %s failed:\n%s", pixel_id, format_traceback(exc))
+        return Answer(status=None, text=f"No response: {describe_exception(exc)}")
     if response.ok:
         return Answer(
             status=response.status,
@@ -75,10 +80,11 @@ def post(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answ
             duration_ms=response.duration_ms,
         )
     error = parse_error(response.body)
+    # Redacted before it is cut: a key echoed across the cut would keep its prefix.
     text = (
-        error.describe()
+        redact(error.describe())
         if error is not None
-        else response.text()[:500] or "(empty body)"
+        else redact(response.text(), limit=500) or "(empty body)"
     )
     return Answer(
         status=response.status,
@@ -106,14 +112,21 @@ def deliver(
     lease_seconds = conf.OPENAI_CAPI_LEASE_SECONDS
     started = time.monotonic()
     requests: list[DeliveryBatch] = []
+    resolved: set[int] = set()
 
     def send(group: Sequence[ClaimedEvent]) -> Answer:
         # A long isolation can outlive the lease; renew it (fenced) rather than let a
         # second worker send the same events alongside this one.
+        # Every event of the claim still sending, not only this group: the halves
+        # waiting their turn would otherwise be taken back from under this worker.
         if (
             requests
             and time.monotonic() - started > lease_seconds / 3
-            and not renew_lease(claim, [event.pk for event in group], using=using)
+            and not renew_lease(
+                claim,
+                [event.pk for event in fresh if event.pk not in resolved],
+                using=using,
+            )
         ):
             raise LeaseLost
         request_started = timezone.now()
@@ -142,16 +155,39 @@ def deliver(
         for step in isolate(fresh, send):
             if isinstance(step, Accepted):
                 _accepted(claim, step, requests[-1], validate_only, report, using)
+                resolved.update(event.pk for event in step.events)
             elif isinstance(step, Refused):
                 _refused(claim, step, report, using)
+                resolved.add(step.event.pk)
             else:
                 _stopped(claim, step, report, using)
+                resolved.update(event.pk for event in step.events)
     except LeaseLost:
         logger.warning(
             "Lost the lease of batch %s while isolating rejected events; another "
             + "worker has taken them back.",
             claim.batch_id,
         )
+    except Exception as exc:
+        # A bug here must not strand the claim in "sending" until its lease runs
+        # out: what is still sending under this claim goes back, with backoff.
+        logger.error(
+            "Delivering batch %s failed:\n%s", claim.batch_id, format_traceback(exc)
+        )
+        message = (
+            f"Delivery failed before recording an answer: {describe_exception(exc)}"
+        )
+        put_back, exhausted = outcomes.mark_retry(
+            claim,
+            [event for event in fresh if event.pk not in resolved],
+            kind=ErrorKind.NETWORK,
+            message=message,
+            http_status=None,
+            retry_after=None,
+            using=using,
+        )
+        report.retried += put_back
+        _exhausted(claim, exhausted, ErrorKind.NETWORK, message, None, report)
     return report
 
 

@@ -21,6 +21,7 @@ from django_openai_capi.delivery import pauses
 from django_openai_capi.delivery.claim import (
     claim_batch,
     due_pixels,
+    expire_overdue,
     reap_expired_leases,
 )
 from django_openai_capi.delivery.sender import ClaimReport, deliver
@@ -127,7 +128,8 @@ def send_pending(
     )
     name = worker or worker_name()
     report.reaped = reap_expired_leases(using=using)
-    _build(report, using)
+    report.expired += expire_overdue(using=using)
+    _build(report, using, bounded=max_batches is not None)
     for pixel_id in due_pixels(only=pixel_ids, using=using):
         if should_stop() or _limit_reached(report, max_batches):
             break
@@ -184,9 +186,17 @@ _reported: set[tuple[str, str]] = set()
 def _configuration_problem(pixel_id: str) -> str | None:
     """Why nothing can be sent to *pixel_id* now, checked before anything is claimed."""
     try:
-        conf.api_key_for(pixel_id)
+        key = conf.api_key_for(pixel_id)
     except CapiConfigurationError as exc:
         return str(exc)
+    if not _usable_in_a_header(key):
+        # Checked here, not only by manage.py check (which a gunicorn or task worker
+        # never runs): such a key fails every request, and would cost attempts.
+        return (
+            "the API key for this pixel has whitespace, control or non-Latin-1 "
+            + "characters (a newline from a secrets file?): it cannot be sent in an "
+            + "HTTP header. Fix OPENAI_CAPI_API_KEY or OPENAI_CAPI_PIXEL_API_KEYS."
+        )
     source = conf.OPENAI_CAPI_INTEGRATION_SOURCE
     if source is not None and not spec.is_integration_source(source):
         # Every request would carry it; claiming first would strand the batch.
@@ -198,7 +208,20 @@ def _configuration_problem(pixel_id: str) -> str | None:
     return None
 
 
-def _build(report: DeliveryReport, using: str) -> None:
+def _usable_in_a_header(key: str) -> bool:
+    try:
+        key.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return key.isprintable() and not any(char.isspace() for char in key)
+
+
+def _build(report: DeliveryReport, using: str, *, bounded: bool) -> None:
+    """Build what was recorded: everything, or one chunk in a bounded pass.
+
+    A bounded pass (a wake-up, possibly in the host's request) must not build a
+    backlog left by a backfill or an outage: that is the worker command's job.
+    """
     while True:
         try:
             built = build_pending(limit=BUILD_CHUNK, using=using)
@@ -209,5 +232,5 @@ def _build(report: DeliveryReport, using: str) -> None:
             break
         report.built += built.built
         report.not_built += built.failed + built.cancelled + built.expired
-        if built.total < BUILD_CHUNK:
+        if bounded or built.total < BUILD_CHUNK:
             break

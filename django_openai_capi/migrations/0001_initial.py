@@ -233,6 +233,11 @@ class Migration(migrations.Migration):
                         name="openai_capi_event_unbuilt",
                     ),
                     models.Index(
+                        condition=models.Q(("status", "pending")),
+                        fields=["expires_at"],
+                        name="openai_capi_event_overdue",
+                    ),
+                    models.Index(
                         fields=["created_at"], name="openai_capi_event_created"
                     ),
                 ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import connections, models, router, transaction
@@ -132,7 +133,17 @@ def store_event(event: ConversionEvent, *, using: str) -> bool:
     """Insert *event*; if written, tell receivers and have it sent after the commit."""
     inserted = insert_event(event, using=using)
     if inserted:
-        send(event_recorded, ConversionEvent, event=event, using=using)
+        if event_recorded.has_listeners(ConversionEvent):
+            # After the commit, outside the host's transaction: a receiver whose
+            # query fails would otherwise abort it (PostgreSQL), and the host's save
+            # with it; and a rolled-back event was never recorded.
+            transaction.on_commit(
+                partial(
+                    send, event_recorded, ConversionEvent, event=event, using=using
+                ),
+                using=using,
+                robust=True,
+            )
         # A failed or expired row has nothing to send.
         if event.status == _Status.PENDING:
             wake_up(using)

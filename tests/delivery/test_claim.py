@@ -26,7 +26,7 @@ from django_openai_capi.models import (
     ErrorKind,
     PixelPause,
 )
-from tests.outbox import ENDPOINT, MakeEvents
+from tests.outbox import ENDPOINT, MakeEvents, error_envelope
 
 Status = ConversionEvent.Status
 
@@ -174,7 +174,7 @@ def test_a_long_isolation_renews_its_lease_and_stops_when_it_is_lost(
     make_events(2)
     claim = claim_batch("test-pixel", size=2)
     assert claim is not None
-    api.post(ENDPOINT, status=400, body="{}")
+    api.post(ENDPOINT, status=400, body=error_envelope(None))
     monkeypatch.setattr(
         "django_openai_capi.delivery.sender.renew_lease", lambda *a, **k: False
     )
@@ -243,7 +243,7 @@ def test_a_refusal_is_not_written_over_a_newer_claim(
     )
     reap_expired_leases()
     assert claim_batch("test-pixel", size=1) is not None
-    api.post(ENDPOINT, status=400, body="{}")
+    api.post(ENDPOINT, status=400, body=error_envelope(None))
 
     report = deliver(stale_claim, validate_only=False, worker="old")
 

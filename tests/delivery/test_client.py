@@ -11,7 +11,7 @@ import requests
 import responses
 
 from django_openai_capi import client
-from django_openai_capi.api.responses import event_index, parse_error
+from django_openai_capi.api.responses import ApiErrorBody, event_index, parse_error
 from django_openai_capi.delivery.isolation import Answer, Refused, Stopped, isolate
 from django_openai_capi.delivery.policy import (
     Verdict,
@@ -202,13 +202,24 @@ def test_the_isolation_budget_allows_bisecting_a_few_bad_events() -> None:
     assert isolation_budget(1000) == 48
 
 
+REFUSED = ApiErrorBody(message="no")
+
+
+def test_a_400_without_the_apis_error_envelope_is_retried_not_isolated() -> None:
+    steps = list(isolate([1, 2], lambda group: Answer(status=400, text="<html>")))
+
+    assert len(steps) == 1 and isinstance(steps[0], Stopped)
+    assert Answer(status=400).verdict is Verdict.RETRY
+    assert Answer(status=413).verdict is Verdict.REJECTED
+
+
 def test_isolating_sends_the_good_events_and_refuses_each_bad_one() -> None:
     sent: list[list[int]] = []
 
     def post(group: Any) -> Answer:
         sent.append(list(group))
         return (
-            Answer(status=400, text="HTTP 400: no")
+            Answer(status=400, error=REFUSED, text="HTTP 400: no")
             if 3 in group
             else Answer(status=200)
         )
@@ -217,7 +228,7 @@ def test_isolating_sends_the_good_events_and_refuses_each_bad_one() -> None:
 
     refused = [step for step in steps if isinstance(step, Refused)]
     assert [(step.event, step.message, step.too_old) for step in refused] == [
-        (3, "HTTP 400: no", False)
+        (3, "no", False)
     ]
     assert sent[0] == list(range(8)) and [3] in sent
 
@@ -227,7 +238,7 @@ def test_nothing_to_isolate_sends_nothing() -> None:
 
 
 def test_a_stop_carries_every_event_not_yet_sent() -> None:
-    answers = iter([Answer(status=400), Answer(status=503)])
+    answers = iter([Answer(status=400, error=REFUSED), Answer(status=503)])
 
     steps = list(isolate([1, 2, 3, 4], lambda group: next(answers)))
 
@@ -237,7 +248,9 @@ def test_a_stop_carries_every_event_not_yet_sent() -> None:
 
 
 def test_a_stop_for_the_budget_has_no_answer() -> None:
-    steps = list(isolate([1, 2], lambda group: Answer(status=400), budget=1))
+    steps = list(
+        isolate([1, 2], lambda group: Answer(status=400, error=REFUSED), budget=1)
+    )
 
     assert len(steps) == 1 and isinstance(steps[0], Stopped)
     assert (sorted(steps[0].events), steps[0].answer) == ([1, 2], None)
@@ -256,3 +269,17 @@ def test_an_index_beyond_the_batch_is_not_trusted() -> None:
 
 def test_timedelta_results_are_timedeltas() -> None:
     assert isinstance(retry_delay(1), timedelta)
+
+
+def test_a_request_too_large_is_split_and_an_event_too_large_alone_fails() -> None:
+    def post(group: Any) -> Answer:
+        if len(group) > 1 or group == [2]:
+            return Answer(status=413, text="HTTP 413: too large")
+        return Answer(status=200)
+
+    steps = list(isolate([1, 2, 3], post))
+
+    refused = [step for step in steps if isinstance(step, Refused)]
+    assert [(step.event, step.message) for step in refused] == [
+        (2, "HTTP 413: too large")
+    ]
