@@ -60,7 +60,7 @@ def claim_batch(pixel_id: str, *, size: int, using: str = "default") -> Claim | 
     now = timezone.now()
     lease = now + timedelta(seconds=conf.OPENAI_CAPI_LEASE_SECONDS)
     batch_id = uuid.uuid4()
-    due = _due(pixel_id, now, using)
+    due = due_events(pixel_id, now, using)
     with transaction.atomic(using=using):
         if _can_claim_in_one_statement(connection):
             rows = _claim_returning(connection, due, size, now, lease, batch_id)
@@ -83,7 +83,8 @@ def claim_batch(pixel_id: str, *, size: int, using: str = "default") -> Claim | 
     return Claim(batch_id, pixel_id, events, now, lease)
 
 
-def _due(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
+def due_events(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
+    """The events a claim may take: due, built and pending, oldest due first."""
     # The partial index openai_capi_event_due serves exactly this filter and order.
     return (
         ConversionEvent.objects.using(using)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
-from django_openai_capi.delivery.claim import due_pixels
+from django_openai_capi.delivery.claim import due_events, due_pixels
 from django_openai_capi.delivery.isolation import (
     Accepted,
     Answer,
@@ -171,13 +171,7 @@ def _batch_size(given: int | None) -> int:
 def _due(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
     # The claim's filter, in primary-key order so that pages can be read by keyset.
     return (
-        ConversionEvent.objects.using(using)
-        .filter(
-            status=_Status.PENDING,
-            pixel_id=pixel_id,
-            next_attempt_at__lte=now,
-            payload__isnull=False,
-        )
+        due_events(pixel_id, now, using)
         .only("pk", "pixel_id", "event_type", "event_id", "payload", "expires_at")
         .order_by("pk")
     )
