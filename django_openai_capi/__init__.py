@@ -10,11 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_openai_capi.tracking.building import build_pending
+    from django_openai_capi.tracking.consent import ConsentEvent
+    from django_openai_capi.tracking.context import RequestContext
     from django_openai_capi.tracking.conversion import ModelConversion
     from django_openai_capi.tracking.registry import register
     from django_openai_capi.tracking.track import track
 
-__all__ = ["ModelConversion", "build_pending", "register", "track"]
+__all__ = [
+    "ConsentEvent",
+    "ModelConversion",
+    "RequestContext",
+    "build_pending",
+    "register",
+    "track",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -27,6 +27,9 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.E020`` USE_TZ is False
 * ``django_openai_capi.E021`` OPENAI_CAPI_DISPATCH is "task" but no Tasks framework is installed
 * ``django_openai_capi.E022`` OPENAI_CAPI_DISPATCH is "task" but the task's backend cannot be loaded (TASKS)
+* ``django_openai_capi.E023`` OPENAI_CAPI_CONSENT is not None or the dotted path of a callable
+* ``django_openai_capi.E024`` OPENAI_CAPI_TRUSTED_PROXIES is not a list of IP addresses or networks
+* ``django_openai_capi.E025`` OPENAI_CAPI_OPPREF_COOKIE_AGE is not a positive int
 * ``django_openai_capi.W001`` no API key at all while sending is enabled
 * ``django_openai_capi.W002`` OPENAI_CAPI_PIXEL_ID is not set
 * ``django_openai_capi.W003`` OPENAI_CAPI_ENDPOINT has a query string or a fragment
@@ -37,6 +40,7 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.W008`` OPENAI_CAPI_ENDPOINT's host is api.ads.openai.com, the Advertiser API
 * ``django_openai_capi.W009`` OPENAI_CAPI_DISPATCH is "task" and the task's backend is the ImmediateBackend
 * ``django_openai_capi.W010`` OPENAI_CAPI_DISPATCH is "task" and the task's backend is the DummyBackend
+* ``django_openai_capi.W011`` OPENAI_CAPI_TRUSTED_PROXIES trusts every address (a /0 network)
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from urllib.parse import SplitResult, urlsplit
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.utils.module_loading import import_string
 
 from django_openai_capi.api import spec
 from django_openai_capi.conf import SETTING_NAMES, Dispatch, raw_setting
@@ -628,6 +633,91 @@ def _check_tasks_backend() -> list[CheckMessage]:
     return []
 
 
+# The browser side.
+
+
+def _check_consent() -> list[CheckMessage]:
+    value = raw_setting("OPENAI_CAPI_CONSENT")
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        problem = f"it is of type {type(value).__name__}"
+    else:
+        try:
+            found = import_string(value)
+        except Exception as exc:
+            reason = " ".join(describe_exception(exc).split())
+            problem = f"it cannot be imported ({reason})"
+        else:
+            if callable(found):
+                return []
+            problem = (
+                f"it names an object of type {type(found).__name__}, not a callable"
+            )
+    return [
+        Error(
+            "OPENAI_CAPI_CONSENT should be None or the dotted path of a callable; "
+            + f"{problem}.",
+            hint='For example "myshop.consent.may_measure", a function taking '
+            + "(request, event) and returning True or False. None records every event.",
+            id="django_openai_capi.E023",
+        )
+    ]
+
+
+def _check_trusted_proxies() -> list[CheckMessage]:
+    value = raw_setting("OPENAI_CAPI_TRUSTED_PROXIES")
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        return [
+            _proxies_error(
+                "OPENAI_CAPI_TRUSTED_PROXIES should be a list of IP addresses or networks; "
+                + f"it is of type {type(value).__name__}."
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for entry in value:
+        try:
+            if not isinstance(entry, str):  # ip_network() would take 10 as 0.0.0.10
+                raise TypeError(entry)
+            network = ipaddress.ip_network(entry, strict=False)
+        except (TypeError, ValueError):
+            label = repr(entry) if isinstance(entry, str) else type(entry).__name__
+            messages.append(
+                _proxies_error(
+                    f"OPENAI_CAPI_TRUSTED_PROXIES has {label}, which is not an IP "
+                    + "address or network."
+                )
+            )
+            continue
+        if network.prefixlen == 0:
+            messages.append(
+                Warning(
+                    f"OPENAI_CAPI_TRUSTED_PROXIES should not trust every address ({network}).",
+                    hint="Then any visitor chooses the IP reported for them by sending "
+                    + "X-Forwarded-For: list only the networks of your own proxies.",
+                    id="django_openai_capi.W011",
+                )
+            )
+    return messages
+
+
+def _proxies_error(message: str) -> CheckMessage:
+    return Error(
+        message,
+        hint='A list of the addresses or networks of your own proxies, e.g. ["10.0.0.0/8"]; '
+        + "[] when the site is reached directly.",
+        id="django_openai_capi.E024",
+    )
+
+
+def _check_oppref_cookie_age() -> list[CheckMessage]:
+    return _check_positive_int(
+        "OPENAI_CAPI_OPPREF_COOKIE_AGE",
+        id="django_openai_capi.E025",
+        hint="It is the __oppref cookie's lifetime in seconds; the default is 2592000 (30 days).",
+    )
+
+
 _CHECKS: tuple[Callable[[], list[CheckMessage]], ...] = (
     _check_api_key,
     _check_any_api_key,
@@ -650,4 +740,7 @@ _CHECKS: tuple[Callable[[], list[CheckMessage]], ...] = (
     _check_use_tz,
     _check_unknown_settings,
     _check_tasks_backend,
+    _check_consent,
+    _check_trusted_proxies,
+    _check_oppref_cookie_age,
 )

@@ -8,7 +8,7 @@ that need a value to exist raise :class:`CapiConfigurationError` when it does no
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
@@ -47,6 +47,15 @@ DEFAULTS: Mapping[str, object] = MappingProxyType(
         "OPENAI_CAPI_RETENTION_DAYS": 30,
         # None follows DEBUG.
         "OPENAI_CAPI_RAISE_ERRORS": None,
+        # The browser side (middleware, template tags) and consent.
+        # Dotted path to consent(request, event) -> bool; None: every event may be recorded.
+        "OPENAI_CAPI_CONSENT": None,
+        # IPs or networks of the proxies in front of the site, whose X-Forwarded-For
+        # hop is trusted; empty: the client IP is REMOTE_ADDR.
+        "OPENAI_CAPI_TRUSTED_PROXIES": (),
+        # The __oppref cookie's lifetime in seconds. OpenAI documents none; 30 days is
+        # what practitioners and other connectors use (conversions-api.md §10).
+        "OPENAI_CAPI_OPPREF_COOKIE_AGE": 30 * 24 * 60 * 60,
     }
 )
 
@@ -180,6 +189,31 @@ class Settings:
         """
         value: bool | None = _read("OPENAI_CAPI_RAISE_ERRORS")
         return bool(settings.DEBUG) if value is None else value
+
+    @property
+    def OPENAI_CAPI_CONSENT(self) -> str | None:
+        """Dotted path to the consent callable, ``consent(request, event) -> bool``.
+
+        ``None``: every event may be recorded. See ``tracking/consent.py``.
+        """
+        value: str | None = _read("OPENAI_CAPI_CONSENT")
+        return value
+
+    @property
+    def OPENAI_CAPI_TRUSTED_PROXIES(self) -> Sequence[str]:
+        """IP addresses or networks (``"10.0.0.0/8"``) of the site's own proxies.
+
+        A request from one of them has its client IP read from ``X-Forwarded-For``,
+        right to left, skipping the trusted hops. Empty: ``REMOTE_ADDR``.
+        """
+        value: Sequence[str] = _read("OPENAI_CAPI_TRUSTED_PROXIES")
+        return value
+
+    @property
+    def OPENAI_CAPI_OPPREF_COOKIE_AGE(self) -> int:
+        """Seconds the middleware's ``__oppref`` cookie lasts (default 30 days)."""
+        value: int = _read("OPENAI_CAPI_OPPREF_COOKIE_AGE")
+        return value
 
     def api_key_for(self, pixel_id: str) -> str:
         """Return the Conversions API key for *pixel_id*.

@@ -73,6 +73,12 @@ class ConversionEvent(models.Model):
     # built yet": a model conversion is built from the committed rows after the host's
     # transaction, and a row without a payload is never sent.
     payload = models.TextField(_("payload"), null=True, blank=True)  # noqa: DJ001 - NULL is "unbuilt", distinct from any JSON text
+    # The visitor's context (oppref, obref, IP, user agent, page URL) as canonical JSON,
+    # captured from the request that saved the object: the build runs later, in the
+    # worker, where that request is gone. Only until the build has run (then NULL
+    # again): what of it the event needed is in the payload, and an IP address and a
+    # user agent are personal data that nothing else here needs to keep.
+    context = models.TextField(_("request context"), null=True, blank=True)  # noqa: DJ001 - NULL is "none captured"
     # Fixed when the row is recorded, so that a rebuild, a retry and a resend all carry
     # the same timestamp_ms.
     event_time = models.DateTimeField(_("event time"))

@@ -54,3 +54,28 @@ def swap_conversion() -> Iterator[Swap]:
 def record_failures(settings: Any) -> None:
     """Production behaviour: a broken conversion is recorded as failed, not raised."""
     settings.OPENAI_CAPI_RAISE_ERRORS = False
+
+
+UseConsent = Callable[[str | None], list[tuple[Any, Any]]]
+
+
+@pytest.fixture
+def use_consent(settings: Any) -> Iterator[UseConsent]:
+    """Set OPENAI_CAPI_CONSENT to one of tests/testapp/consent.py's callables by name.
+
+    Returns the list of the calls it receives, as (request, event).
+    """
+    from django_openai_capi.tracking import consent
+    from tests.testapp import consent as callables
+
+    def use(name: str | None) -> list[tuple[Any, Any]]:
+        settings.OPENAI_CAPI_CONSENT = (
+            None if name is None else f"tests.testapp.consent.{name}"
+        )
+        return callables.CALLS
+
+    callables.CALLS.clear()
+    consent._load.cache_clear()
+    yield use
+    callables.CALLS.clear()
+    consent._load.cache_clear()

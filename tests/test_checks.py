@@ -474,3 +474,71 @@ def test_e021_without_a_tasks_framework(settings, monkeypatch):
     assert "django-tasks" in (message.hint or "")
     settings.OPENAI_CAPI_DISPATCH = "inline"
     assert check_settings() == []
+
+
+# The browser side: consent, trusted proxies, the __oppref cookie. Like the tasks rows,
+# they join BAD so that every id stays documented, and run in the tests below.
+
+BROWSER_BAD = [
+    ("E023", {"OPENAI_CAPI_CONSENT": 42}, ["E023"]),
+    ("E023", {"OPENAI_CAPI_CONSENT": "tests.testapp.consent.nowhere"}, ["E023"]),
+    ("E023", {"OPENAI_CAPI_CONSENT": "no_such_module.consent"}, ["E023"]),
+    ("E023", {"OPENAI_CAPI_CONSENT": "tests.testapp.consent.NOT_CALLABLE"}, ["E023"]),
+    ("E024", {"OPENAI_CAPI_TRUSTED_PROXIES": "10.0.0.0/8"}, ["E024"]),
+    ("E024", {"OPENAI_CAPI_TRUSTED_PROXIES": None}, ["E024"]),
+    ("E024", {"OPENAI_CAPI_TRUSTED_PROXIES": ["10.0.0.0/8", "proxy.local"]}, ["E024"]),
+    ("E024", {"OPENAI_CAPI_TRUSTED_PROXIES": [10]}, ["E024"]),
+    ("W011", {"OPENAI_CAPI_TRUSTED_PROXIES": ["0.0.0.0/0"]}, ["W011"]),
+    ("W011", {"OPENAI_CAPI_TRUSTED_PROXIES": ("::/0", "10.0.0.1")}, ["W011"]),
+    ("E025", {"OPENAI_CAPI_OPPREF_COOKIE_AGE": 0}, ["E025"]),
+    ("E025", {"OPENAI_CAPI_OPPREF_COOKIE_AGE": 86400.0}, ["E025"]),
+    ("E025", {"OPENAI_CAPI_OPPREF_COOKIE_AGE": None}, ["E025"]),
+]
+BAD.extend(BROWSER_BAD)
+
+BROWSER_GOOD = [
+    {"OPENAI_CAPI_CONSENT": None},
+    {"OPENAI_CAPI_CONSENT": "tests.testapp.consent.by_cookie"},
+    {"OPENAI_CAPI_TRUSTED_PROXIES": []},
+    {"OPENAI_CAPI_TRUSTED_PROXIES": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]},
+    {"OPENAI_CAPI_TRUSTED_PROXIES": ("172.16.0.0/12",)},
+    {"OPENAI_CAPI_OPPREF_COOKIE_AGE": 1},
+    {"OPENAI_CAPI_OPPREF_COOKIE_AGE": 90 * 86400},
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param(overrides, expected, id=f"{check_id}-{index}")
+        for index, (check_id, overrides, expected) in enumerate(BROWSER_BAD)
+    ],
+)
+def test_browser_setting_check_fires(settings, overrides, expected):
+    apply(settings, overrides)
+    assert ids() == expected
+    for message in check_settings():
+        assert any(name in message.msg for name in overrides)
+        assert message.hint
+        assert "\n" not in message.msg + message.hint
+
+
+@pytest.mark.parametrize("overrides", BROWSER_GOOD)
+def test_browser_setting_good_value_is_silent(settings, overrides):
+    apply(settings, overrides)
+    assert check_settings() == []
+
+
+def test_e023_says_why_the_path_does_not_work(settings):
+    settings.OPENAI_CAPI_CONSENT = "tests.testapp.consent.NOT_CALLABLE"
+    [message] = check_settings()
+    assert "names an object of type int, not a callable" in message.msg
+    settings.OPENAI_CAPI_CONSENT = "no_such_module.consent"
+    [message] = check_settings()
+    assert "cannot be imported (ModuleNotFoundError" in message.msg
+
+
+def test_e024_names_the_entry_that_is_not_an_address(settings):
+    settings.OPENAI_CAPI_TRUSTED_PROXIES = ["10.0.0.0/8", "proxy.local"]
+    [message] = check_settings()
+    assert "'proxy.local'" in message.msg

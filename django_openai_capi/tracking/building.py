@@ -33,6 +33,7 @@ from django_openai_capi.exceptions import ConversionError, EventValidationError
 from django_openai_capi.models import ConversionEvent, ErrorKind
 from django_openai_capi.redaction import describe_exception, format_traceback, redact
 from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
+from django_openai_capi.tracking.context import RequestContext
 from django_openai_capi.tracking.conversion import HookError, ModelConversion
 from django_openai_capi.tracking.registry import registry
 
@@ -90,6 +91,7 @@ def build_pending(*, limit: int = BUILD_CHUNK, using: str = "default") -> BuildR
                 "event_time",
                 "expires_at",
                 "source_label",
+                "context",
             )[: min(remaining, BUILD_CHUNK)]
         )
         if not rows:
@@ -233,7 +235,11 @@ def _build_one(
         # Caught outside the savepoint, so that a failure rolls it back.
         with _isolated(using):
             event = conversion.build(
-                obj, event_id=row.event_id, event_time=row.event_time, now=clock
+                obj,
+                event_id=row.event_id,
+                event_time=row.event_time,
+                now=clock,
+                context=RequestContext.from_json(row.context),
             )
             return encode_event(event), None
     except EventValidationError as exc:
@@ -276,7 +282,9 @@ def _isolated(using: str) -> AbstractContextManager[object]:
 
 
 def _store_payloads(payloads: dict[int, str], using: str, now: datetime) -> int:
-    return _update_unbuilt(using, payloads, "payload", updated_at=now)
+    # The context is cleared with every outcome: what the event needed of it is in the
+    # payload now, and the IP and user agent are not kept a day longer than that.
+    return _update_unbuilt(using, payloads, "payload", context=None, updated_at=now)
 
 
 def _store_outcomes(
@@ -293,6 +301,7 @@ def _store_outcomes(
             "last_error",
             status=status,
             last_error_kind=kind,
+            context=None,
             updated_at=now,
         )
         setattr(

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from django.db import models
 from django.utils import timezone
 
-from django_openai_capi.api import spec
-from django_openai_capi.api.events import JSONObject, build_event
+from django_openai_capi.api.events import JSONObject
 from django_openai_capi.conf import conf
 from django_openai_capi.exceptions import CapiConfigurationError, EventValidationError
+from django_openai_capi.tracking.context import RequestContext
+from django_openai_capi.tracking.enrich import build_with_context
 
 if TYPE_CHECKING:
     from django.db.models.query import QuerySet
@@ -92,6 +93,18 @@ class ModelConversion(Generic[M]):
         """The pixel this event goes to. Default: :attr:`pixel_id`, else the setting."""
         return self.pixel_id or conf.default_pixel_id()
 
+    def get_request_context(
+        self, obj: M, context: RequestContext
+    ) -> RequestContext | None:
+        """What of the saving request's context to keep for the event. Default: all.
+
+        Runs only for a save inside a request that passed through the middleware.
+        Return ``None`` (or ``context.without({...})``) where that request is not the
+        buyer's own, such as an order a member of staff enters in the admin: its IP,
+        user agent and click id are the staff member's.
+        """
+        return context
+
     # Hooks run when the event is built, after the commit, on the committed object.
 
     def get_user(self, obj: M) -> Mapping[str, object] | None:
@@ -107,11 +120,19 @@ class ModelConversion(Generic[M]):
         return None
 
     def get_source_url(self, obj: M) -> str | None:
-        """The page the conversion happened on (scheme and host at least). Default: none."""
+        """The page the conversion happened on (scheme and host at least).
+
+        Default: none, so the URL of the request that saved the object (without its
+        query string) is used when the middleware captured one.
+        """
         return None
 
     def get_oppref(self, obj: M) -> str | None:
-        """The OpenAI click identifier, unchanged. Default: none."""
+        """The OpenAI click identifier, unchanged.
+
+        Default: none, so the visitor's (the landing URL's ``oppref``, or the
+        ``__oppref`` cookie) is used when the middleware captured one.
+        """
         return None
 
     def get_opt_out(self, obj: M) -> bool:
@@ -122,7 +143,8 @@ class ModelConversion(Generic[M]):
         """Where the conversion happened (``"web"``, ``"offline"`` ...).
 
         Default ``None``, which sends ``"mobile_app"`` for the app events, ``"web"``
-        when the event has a source URL, and nothing otherwise.
+        when the event has a source URL (its own or the request's), and nothing
+        otherwise.
         """
         return None
 
@@ -160,20 +182,28 @@ class ModelConversion(Generic[M]):
     # Not hooks: how the app uses them.
 
     def build(
-        self, obj: M, *, event_id: str, event_time: datetime, now: int | None = None
+        self,
+        obj: M,
+        *,
+        event_id: str,
+        event_time: datetime,
+        now: int | None = None,
+        context: RequestContext | None = None,
     ) -> JSONObject:
         """The validated API event for *obj*, as recorded under *event_id* and *event_time*.
 
-        Raises :class:`HookError` when a hook raises, :class:`EventValidationError`
-        when what the hooks return does not make a valid event. *now* (Unix
-        milliseconds) fixes the clock of the 7-day window check.
+        *context* is the visitor's, kept from the request that saved *obj*: it fills
+        what the hooks leave empty (``oppref``; ``obref``, IP and user agent in
+        ``user``; the page's URL as ``source_url``), and what of it the API would
+        refuse is left out. Raises :class:`HookError` when a hook raises,
+        :class:`EventValidationError` when what the hooks return does not make a valid
+        event. *now* (Unix milliseconds) fixes the clock of the 7-day window check.
         """
         source_url = _call(self, "get_source_url", obj)
         action_source = _call(self, "get_action_source", obj)
-        if action_source is None:
-            action_source = default_action_source(self.event_type, source_url)
-        return build_event(
+        return build_with_context(
             self.event_type,
+            context=context or RequestContext(),
             event_id=event_id,
             event_time=event_time,
             data=_call(self, "get_data", obj),
@@ -185,13 +215,6 @@ class ModelConversion(Generic[M]):
             opt_out=_call(self, "get_opt_out", obj),
             now=now,
         )
-
-
-def default_action_source(event_type: str, source_url: object) -> str | None:
-    """``action_source`` when the caller gives none (see ``get_action_source``)."""
-    if event_type in spec.MOBILE_APP_EVENT_TYPES:
-        return "mobile_app"
-    return "web" if source_url else None
 
 
 def _call(conversion: ModelConversion[Any], hook: str, obj: object) -> Any:

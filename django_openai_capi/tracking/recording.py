@@ -31,6 +31,12 @@ from django_openai_capi.models import (
 )
 from django_openai_capi.redaction import describe_exception, format_traceback
 from django_openai_capi.signals import event_recorded, send
+from django_openai_capi.tracking.consent import ConsentEvent, consent_given
+from django_openai_capi.tracking.context import (
+    RequestContext,
+    current_context,
+    current_request,
+)
 from django_openai_capi.tracking.conversion import ModelConversion
 from django_openai_capi.tracking.registry import registry
 
@@ -65,7 +71,9 @@ def record_save(
     """Record the event of one save, if ``should_track`` says it is one.
 
     Returns whether a row was written. The payload is left to the build step: it is
-    built from the committed state, after the transaction that saved the object.
+    built from the committed state, after the transaction that saved the object. What
+    the build cannot know later, the visitor's context in the request that saved the
+    object, is kept on the row; ``OPENAI_CAPI_CONSENT`` decides before anything is.
     """
     label = f"{conversion.model._meta.label}:{instance.pk}"
     try:
@@ -80,6 +88,7 @@ def record_save(
                 "the primary key is too long to name the object in source_label "
                 + f"(at most {SOURCE_LABEL_MAX_LENGTH} characters with the model's label)"
             )
+        context = _saving_context(conversion, instance)
     except Exception as exc:
         if conf.OPENAI_CAPI_RAISE_ERRORS:
             raise
@@ -107,9 +116,39 @@ def record_save(
             event_time=event_time,
             expires_at=event_time + ACCEPTANCE_WINDOW,
             source_label=label,
+            context=context.to_json() if context is not None else None,
         )
         expire_if_too_old(event)
+        if event.status != _Status.PENDING:
+            event.context = None  # never built, so never read: not kept
+    # Asked last, with the event's identity known; a refusal records nothing at all,
+    # not even a failure.
+    asked = ConsentEvent(
+        pixel_id=event.pixel_id,
+        event_type=event.event_type,
+        event_id=event.event_id,
+        source_label=label,
+        obj=instance,
+    )
+    if not consent_given(current_request(), asked):
+        return False
     return record(event, using=using)
+
+
+def _saving_context(
+    conversion: ModelConversion[Any], instance: models.Model
+) -> RequestContext | None:
+    """The context of the request saving *instance*, as the conversion keeps it."""
+    context = current_context()
+    if context is None:
+        return None
+    kept = conversion.get_request_context(instance, context)
+    if kept is not None and not isinstance(kept, RequestContext):
+        raise TypeError(
+            "get_request_context() must return a RequestContext or None, got "
+            + type(kept).__name__
+        )
+    return kept
 
 
 def record(event: ConversionEvent, *, using: str) -> bool:
@@ -269,6 +308,7 @@ def insert_event(event: ConversionEvent, *, using: str) -> bool:
         )
         .update(
             payload=event.payload,
+            context=event.context,
             event_time=event.event_time,
             expires_at=event.expires_at,
             status=_Status.PENDING,

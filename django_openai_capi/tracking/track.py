@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from django_openai_capi.api import spec
-from django_openai_capi.api.events import build_event, encode_event
+from django_openai_capi.api.events import encode_event
 from django_openai_capi.api.validation import now_ms
 from django_openai_capi.conf import conf
 from django_openai_capi.exceptions import (
@@ -29,8 +29,13 @@ from django_openai_capi.exceptions import (
 )
 from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent, ErrorKind
 from django_openai_capi.redaction import redact
-from django_openai_capi.tracking.context import RequestContext
-from django_openai_capi.tracking.conversion import default_action_source
+from django_openai_capi.tracking.consent import ConsentEvent, consent_given
+from django_openai_capi.tracking.context import (
+    RequestContext,
+    current_context,
+    current_request,
+)
+from django_openai_capi.tracking.enrich import build_with_context
 from django_openai_capi.tracking.recording import (
     check_identity,
     expire_if_too_old,
@@ -64,12 +69,14 @@ def track(
     """Record one conversion event; return whether a new one was recorded.
 
     ``user`` is raw identity and ``data`` the ``data`` object without ``type``, as for
-    :class:`~django_openai_capi.ModelConversion`. With ``request``, what the caller does
-    not give is taken from it: ``oppref`` (the ``oppref`` query parameter, else the
-    ``__oppref`` cookie), ``obref`` (``__obref`` cookie), the client IP, the user agent,
-    and the page's URL (without its query string) as ``source_url``.
+    :class:`~django_openai_capi.ModelConversion`. With ``request`` (or, without it,
+    inside a request the middleware serves), what the caller does not give is taken
+    from it: ``oppref`` (the ``oppref`` query parameter, else the ``__oppref`` cookie),
+    ``obref`` (``__obref`` cookie), the client IP, the user agent, and the page's URL
+    (without its query string) as ``source_url``.
 
-    Returns False when an event with the same pixel, type and id exists already. An
+    Returns False when an event with the same pixel, type and id exists already, or
+    when ``OPENAI_CAPI_CONSENT`` refuses it (then nothing is recorded). An
     unknown ``event_type`` raises :class:`EventValidationError`, as a typo should. Any
     other problem (invalid data, no pixel configured) records the event as failed with
     the reason and logs it, or, with ``OPENAI_CAPI_RAISE_ERRORS``, raises.
@@ -82,26 +89,33 @@ def track(
                 )
             ]
         )
-    when = timezone.now() if event_time is None else event_time
-    context = (
-        RequestContext.from_request(request)
-        if request is not None
-        else RequestContext()
+    asked = ConsentEvent(
+        pixel_id=pixel_id or conf.OPENAI_CAPI_PIXEL_ID or "",
+        event_type=event_type,
+        event_id=event_id,
+        source_label=source_label,
     )
+    if not consent_given(request or current_request(), asked):
+        return False
+    when = timezone.now() if event_time is None else event_time
+    if request is not None:
+        context = RequestContext.from_request(request)
+    else:
+        context = current_context() or RequestContext()
     try:
         pixel = pixel_id or conf.default_pixel_id()
         check_identity(pixel_id=pixel, event_id=event_id, event_time=when)
-        url = source_url or context.source_url
-        event = build_event(
+        event = build_with_context(
             event_type,
+            context=context,
             event_id=event_id,
             event_time=when,
             data=data,
-            user=_with_context(user, context),
+            user=user,
             custom_event_name=custom_event_name,
-            action_source=action_source or default_action_source(event_type, url),
-            source_url=url,
-            oppref=oppref or context.oppref,
+            action_source=action_source,
+            source_url=source_url,
+            oppref=oppref,
             opt_out=opt_out,
             now=now_ms(),
         )
@@ -129,24 +143,6 @@ def track(
         ),
         using=using,
     )
-
-
-def _with_context(
-    user: Mapping[str, object] | None, context: RequestContext
-) -> Mapping[str, object] | None:
-    extra = {
-        "ip_address": context.ip_address,
-        "user_agent": context.user_agent,
-        "obref": context.obref,
-    }
-    missing = {
-        key: value
-        for key, value in extra.items()
-        if value is not None and not (user and key in user)
-    }
-    if not missing:
-        return user
-    return {**(user or {}), **missing}
 
 
 def _record_failure(
