@@ -59,6 +59,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication, so that a consent callable can read request.user: keeps
+    # the landing URL's oppref in the __oppref cookie, and gives the events recorded
+    # during a request the visitor's oppref, obref, IP, user agent and page.
+    "django_openai_capi.middleware.OpenAICapiMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -85,8 +89,9 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 
-# The storefront the demo's conversions say they happened on (their source_url); the
-# demo has no pages of its own besides the admin. See example_project/demo_site.py.
+# The storefront the demo's conversions say they happened on (their source_url), also
+# for the orders, sign-ups and subscriptions made in the admin or by demo_data. See
+# example_project/demo_site.py.
 DEMO_SITE_ORIGIN = env.str("DEMO_SITE_ORIGIN", default="https://shop.example.com")
 
 LOGGING = {

@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Installed as a host installs it, so that every view test runs through it.
+    "django_openai_capi.middleware.OpenAICapiMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
@@ -89,6 +91,8 @@ TEMPLATES = [
 ]
 
 USE_TZ = True
+# The live server (the browser test) serves static files under it, and needs one.
+STATIC_URL = "static/"
 
 # Port 9 (discard) on loopback: nothing in the unit tests can reach a real host, and a
 # test that forgets to mock HTTP fails fast with a connection error.

@@ -3,16 +3,20 @@
 Found by django_openai_capi's autodiscovery, as ``admin.py`` is by the admin's.
 ``should_track``, the event id and its time are decided inside the order's save; the
 rest (``get_user``, ``get_data``, ``get_source_url``) runs after the commit, on the
-committed order, so the lines saved after the order are in the payload.
+committed order, so the lines saved after the order are in the payload. The visitor's
+``oppref``, ``obref``, IP and user agent come from the storefront's checkout request,
+kept by the middleware: no hook here reads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from django.db.models import Prefetch, QuerySet
+from django.urls import reverse
 
-from django_openai_capi import ModelConversion, register
+from django_openai_capi import ModelConversion, RequestContext, register
 from example_project.demo_site import page_url
 from example_project.shop.models import Order, OrderLine
 
@@ -32,6 +36,18 @@ class OrderConversion(ModelConversion[Order]):
         # Only the first save: marking an order paid later, editing or re-saving it
         # is not a new purchase. An unpaid order is not a conversion at all.
         return created and obj.is_paid
+
+    def get_request_context(
+        self, obj: Order, context: RequestContext
+    ) -> RequestContext | None:
+        # An order a member of staff enters in the admin was not placed by the browser
+        # that sent the request: its IP, user agent and click id are the staff
+        # member's, and would be sent as the buyer's.
+        if context.source_url and urlsplit(context.source_url).path.startswith(
+            reverse("admin:index")
+        ):
+            return None
+        return context
 
     def get_queryset(self) -> QuerySet[Order]:
         # Events are built in bulk from this queryset: one query for the lines of
