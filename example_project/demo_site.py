@@ -1,9 +1,9 @@
 """Where the demo's conversions say they happened.
 
-The example project has no storefront of its own: orders, sign-ups and subscriptions
-are made in the admin. A conversion sent with ``action_source: "web"`` needs the
-``source_url`` of the page it happened on, so the conversions name the pages a real
-site would have, on the origin set by ``DEMO_SITE_ORIGIN``.
+Orders, sign-ups and subscriptions are also made in the admin and by ``demo_data``,
+where no storefront page is involved. A conversion sent with ``action_source: "web"``
+needs the ``source_url`` of the page it happened on, so the conversions name the pages
+a real site would have, on the origin set by ``DEMO_SITE_ORIGIN``.
 """
 
 from __future__ import annotations
