@@ -85,11 +85,18 @@ def _with_user_context(
     missing = {
         key: value
         for key in USER_FIELDS
-        if (value := getattr(context, key)) is not None and not (user and key in user)
+        if (value := getattr(context, key)) is not None and _left_empty(user, key)
     }
     if not missing:
         return user
     return {**(user or {}), **missing}
+
+
+def _left_empty(user: Mapping[str, object] | None, key: str) -> bool:
+    # None or a blank string is what a hook returns for "I have none": the API layer
+    # skips both, so the context may fill them.
+    value = user.get(key) if user else None
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _refused_context(
@@ -105,7 +112,7 @@ def _refused_context(
         "source_url": context.source_url is not None and not source_url,
     }
     for key in USER_FIELDS:
-        used[key] = getattr(context, key) is not None and not (user and key in user)
+        used[key] = getattr(context, key) is not None and _left_empty(user, key)
     paths = {
         "oppref": "oppref",
         "source_url": "source_url",

@@ -56,12 +56,18 @@ def conversion_for(obj: models.Model) -> ModelConversion[Any]:
     return conversion
 
 
-def pixel_event(obj: models.Model) -> PixelEvent | None:
+def pixel_event(obj: object) -> PixelEvent | None:
     """The pixel event for *obj*'s recorded conversion, or ``None`` if none was recorded.
 
     Raises :class:`ConversionError` when *obj* is not a registered conversion, or when
     a hook naming its event raises.
     """
+    if not isinstance(obj, models.Model):
+        # Typically a template variable that is not set: Django renders it as "".
+        raise ConversionError(
+            f"A saved model instance was expected, got {type(obj).__name__}: "
+            + "is the variable set in the template's context?"
+        )
     conversion = conversion_for(obj)
     label = f"{conversion.model._meta.label}:{obj.pk}"
     try:
@@ -74,7 +80,7 @@ def pixel_event(obj: models.Model) -> PixelEvent | None:
             source_label=label,
         ) from exc
     row = (
-        ConversionEvent.objects.using(router.db_for_read(ConversionEvent))
+        ConversionEvent.objects.using(_outbox_database(obj))
         .filter(pixel_id=pixel_id, event_type=conversion.event_type, event_id=event_id)
         .only("event_id", "event_time", "payload")
         .first()
@@ -95,6 +101,15 @@ def pixel_event(obj: models.Model) -> PixelEvent | None:
         options=options,
         source_label=label,
     )
+
+
+def _outbox_database(obj: models.Model) -> str:
+    # Where record() wrote the event: with the object, unless a router keeps the
+    # outbox out of that database.
+    using = obj._state.db or router.db_for_write(type(obj))
+    if router.allow_migrate_model(using, ConversionEvent):
+        return using
+    return router.db_for_write(ConversionEvent)
 
 
 def _server_event(

@@ -393,3 +393,18 @@ class TestEvent:
         swap_conversion(Order, Broken)
         with pytest.raises(ConversionError, match="Broken could not name the event"):
             event_tag(order)
+
+
+@pytest.mark.django_db
+class TestEventMistakes:
+    def test_a_variable_that_is_not_set_is_named_as_the_mistake(self) -> None:
+        with pytest.raises(ConversionError, match="got str: is the variable set"):
+            render("{% openai_capi_event missing %}", factory.get("/"))
+
+    def test_with_the_outbox_routed_elsewhere_the_event_is_found_there(
+        self, settings: Any
+    ) -> None:
+        order = place_order()
+        settings.DATABASE_ROUTERS = ["tests.tracking.test_recording.OutboxElsewhere"]
+        [[_, _, _, options]] = calls(event_tag(order))
+        assert options == {"event_id": f"testapp.order:{order.pk}"}

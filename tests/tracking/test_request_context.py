@@ -283,3 +283,22 @@ def test_an_explicit_request_wins_over_the_served_one() -> None:
     with serving(checkout_request("/contact/")):
         track("lead_created", event_id="l-1", request=other)
     assert payload()["oppref"] == "op_other"
+
+
+@pytest.mark.parametrize("empty", [None, "", "  "])
+def test_a_hook_value_left_empty_is_filled_from_the_context(
+    swap_conversion: Swap, empty: str | None
+) -> None:
+    class Empty(OrderConversion):
+        def get_user(self, obj: Order) -> Mapping[str, object]:
+            return {"ip_address": empty, "user_agent": empty, "email": "a@example.com"}
+
+    swap_conversion(Order, Empty)
+    with serving(checkout_request()):
+        Order.objects.create(number="A-1")
+    build_pending()
+    user = payload()["user"]
+    assert (user["ip_address"], user["user_agent"]) == (
+        VISITOR["REMOTE_ADDR"],
+        VISITOR["HTTP_USER_AGENT"],
+    )
