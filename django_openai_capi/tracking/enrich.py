@@ -43,7 +43,7 @@ def build_with_context(
     problems of the host's own values.
     """
     while True:
-        url = source_url or context.source_url
+        url = context.source_url if _empty(source_url) else source_url
         try:
             return build_event(
                 event_type,
@@ -54,7 +54,7 @@ def build_with_context(
                 custom_event_name=custom_event_name,
                 action_source=action_source or default_action_source(event_type, url),
                 source_url=url,
-                oppref=oppref or context.oppref,
+                oppref=context.oppref if _empty(oppref) else oppref,
                 opt_out=opt_out,
                 now=now,
             )
@@ -93,9 +93,12 @@ def _with_user_context(
 
 
 def _left_empty(user: Mapping[str, object] | None, key: str) -> bool:
-    # None or a blank string is what a hook returns for "I have none": the API layer
-    # skips both, so the context may fill them.
-    value = user.get(key) if user else None
+    return _empty(user.get(key) if user else None)
+
+
+def _empty(value: object) -> bool:
+    # None or a blank string is what a hook returns for "I have none": the context
+    # may fill it.
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -108,8 +111,8 @@ def _refused_context(
 ) -> set[str]:
     """The context fields that were used in the event and that *error* names."""
     used = {
-        "oppref": context.oppref is not None and not oppref,
-        "source_url": context.source_url is not None and not source_url,
+        "oppref": context.oppref is not None and _empty(oppref),
+        "source_url": context.source_url is not None and _empty(source_url),
     }
     for key in USER_FIELDS:
         used[key] = getattr(context, key) is not None and _left_empty(user, key)

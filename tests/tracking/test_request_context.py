@@ -293,12 +293,22 @@ def test_a_hook_value_left_empty_is_filled_from_the_context(
         def get_user(self, obj: Order) -> Mapping[str, object]:
             return {"ip_address": empty, "user_agent": empty, "email": "a@example.com"}
 
+        def get_oppref(self, obj: Order) -> str | None:
+            return empty
+
+        def get_source_url(self, obj: Order) -> Any:
+            return empty
+
     swap_conversion(Order, Empty)
     with serving(checkout_request()):
         Order.objects.create(number="A-1")
     build_pending()
-    user = payload()["user"]
-    assert (user["ip_address"], user["user_agent"]) == (
+    body = payload()
+    assert (body["user"]["ip_address"], body["user"]["user_agent"]) == (
         VISITOR["REMOTE_ADDR"],
         VISITOR["HTTP_USER_AGENT"],
+    )
+    assert (body["oppref"], body["source_url"]) == (
+        "op_abc-123",
+        "http://testserver/checkout/",
     )
