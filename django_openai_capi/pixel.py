@@ -1,13 +1,12 @@
 """The Measurement Pixel's JavaScript, as the template tags render it.
 
 The loader is OpenAI's official snippet, unchanged but for the values it is given:
-https://developers.openai.com/ads/measurement-pixel ("Install the Measurement Pixel",
-read 2026-11; the same text is in OpenAI's openai/plugins repository,
-plugins/openai-ads-conversions/.../references/measurement-pixel.md). The calls are the
-documented ones: ``oaiq("consent", false)`` before ``init`` (same page, "Control
-measurement consent"), ``oaiq("measure", eventName, eventProps, eventOptions)``, and
-``oaiq("measureSingle", pixelId, ...)`` for a pixel other than the page's
-(https://developers.openai.com/ads/multiple-pixels).
+https://developers.openai.com/ads/measurement-pixel (and its ``.md`` twin), section
+"Install the Measurement Pixel", as published in 2026-11. The calls are the documented
+ones: ``oaiq("consent", false)`` before ``init`` (consent section of the same page),
+``oaiq("measure", eventName, eventProps, eventOptions)`` with ``event_id`` and
+``custom_event_name`` in ``eventOptions``, and ``oaiq("measureSingle", pixelId, ...)``
+for a pixel other than the page's (https://developers.openai.com/ads/multiple-pixels).
 
 Every value reaches the page through :func:`js_value`, which makes it a JavaScript
 literal that cannot close the ``<script>`` element or open another one, whatever it
