@@ -1,0 +1,196 @@
+"""The event list and the read-only page of one event."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+
+from django_openai_capi.admin import actions
+from django_openai_capi.admin.base import ReadOnlyAdmin
+from django_openai_capi.admin.filters import PixelFilter
+from django_openai_capi.models import ConversionEvent, DeliveryBatch
+from django_openai_capi.redaction import redact
+
+#: Requests of one claim listed on an event's page: a claim makes one, and a rejected
+#: one about log2(batch size) more while its bad events are isolated.
+MAX_BATCHES_SHOWN = 50
+#: What the list shows of an error; the event's page shows all of it.
+ERROR_EXCERPT = 120
+
+_LIST_COLUMNS = (
+    "id",
+    "pixel_id",
+    "status",
+    "event_type",
+    "event_id",
+    "source_label",
+    "attempts",
+    "next_attempt_at",
+    "last_http_status",
+    "last_error_kind",
+    "last_error",
+    "created_at",
+    "sent_at",
+)
+
+
+@admin.register(ConversionEvent)
+class ConversionEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "status",
+        "event_type",
+        "event_id",
+        "source_label",
+        "attempts",
+        "next_attempt_at",
+        "last_http_status",
+        "error_excerpt",
+        "created_at",
+    ]
+    list_filter = ["status", "event_type", PixelFilter, "last_error_kind"]
+    exact_search_fields = ("event_id", "source_label")
+    search_help_text = _("An exact event ID or source, such as shop.Order:42.")
+    ordering = ["-id"]
+    actions = [actions.resend, actions.cancel, actions.validate]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "status",
+                    ("pixel_id", "event_type", "event_id"),
+                    "source_label",
+                    ("event_time", "expires_at"),
+                    ("created_at", "updated_at", "sent_at"),
+                ]
+            },
+        ),
+        (
+            _("Delivery"),
+            {
+                "fields": [
+                    ("attempts", "next_attempt_at", "lease_expires_at"),
+                    ("last_http_status", "last_error_kind"),
+                    "error",
+                    "request_id",
+                    "batch_id",
+                    "batches",
+                ]
+            },
+        ),
+        (_("Payload"), {"fields": ["pretty_payload"]}),
+    ]
+    readonly_fields = ["error", "request_id", "batches", "pretty_payload"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # The payload and context can be kilobytes a row: the list never reads them.
+        # The event's page reads its one row in full.
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name == (
+            "django_openai_capi_conversionevent_changelist"
+        ):
+            queryset = queryset.only(*_LIST_COLUMNS)
+        return queryset
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_openai_capi.resend_conversionevent")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_openai_capi.cancel_conversionevent")
+
+    def has_validate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_openai_capi.validate_conversionevent")
+
+    @admin.display(description=_("last error"), ordering="last_error")
+    def error_excerpt(self, event: ConversionEvent) -> str:
+        text = event.last_error
+        if len(text) > ERROR_EXCERPT:
+            return text[: ERROR_EXCERPT - 1] + "…"
+        return text
+
+    @admin.display(description=_("last error"))
+    def error(self, event: ConversionEvent) -> SafeString:
+        if not event.last_error:
+            return format_html("{}", "—")
+        # Stored redacted; redacted again for a key changed or added since.
+        return format_html('<pre class="capi-error">{}</pre>', redact(event.last_error))
+
+    @admin.display(description=_("last request ID"))
+    def request_id(self, event: ConversionEvent) -> str:
+        for batch in reversed(self._batches(event)):
+            if batch.request_id:
+                return batch.request_id
+        return "—"
+
+    @admin.display(description=_("requests of its last claim"))
+    def batches(self, event: ConversionEvent) -> SafeString:
+        rows = self._batches(event)
+        if not rows:
+            return format_html("{}", "—")
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            + "<td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{batch.created_at:%Y-%m-%d %H:%M:%S}",
+                    batch.get_outcome_display(),
+                    "—" if batch.http_status is None else batch.http_status,
+                    batch.size,
+                    "—" if batch.duration_ms is None else f"{batch.duration_ms} ms",
+                    batch.request_id or "—",
+                    redact(batch.error) or "—",
+                )
+                for batch in rows
+            ),
+        )
+        return format_html(
+            '<table class="capi-batches"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            + "<th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead>"
+            + "<tbody>{}</tbody></table>",
+            _("started"),
+            _("outcome"),
+            _("HTTP status"),
+            _("events"),
+            _("duration"),
+            _("request ID"),
+            _("error"),
+            body,
+        )
+
+    @admin.display(description=_("payload (the JSON sent)"))
+    def pretty_payload(self, event: ConversionEvent) -> SafeString:
+        if event.payload is None:
+            return format_html(
+                "{}", _("Not built yet: built before its first delivery attempt.")
+            )
+        try:
+            text = json.dumps(json.loads(event.payload), indent=2, ensure_ascii=False)
+        except ValueError:
+            # Not ours to trust: shown as it is stored.
+            text = event.payload
+        return format_html('<pre class="capi-payload">{}</pre>', text)
+
+    def _batches(self, event: ConversionEvent) -> list[DeliveryBatch]:
+        # Read once per page, for both the request id and the table.
+        cached: list[DeliveryBatch] | None = getattr(event, "_capi_batches", None)
+        if cached is None:
+            cached = (
+                []
+                if event.batch_id is None
+                else list(
+                    DeliveryBatch.objects.filter(claim_id=event.batch_id).order_by(
+                        "created_at"
+                    )[:MAX_BATCHES_SHOWN]
+                )
+            )
+            event._capi_batches = cached  # type: ignore[attr-defined]
+        return cached
