@@ -1,0 +1,238 @@
+"""An event's read-only page, and the status page."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from django_openai_capi.maintenance import status as summary
+from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
+from tests.admin.conftest import STATUS_PAGE, StaffClient
+from tests.outbox import MakeEvents
+
+pytestmark = pytest.mark.django_db
+
+Status = ConversionEvent.Status
+KEY = "sk-conversions-secret-1234"
+
+
+def event_page(client: Any, event: ConversionEvent) -> str:
+    page = client.get(f"/admin/django_openai_capi/conversionevent/{event.pk}/change/")
+    assert page.status_code == 200
+    return str(page.content.decode())
+
+
+def test_an_events_page_shows_its_payload_error_request_id_and_requests(
+    admin_client: Any, make_events: MakeEvents, settings: Any
+) -> None:
+    settings.OPENAI_CAPI_API_KEY = KEY
+    claim = uuid.uuid4()
+    (event,) = make_events(
+        1,
+        status=Status.FAILED,
+        batch_id=claim,
+        last_http_status=400,
+        last_error="events[0].data.type: not a valid type",
+        last_error_kind=ErrorKind.REJECTED,
+    )
+    start = timezone.now()
+    for offset, (outcome, status, request_id, error) in enumerate(
+        [
+            (DeliveryBatch.Outcome.REJECTED, 400, "req_first", f"echo {KEY}"),
+            (DeliveryBatch.Outcome.REJECTED, 400, "req_last", "Invalid event"),
+        ]
+    ):
+        DeliveryBatch.objects.create(
+            claim_id=claim,
+            pixel_id="test-pixel",
+            size=2 - offset,
+            outcome=outcome,
+            http_status=status,
+            duration_ms=120 + offset,
+            request_id=request_id,
+            error=error,
+            created_at=start + timedelta(seconds=offset),
+        )
+    DeliveryBatch.objects.create(
+        claim_id=uuid.uuid4(),
+        pixel_id="test-pixel",
+        size=9,
+        outcome=DeliveryBatch.Outcome.ACCEPTED,
+        request_id="req_other_claim",
+    )
+
+    html = event_page(admin_client, event)
+
+    assert 'name="_save"' not in html
+    assert '<pre class="capi-payload">{\n  &quot;data&quot;: {\n    &quot;type' in html
+    assert '\n  &quot;id&quot;: &quot;lead-0&quot;,\n' in html
+    assert "events[0].data.type: not a valid type" in html
+    assert '<div class="readonly">req_last</div>' in html
+    assert "req_first" in html and "121 ms" in html
+    assert "req_other_claim" not in html
+    assert KEY not in html
+    assert "echo [redacted]" in html
+
+
+def test_a_payload_that_is_not_json_is_shown_as_stored(
+    admin_client: Any, make_events: MakeEvents
+) -> None:
+    (event,) = make_events(1)
+    ConversionEvent.objects.filter(pk=event.pk).update(payload='{"id": <b>broken')
+
+    html = event_page(admin_client, event)
+
+    assert '<pre class="capi-payload">{&quot;id&quot;: &lt;b&gt;broken</pre>' in html
+
+
+def test_an_unbuilt_event_without_requests_says_so(
+    admin_client: Any, make_events: MakeEvents
+) -> None:
+    (event,) = make_events(1, payload=None)
+
+    html = event_page(admin_client, event)
+
+    assert "Not built yet" in html
+    assert html.count('<div class="readonly">—</div>') >= 3  # error, request id, requests
+
+
+def test_the_request_id_is_a_dash_when_no_request_of_the_claim_got_one(
+    admin_client: Any, make_events: MakeEvents
+) -> None:
+    claim = uuid.uuid4()
+    (event,) = make_events(1, batch_id=claim)
+    DeliveryBatch.objects.create(
+        claim_id=claim,
+        pixel_id="test-pixel",
+        size=1,
+        outcome=DeliveryBatch.Outcome.NETWORK_ERROR,
+        error="ConnectTimeout",
+    )
+
+    html = event_page(admin_client, event)
+
+    assert "ConnectTimeout" in html
+    assert '<div class="readonly">—</div>' in html
+
+
+def test_the_list_cuts_a_long_error_and_the_page_shows_it_whole(
+    admin_client: Any, make_events: MakeEvents
+) -> None:
+    long = "x" * 300
+    (event,) = make_events(1, status=Status.FAILED, last_error=long)
+
+    listing = admin_client.get("/admin/django_openai_capi/conversionevent/")
+
+    assert ("x" * 119 + "…").encode() in listing.content
+    assert long.encode() not in listing.content
+    assert long in event_page(admin_client, event)
+
+
+def batch(hours_ago: float, size: int, outcome: str, **fields: Any) -> DeliveryBatch:
+    return DeliveryBatch.objects.create(
+        claim_id=uuid.uuid4(),
+        pixel_id="test-pixel",
+        size=size,
+        outcome=outcome,
+        created_at=timezone.now() - timedelta(hours=hours_ago),
+        **fields,
+    )
+
+
+def test_the_status_page_counts_charts_and_shows_the_last_error_of_each_kind(
+    admin_client: Any, make_events: MakeEvents, settings: Any
+) -> None:
+    settings.OPENAI_CAPI_API_KEY = KEY
+    old = timezone.now() - timedelta(days=2, hours=3)
+    make_events(2, prefix="old", event_time=old)
+    make_events(3, prefix="sent", status=Status.SENT)
+    make_events(
+        1,
+        prefix="<script>alert(1)</script>",
+        status=Status.FAILED,
+        last_error_kind=ErrorKind.REJECTED,
+        last_error=f"refused, key {KEY}",
+        last_http_status=400,
+    )
+    batch(1, 1000, DeliveryBatch.Outcome.ACCEPTED)
+    batch(1, 500, DeliveryBatch.Outcome.ACCEPTED, validate_only=True)
+    batch(2, 10, DeliveryBatch.Outcome.RETRY)
+    batch(24 * 5, 77, DeliveryBatch.Outcome.ACCEPTED)  # outside the chart's days
+
+    page = admin_client.get(STATUS_PAGE)
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    counts = {count.status: count.count for count in page.context["status"].counts}
+    assert counts == {
+        "pending": 2,
+        "sending": 0,
+        "sent": 3,
+        "failed": 1,
+        "expired": 0,
+        "cancelled": 0,
+    }
+    assert "Oldest pending event: 2\xa0days, 3\xa0hours old" in html
+    assert "1000 events delivered; 1 requests failed." in html
+    assert html.count('<svg class="capi-chart" role="img"') == 2
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;-0" in html
+    assert KEY not in html and "refused, key [redacted]" in html
+    assert "<script" not in html.split('id="content-main"')[1].split("</svg>")[0]
+
+
+def test_the_status_page_of_an_empty_outbox(admin_client: Any) -> None:
+    html = admin_client.get(STATUS_PAGE).content.decode()
+
+    assert "Nothing is pending." in html
+    assert "No errors recorded." in html
+    assert "0 events delivered; 0 requests failed." in html
+
+
+def test_the_status_page_is_linked_from_the_admin_index(admin_client: Any) -> None:
+    index = admin_client.get("/admin/").content.decode()
+    app_index = admin_client.get("/admin/django_openai_capi/").content.decode()
+
+    assert f'href="{STATUS_PAGE}"' in index
+    assert f'href="{STATUS_PAGE}"' in app_index
+
+
+def test_the_status_page_needs_the_permission_to_view_events(
+    staff_client: StaffClient, client: Any
+) -> None:
+    without = staff_client(username="nobody")
+    viewer = staff_client("view_conversionevent", username="viewer")
+
+    assert without.get(STATUS_PAGE).status_code == 403
+    assert f'href="{STATUS_PAGE}"' not in without.get("/admin/").content.decode()
+    assert viewer.get(STATUS_PAGE).status_code == 200
+    # Not logged in: the admin's login page.
+    assert client.get(STATUS_PAGE).status_code == 302
+
+
+def test_counts_stop_at_the_cap(make_events: MakeEvents, monkeypatch: Any) -> None:
+    monkeypatch.setattr(summary, "COUNT_CAP", 3)
+    make_events(5, status=Status.SENT)
+    make_events(3, prefix="f", status=Status.FAILED)
+
+    counts = {c.status: (c.count, c.capped) for c in summary.delivery_status().counts}
+
+    assert counts["sent"] == (3, True)
+    assert counts["failed"] == (3, False)
+
+
+def test_the_hourly_figures_cover_every_hour_of_the_days_asked(db: None) -> None:
+    batch(0, 5, DeliveryBatch.Outcome.ACCEPTED)
+    batch(0, 5, DeliveryBatch.Outcome.REJECTED)
+
+    hours = summary.delivery_status(days=1).hours
+
+    assert len(hours) == 24
+    assert (hours[-1].delivered, hours[-1].failed_requests) == (5, 1)
+    assert all(h.delivered == 0 for h in hours[:-1])
+    with pytest.raises(ValueError, match="days must be at least 1, got 0"):
+        summary.delivery_status(days=0)
