@@ -103,8 +103,8 @@ def seed_postgresql(rows: int) -> None:
                 expires_at, status, attempts, next_attempt_at, last_http_status,
                 last_error, last_error_kind, source_label, created_at, updated_at,
                 sent_at)
-            SELECT 'pixel-' || (i % 3),
-                (ARRAY{TYPES!r})[i % 4 + 1],
+            SELECT 'pixel-' || (i %% 3),
+                (ARRAY{TYPES!r})[i %% 4 + 1],
                 'ev-' || i,
                 '{{"id":"ev-' || i || '","pad":"{PAD}"}}',
                 t, t + interval '7 days', s.status,
@@ -113,7 +113,7 @@ def seed_postgresql(rows: int) -> None:
                 CASE s.status WHEN 'failed' THEN 400 WHEN 'sent' THEN 200 END,
                 CASE WHEN s.status IN ('failed', 'expired')
                     THEN 'error of event ev-' || i ELSE '' END,
-                CASE s.status WHEN 'failed' THEN (ARRAY{ERROR_KINDS!r})[i % 4 + 1]
+                CASE s.status WHEN 'failed' THEN (ARRAY{ERROR_KINDS!r})[i %% 4 + 1]
                     WHEN 'expired' THEN 'expired' ELSE '' END,
                 'shop.Order:' || i, t, t,
                 CASE WHEN s.status = 'sent' THEN t END
@@ -133,10 +133,10 @@ def seed_postgresql(rows: int) -> None:
             f"""
             INSERT INTO {BATCHES} (id, claim_id, pixel_id, size, validate_only, outcome,
                 http_status, duration_ms, request_id, error, worker, created_at)
-            SELECT gen_random_uuid(), gen_random_uuid(), 'pixel-' || (i % 3), 500, false,
-                CASE WHEN i % 20 = 0 THEN 'retry' ELSE 'accepted' END,
-                CASE WHEN i % 20 = 0 THEN 503 ELSE 200 END,
-                100 + i % 200, 'req_' || i, '', 'bench',
+            SELECT gen_random_uuid(), gen_random_uuid(), 'pixel-' || (i %% 3), 500, false,
+                CASE WHEN i %% 20 = 0 THEN 'retry' ELSE 'accepted' END,
+                CASE WHEN i %% 20 = 0 THEN 503 ELSE 200 END,
+                100 + i %% 200, 'req_' || i, '', 'bench',
                 now() - (%s - i) * (%s::float / %s) * interval '1 second'
             FROM generate_series(1, %s) AS i
             """,  # noqa: S608
