@@ -29,7 +29,6 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
@@ -62,7 +61,12 @@ from django_openai_capi.models import (  # noqa: E402
 
 EVENTS = ConversionEvent._meta.db_table
 BATCHES = DeliveryBatch._meta.db_table
-TYPES = ["order_created", "lead_created", "registration_completed", "subscription_created"]
+TYPES = [
+    "order_created",
+    "lead_created",
+    "registration_completed",
+    "subscription_created",
+]
 ERROR_KINDS = ["rejected", "server", "network", "invalid"]
 #: Seconds of history the rows span (30 days), newest last.
 SPAN = 30 * 24 * 3600
@@ -126,7 +130,7 @@ def seed_postgresql(rows: int) -> None:
                     WHEN i %% 100 < 5 THEN 'expired'
                     WHEN i %% 100 < 7 THEN 'cancelled'
                     ELSE 'sent' END AS status) AS s
-            """,  # noqa: S608 - constants of this script only
+            """,
             [rows, rows, SPAN, rows, rows],
         )
         cursor.execute(
@@ -139,7 +143,7 @@ def seed_postgresql(rows: int) -> None:
                 100 + i %% 200, 'req_' || i, '', 'bench',
                 now() - (%s - i) * (%s::float / %s) * interval '1 second'
             FROM generate_series(1, %s) AS i
-            """,  # noqa: S608
+            """,
             [rows // 500, SPAN, max(rows // 500, 1), rows // 500],
         )
         cursor.execute(f"ANALYZE {EVENTS}")
@@ -202,7 +206,8 @@ def seed_in_python(rows: int) -> None:
             http_status=503 if i % 20 == 0 else 200,
             duration_ms=100 + i % 200,
             request_id=f"req_{i}",
-            created_at=now - timedelta(seconds=(rows // 500 - i) * SPAN / max(rows // 500, 1)),
+            created_at=now
+            - timedelta(seconds=(rows // 500 - i) * SPAN / max(rows // 500, 1)),
         )
         for i in range(1, rows // 500 + 1)
     )
@@ -247,7 +252,10 @@ def main() -> None:
         default = "/default/django_openai_capi/conversionevent/"
         cases: dict[str, tuple[str, str | None]] = {
             "list, unfiltered": (ours, default),
-            "list, status=failed": (ours + "?status__exact=failed", default + "?status__exact=failed"),
+            "list, status=failed": (
+                ours + "?status__exact=failed",
+                default + "?status__exact=failed",
+            ),
             f"list, search {probe}": (ours + f"?q={probe}", default + f"?q={probe}"),
             "status page": ("/admin/django_openai_capi/deliverystatus/", None),
         }
@@ -288,9 +296,13 @@ def main() -> None:
                     continue
                 median = statistics.median(timings[key])
                 against = (
-                    statistics.median(timings[f"default: {name}"]) if base else reference
+                    statistics.median(timings[f"default: {name}"])
+                    if base
+                    else reference
                 )
-                print(f"{key:38} {median:11.1f} {counts[key]:8d} {median / against:16.3f}x")
+                print(
+                    f"{key:38} {median:11.1f} {counts[key]:8d} {median / against:16.3f}x"
+                )
         if args.explain and connection.vendor == "postgresql":
             for key, sql_list in captured.items():
                 if key.startswith("ours"):
@@ -298,7 +310,6 @@ def main() -> None:
             print("EXPLAIN: checked every query of our pages")
     finally:
         runner.teardown_databases(old_config)
-
 
 
 if __name__ == "__main__":

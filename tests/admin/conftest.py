@@ -39,7 +39,8 @@ def staff_client(db: None) -> StaffClient:
 def action(client: Any, name: str, events: list[ConversionEvent], **query: str) -> Any:
     """Run the changelist action *name* on *events*, following the redirect."""
     return client.post(
-        CHANGELIST + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""),
+        CHANGELIST
+        + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""),
         {
             "action": name,
             "_selected_action": [str(event.pk) for event in events],

@@ -20,7 +20,9 @@ Status = ConversionEvent.Status
 def offered_actions(client: Any) -> set[str]:
     page = client.get(CHANGELIST)
     assert page.status_code == 200
-    return {name for name, _ in page.context["action_form"].fields["action"].choices if name}
+    return {
+        name for name, _ in page.context["action_form"].fields["action"].choices if name
+    }
 
 
 def test_a_staff_user_sees_only_the_actions_they_are_allowed(
@@ -125,7 +127,7 @@ def test_an_event_delivery_moves_on_meanwhile_is_reported(
 
 
 def rows() -> list[dict[str, Any]]:
-    return list(ConversionEvent.objects.order_by("pk").values())
+    return [dict(row) for row in ConversionEvent.objects.order_by("pk").values()]
 
 
 def test_validate_shows_each_events_result_and_changes_no_row(
@@ -157,7 +159,8 @@ def test_validate_shows_each_events_result_and_changes_no_row(
     assert rows() == before
     assert page.status_code == 200
     results = {
-        row["event_id"]: (row["check"], row["request_id"]) for row in page.context["rows"]
+        row["event_id"]: (row["check"], row["request_id"])
+        for row in page.context["rows"]
     }
     assert results == {
         "lead-0": ("ok", "req_ok"),

@@ -69,7 +69,7 @@ def test_an_events_page_shows_its_payload_error_request_id_and_requests(
 
     assert 'name="_save"' not in html
     assert '<pre class="capi-payload">{\n  &quot;data&quot;: {\n    &quot;type' in html
-    assert '\n  &quot;id&quot;: &quot;lead-0&quot;,\n' in html
+    assert "\n  &quot;id&quot;: &quot;lead-0&quot;,\n" in html
     assert "events[0].data.type: not a valid type" in html
     assert '<div class="readonly">req_last</div>' in html
     assert "req_first" in html and "121 ms" in html
@@ -97,7 +97,9 @@ def test_an_unbuilt_event_without_requests_says_so(
     html = event_page(admin_client, event)
 
     assert "Not built yet" in html
-    assert html.count('<div class="readonly">—</div>') >= 3  # error, request id, requests
+    assert (
+        html.count('<div class="readonly">—</div>') >= 3
+    )  # error, request id, requests
 
 
 def test_the_request_id_is_a_dash_when_no_request_of_the_claim_got_one(

@@ -36,7 +36,9 @@ VIEWS = {
 
 def seed(make_events: MakeEvents, count: int) -> None:
     third = count // 3
-    make_events(third, prefix="lead", status=Status.FAILED, last_error_kind=ErrorKind.SERVER)
+    make_events(
+        third, prefix="lead", status=Status.FAILED, last_error_kind=ErrorKind.SERVER
+    )
     make_events(third, prefix="sent", status=Status.SENT)
     make_events(count - 2 * third, prefix="pending")
     DeliveryBatch.objects.bulk_create(

@@ -37,14 +37,16 @@ class Session:
     charts: int
 
 
-def resend_two_failed_events(chromium: Path, site: str, shots: Path) -> Session:
+def resend_two_failed_events(browser_path: Path, site: str, shots: Path) -> Session:
     from playwright.sync_api import sync_playwright
 
     def event_ids(page: Any) -> list[str]:
-        return [text.strip() for text in page.locator("td.field-event_id").all_inner_texts()]
+        return [
+            text.strip() for text in page.locator("td.field-event_id").all_inner_texts()
+        ]
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium))
+        browser = playwright.chromium.launch(executable_path=str(browser_path))
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{site}/admin/")
@@ -117,4 +119,4 @@ def test_failed_events_are_found_resent_and_then_pending(
         ConversionEvent.objects.filter(event_id__in=seen.resent).values_list(
             "event_id", "attempts"
         )
-    ) == {event_id: 0 for event_id in seen.resent}
+    ) == dict.fromkeys(seen.resent, 0)
