@@ -29,6 +29,7 @@ VIEWS = {
     "every filter": CHANGELIST
     + "?status__exact=failed&event_type__exact=lead_created&pixel_id=test-pixel"
     + "&last_error_kind__exact=server&q=lead-3",
+    "with the filters' counts asked for": CHANGELIST + "?_facets=True",
     "the status page": STATUS_PAGE,
     "the request log": "/admin/django_openai_capi/deliverybatch/?pixel_id=test-pixel",
 }
