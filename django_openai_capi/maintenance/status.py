@@ -66,10 +66,6 @@ class DeliveryStatus:
     hours: tuple[Hour, ...]
     last_errors: tuple[LastError, ...]
 
-    @property
-    def oldest_pending_age(self) -> timedelta | None:
-        return None if self.oldest_pending is None else self.now - self.oldest_pending
-
 
 def delivery_status(*, days: int = DAYS, using: str = "default") -> DeliveryStatus:
     """Counts per status, the oldest pending event, hourly figures, the last errors."""
