@@ -7,7 +7,7 @@ configured ones, the paused ones, and those of recent requests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +31,8 @@ def known_pixels() -> list[str]:
     if conf.OPENAI_CAPI_PIXEL_ID:
         pixels.add(conf.OPENAI_CAPI_PIXEL_ID)
     keys = conf.OPENAI_CAPI_PIXEL_API_KEYS
-    if isinstance(keys, dict):
+    # A malformed setting is the checks' to report; the filter still works without it.
+    if isinstance(keys, Mapping):
         pixels.update(str(pixel) for pixel in keys)
     pixels.update(PixelPause.objects.values_list("pixel_id", flat=True))
     since = timezone.now() - timedelta(days=RECENT_DAYS)
