@@ -62,29 +62,34 @@ def start_workers(count: int, url: str, batch: int) -> list[subprocess.Popen[byt
         )
         for _ in range(count)
     ]
-    wait_until_connected(count)
+    deadline = time.monotonic() + 60
+    while not all(has_looked(proc.pid) for proc in workers):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not start")
+        time.sleep(0.05)
+    # Past its first look, a worker is in its loop: the clock may start.
+    time.sleep(0.2)
     return workers
 
 
-def wait_until_connected(count: int) -> None:
-    """Until *count* workers have started and looked at the queue once."""
-    if connection.vendor != "postgresql":
-        # Nothing to see from here on SQLite: give them the time Django needs.
-        time.sleep(1.0 + 0.5 * count)
-        return
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                "current_database() AND pid <> pg_backend_pid()"
-            )
-            (connected,) = cursor.fetchone()
-        if connected >= count:
-            time.sleep(0.2)
-            return
-        time.sleep(0.05)
-    raise RuntimeError("the workers did not connect")
+def has_looked(pid: int) -> bool:
+    """Whether the worker has opened its database connection (its first pass)."""
+    files = _open_files(pid)
+    if connection.vendor == "postgresql":
+        # Nothing else in a worker opens a socket before its first query.
+        return any(target.startswith("socket:") for target in files)
+    return str(connection.settings_dict["NAME"]) in files
+
+
+def _open_files(pid: int) -> list[str]:
+    targets = []
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir() if fds.exists() else []:
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:
+            continue
+    return targets
 
 
 def run(
