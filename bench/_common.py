@@ -163,13 +163,13 @@ def seed(count: int, *, prefix: str, start: int = 0, pixel_id: str = PIXEL) -> N
         prep("updated_at", now),
     ]
     if connection.vendor == "postgresql":
-        sql = f"INSERT INTO {table} ({columns}) {select}"  # noqa: S608
+        sql = f"INSERT INTO {table} ({columns}) {select}"
         params = select_params + series_params
     else:
-        sql = f"{head}INSERT INTO {table} ({columns}) {select}"  # noqa: S608
+        sql = f"{head}INSERT INTO {table} ({columns}) {select}"
         params = series_params + select_params
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, params)  # type: ignore[arg-type]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {table}")

@@ -95,7 +95,10 @@ def main() -> None:
     c.table(
         ["", "value"],
         [
-            ["peak RSS, openai_capi_send with nothing to send (baseline)", f"{idle_rss:.1f} MiB"],
+            [
+                "peak RSS, openai_capi_send with nothing to send (baseline)",
+                f"{idle_rss:.1f} MiB",
+            ],
             [f"peak RSS, openai_capi_send draining {total:,}", f"{rss:.1f} MiB"],
             ["ratio", f"{rss / idle_rss:.2f}x"],
             ["drain wall time", f"{elapsed:.1f} s"],

@@ -113,6 +113,7 @@ def main() -> None:
                     "id", "payload"
                 )
                 for pk, event in list(rows):
+                    assert event is not None
                     body = encode_request([event])
                     session.post(url, data=body, headers=headers).raise_for_status()
                     ConversionEvent.objects.filter(pk=pk).update(status="sent")
@@ -166,7 +167,9 @@ def main() -> None:
     )
     print("target: at most 5 queries per batch, whatever the batch size")
     print()
-    print(f"tracemalloc peak of one drain of {per_round:,} events: {peak / 2**20:.1f} MiB")
+    print(
+        f"tracemalloc peak of one drain of {per_round:,} events: {peak / 2**20:.1f} MiB"
+    )
     expected = seeded + len(bodies) * BATCH
     assert received["events"] == expected, (received, expected)
     assert received["duplicates"] == 0, received
@@ -195,13 +198,17 @@ def per_batch_queries(url: str) -> list[tuple[int, int, int, int]]:
         c.clear_events()
         c.seed(count, prefix=f"q{size}-")
         marks: list[int] = []
+
+        def mark(_: DeliveryReport, marks: list[int] = marks) -> None:
+            marks.append(len(captured.captured_queries))
+
         with (
             CaptureQueriesContext(connection) as captured,
             override_settings(OPENAI_CAPI_ENDPOINT=url),
         ):
             report = send_pending(
                 batch_size=size,
-                on_batch=lambda _: marks.append(len(captured.captured_queries)),
+                on_batch=mark,
             )
         assert report.sent == count, report.summary()
         sql = [query["sql"] for query in captured.captured_queries]

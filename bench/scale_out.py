@@ -125,12 +125,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--events", type=int, help="per run; default 8,000 (600 quick)")
     parser.add_argument("--batch-size", type=int, help="default 100 (50 quick)")
-    parser.add_argument("--latency", type=float, help="seconds; default 0.1 (0.05 quick)")
+    parser.add_argument(
+        "--latency", type=float, help="seconds; default 0.1 (0.05 quick)"
+    )
     parser.add_argument("--rounds", type=int, help="default 2 (1 quick)")
     args = parser.parse_args()
     events = args.events or (600 if args.quick else 8_000)
     batch = args.batch_size or (50 if args.quick else 100)
-    latency = args.latency if args.latency is not None else (0.05 if args.quick else 0.1)
+    latency = (
+        args.latency if args.latency is not None else (0.05 if args.quick else 0.1)
+    )
     rounds = args.rounds or (1 if args.quick else 2)
     counts = (1, 2, 4)
 

@@ -100,7 +100,7 @@ def main() -> None:
             response = middleware(
                 factory.get("/checkout/", {"n": number, "oppref": "oppref_abc"})
             )
-            assert response.status_code == 200
+            assert isinstance(response, HttpResponse) and response.status_code == 200
 
         def untracked_request() -> None:
             with registry.override(Order, None):
@@ -135,7 +135,9 @@ def main() -> None:
         assert not ConversionEvent.objects.filter(payload__isnull=True).exists()
         # The context reached the events of the request side, and only theirs.
         in_context = ConversionEvent.objects.filter(payload__contains="oppref_abc")
-        assert in_context.count() == Order.objects.filter(number__startswith="rt").count()
+        assert (
+            in_context.count() == Order.objects.filter(number__startswith="rt").count()
+        )
         base = statistics.median(timings["untracked (baseline)"])
         in_request = statistics.median(timings["in a request, untracked (baseline)"])
         print(
