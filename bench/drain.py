@@ -161,7 +161,7 @@ def main() -> None:
             "batch size",
             "batches",
             "statements per batch (max)",
-            "statements of the pass, outside batches",
+            "the first batch and the pass around the batches",
         ],
         queries,
     )
@@ -188,7 +188,7 @@ def per_batch_queries(url: str) -> list[tuple[int, int, int, int]]:
     """Statements per batch, and those of the pass around the batches.
 
     A batch is what runs from one batch's end to the next one's: its claim, its
-    request's row, its outcome. The pause row (read once per pixel and pass, deleted
+    request's row, its outcome; the first batch is counted with the pass. The pause row (read once per pixel and pass, deleted
     after a pixel's first success) belongs to the pass, as do the reaper, the expiry
     sweep, the build step, the pixel list and the claim that finds nothing.
     """
