@@ -213,7 +213,9 @@ class Fake:
     """
 
     def __init__(self, *, latency: float = 0.0, ids: bool = False) -> None:
-        self._dump = Path(tempfile.mkstemp(suffix=".json")[1])
+        fd, name = tempfile.mkstemp(suffix=".json")
+        os.close(fd)
+        self._dump = Path(name)
         args = ["--latency", str(latency), "--dump", str(self._dump)]
         if ids:
             args.append("--ids")

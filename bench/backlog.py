@@ -8,7 +8,7 @@ and the app cost before a single event. Also timed at full backlog: the pixel li
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/capi_bench python bench/backlog.py
     python bench/backlog.py                 # SQLite file
-    python bench/backlog.py --quick         # CI: 20,000 events
+    python bench/backlog.py --quick         # CI: 10,000 events
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ def send_command(url: str) -> tuple[float, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--events", type=int, help="default 1,000,000 (20,000 quick)")
+    parser.add_argument("--events", type=int, help="default 1,000,000 (10,000 quick)")
     args = parser.parse_args()
-    total = args.events or (20_000 if args.quick else 1_000_000)
+    total = args.events or (10_000 if args.quick else 1_000_000)
 
     with c.test_database(), c.Fake() as fake:
         _, idle_rss, status = send_command(fake.url)
