@@ -13,7 +13,7 @@ Then the hot path: the same checkout inside a request, through ``OpenAICapiMiddl
 a user agent), untracked and tracked; tracked, the visitor's context is captured and
 written to the ``context`` column in the same INSERT.
 
-    python bench/tracked_save.py                    # SQLite file in a temporary directory
+    python bench/tracked_save.py                    # SQLite file in the temporary directory
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test python bench/tracked_save.py
     python bench/tracked_save.py --quick            # CI: a few rounds, so it cannot rot
 """
@@ -24,19 +24,17 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-_TMP = tempfile.TemporaryDirectory()
-if not os.environ.get("DATABASE_URL"):
-    # A file, not :memory:, so that every commit is a real one.
-    os.environ["DATABASE_URL"] = f"sqlite:///{_TMP.name}/bench.sqlite3"
+# Without DATABASE_URL, tests/settings.py gives SQLite a test database in a file, so
+# that every commit is a real one. (A sqlite:/// DATABASE_URL would not: Django's test
+# database for it, with no TEST NAME, is in memory.)
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
