@@ -8,7 +8,12 @@ interleaved in one process on one database:
 - tracked + build on commit: the same, plus building the payload right after the commit
   in the same process (the alternative DESIGN §3 allows; the app builds in the worker).
 
-    python bench/tracked_save.py                    # SQLite file in a temporary directory
+Then the hot path: the same checkout inside a request, through ``OpenAICapiMiddleware``
+(a RequestFactory request with ``oppref`` in its URL, the ``__obref`` cookie, an IP and
+a user agent), untracked and tracked; tracked, the visitor's context is captured and
+written to the ``context`` column in the same INSERT.
+
+    python bench/tracked_save.py                    # SQLite file in the temporary directory
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test python bench/tracked_save.py
     python bench/tracked_save.py --quick            # CI: a few rounds, so it cannot rot
 """
@@ -19,26 +24,27 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-_TMP = tempfile.TemporaryDirectory()
-if not os.environ.get("DATABASE_URL"):
-    # A file, not :memory:, so that every commit is a real one.
-    os.environ["DATABASE_URL"] = f"sqlite:///{_TMP.name}/bench.sqlite3"
+# Without DATABASE_URL, tests/settings.py gives SQLite a test database in a file, so
+# that every commit is a real one. (A sqlite:/// DATABASE_URL would not: Django's test
+# database for it, with no TEST NAME, is in memory.)
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
 from django.db import connection, transaction  # noqa: E402
+from django.http import HttpRequest, HttpResponse  # noqa: E402
+from django.test import RequestFactory  # noqa: E402
 from django.test.utils import get_runner  # noqa: E402
 
 from django_openai_capi import build_pending  # noqa: E402
+from django_openai_capi.middleware import OpenAICapiMiddleware  # noqa: E402
 from django_openai_capi.models import ConversionEvent  # noqa: E402
 from django_openai_capi.tracking.registry import registry  # noqa: E402
 from tests.testapp.models import Order, OrderLine  # noqa: E402
@@ -77,10 +83,36 @@ def main() -> None:
             checkout(f"b{next(counter)}")
             build_pending()
 
+        def view(request: HttpRequest) -> HttpResponse:
+            checkout(str(request.GET["n"]))
+            return HttpResponse(b"ok")
+
+        middleware = OpenAICapiMiddleware(view)
+        factory = RequestFactory(
+            HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64)",
+            REMOTE_ADDR="203.0.113.1",
+        )
+        factory.cookies["__obref"] = "123e4567-e89b-42d3-a456-426614174000"
+
+        def request(number: str) -> None:
+            response = middleware(
+                factory.get("/checkout/", {"n": number, "oppref": "oppref_abc"})
+            )
+            assert isinstance(response, HttpResponse) and response.status_code == 200
+
+        def untracked_request() -> None:
+            with registry.override(Order, None):
+                request(f"ru{next(counter)}")
+
+        def tracked_request() -> None:
+            request(f"rt{next(counter)}")
+
         sides: dict[str, Callable[[], None]] = {
             "untracked (baseline)": untracked,
             "tracked: event recorded in the transaction": tracked,
             "tracked + payload built on commit": tracked_and_built,
+            "in a request, untracked (baseline)": untracked_request,
+            "in a request, tracked (context captured)": tracked_request,
         }
         worker = "(the worker's build of the same events, in batches)"
         timings: dict[str, list[float]] = {name: [] for name in [*sides, worker]}
@@ -99,14 +131,24 @@ def main() -> None:
                         (time.perf_counter() - started) / built * 1e6
                     )
         assert not ConversionEvent.objects.filter(payload__isnull=True).exists()
+        # The context reached the events of the request side, and only theirs.
+        in_context = ConversionEvent.objects.filter(payload__contains="oppref_abc")
+        assert (
+            in_context.count() == Order.objects.filter(number__startswith="rt").count()
+        )
         base = statistics.median(timings["untracked (baseline)"])
+        in_request = statistics.median(timings["in a request, untracked (baseline)"])
         print(
             f"database: {connection.vendor}; {rounds} rounds of {per_round} checkouts each"
         )
         print(f"{'':54} {'µs/checkout':>12} {'ratio':>7}")
         for name, values in timings.items():
             median = statistics.median(values)
-            print(f"{name:54} {median:12.1f} {median / base:6.2f}x")
+            # Each request side against the untracked request; the rest against the
+            # untracked save.
+            against = in_request if name.startswith("in a request") else base
+            print(f"{name:54} {median:12.1f} {median / against:6.2f}x")
+        print("target: a tracked save in a request at most 2x the untracked one")
     finally:
         runner.teardown_databases(old_config)
 

@@ -354,12 +354,29 @@ def _finish(
 def due_pixels(
     *, only: Sequence[str] | None = None, using: str = "default"
 ) -> list[str]:
-    """Pixels with due, built, pending events."""
-    query = ConversionEvent.objects.using(using).filter(
-        status=_Status.PENDING,
-        next_attempt_at__lte=timezone.now(),
-        payload__isnull=False,
-    )
+    """Pixels with due, built, pending events, in order.
+
+    A skip scan, two short index probes per pixel: the next pixel with pending events
+    (the due index is ordered by pixel), then whether it has one due and built. A
+    ``DISTINCT`` over the due rows would read every pending row instead, once per
+    pass: 1.3 s on PostgreSQL with 1,000,000 pending, against 15 ms (BENCHMARKS.md).
+    """
+    now = timezone.now()
+    pending = ConversionEvent.objects.using(using).filter(status=_Status.PENDING)
     if only is not None:
-        query = query.filter(pixel_id__in=only)
-    return sorted(set(query.values_list("pixel_id", flat=True).distinct()))
+        pending = pending.filter(pixel_id__in=only)
+    pixels: list[str] = []
+    last: str | None = None
+    while True:
+        after = pending if last is None else pending.filter(pixel_id__gt=last)
+        last = after.order_by("pixel_id").values_list("pixel_id", flat=True).first()
+        if last is None:
+            return pixels
+        # Ordered as the claim is (exists() would drop the order): the planner then
+        # walks the due index, where an unordered probe may scan the table from the
+        # start, through every sent row, before it finds a pending one.
+        if (
+            due_events(last, now, using).values_list("id", flat=True).first()
+            is not None
+        ):
+            pixels.append(last)

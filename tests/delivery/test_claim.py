@@ -95,9 +95,18 @@ def test_due_pixels_lists_pixels_with_sendable_events(make_events: MakeEvents) -
     make_events(1, pixel_id="a")
     make_events(1, pixel_id="c", payload=None)
     make_events(1, pixel_id="d", status=Status.SENT)
+    make_events(1, pixel_id="e", next_attempt_at=timezone.now() + timedelta(hours=1))
+    # Pending rows of a pixel are skipped over as a whole, the not-due ones included.
+    make_events(1, pixel_id="f", prefix="later")
+    make_events(
+        1,
+        pixel_id="f",
+        prefix="soon",
+        next_attempt_at=timezone.now() + timedelta(hours=1),
+    )
 
-    assert due_pixels() == ["a", "b"]
-    assert due_pixels(only=["b", "c"]) == ["b"]
+    assert due_pixels() == ["a", "b", "f"]
+    assert due_pixels(only=["b", "c", "e"]) == ["b"]
 
 
 def test_the_reaper_returns_events_of_a_dead_worker_with_the_same_ids(

@@ -1,0 +1,227 @@
+"""Draining a backlog: send_pending against the floor and the naive way, interleaved.
+
+Three sides, each round, all posting to the same fake Conversions API in its own
+process on loopback:
+
+- drain: ``send_pending`` (what ``openai_capi_send``, the task and the wake-up run:
+  claim, splice, one request, the DeliveryBatch row, the outcome update) on built,
+  due, pending order events seeded in one statement;
+- floor: the same number of requests with the same 1,000-event bodies, prebuilt, posted
+  with a ``requests.Session``: no database at all;
+- naive: one POST per event and one row update per event, on a sample.
+
+Then queries per batch for batch sizes 10, 100 and 1,000, and the tracemalloc peak of
+a drain.
+
+    python bench/drain.py                  # 100,000 events, SQLite file
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/capi_bench python bench/drain.py
+    python bench/drain.py --quick          # CI: 5,000 events, so that it cannot rot
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import _common as c
+
+c.setup()
+
+import requests  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import override_settings  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from django_openai_capi.api.events import encode_request  # noqa: E402
+from django_openai_capi.delivery import DeliveryReport, send_pending  # noqa: E402
+from django_openai_capi.models import ConversionEvent  # noqa: E402
+
+BATCH = 1000
+
+
+def drain(url: str, size: int = BATCH) -> DeliveryReport:
+    with override_settings(OPENAI_CAPI_ENDPOINT=url):
+        return send_pending(batch_size=size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--events", type=int, help="default 100,000 (5,000 quick)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--naive-sample", type=int, help="events per round, naive")
+    args = parser.parse_args()
+    total = args.events or (5_000 if args.quick else 100_000)
+    rounds = args.rounds
+    per_round = max(BATCH, total // rounds // BATCH * BATCH)
+    sample = args.naive_sample or (100 if args.quick else 500)
+
+    with c.test_database(), c.Fake() as fake:
+        session = requests.Session()
+        headers = {
+            "Authorization": f"Bearer {c.API_KEY}",
+            "Content-Type": "application/json",
+        }
+        url = f"{fake.url}?pid={c.PIXEL}"
+        payload = c.order_payload()
+        bodies = [
+            encode_request(
+                [payload.replace(c.ID_MARK, f"floor{r}-{b}-{i}") for i in range(BATCH)]
+            )
+            for r in range(rounds)
+            for b in range(per_round // BATCH)
+        ]
+        rates: dict[str, list[float]] = {"drain": [], "floor": [], "naive": []}
+        cpu_per_batch: list[float] = []
+        seeded = 0
+
+        def timed(side: str, count: int, work: Callable[[], object]) -> None:
+            started = time.perf_counter()
+            work()
+            rates[side].append(count / (time.perf_counter() - started))
+
+        for r in range(rounds):
+            c.clear_events()
+            c.seed(per_round, prefix=f"d{r}-")
+            seeded += per_round
+            cpu = time.process_time()
+            started = time.perf_counter()
+            report = drain(fake.url)
+            elapsed = time.perf_counter() - started
+            cpu_per_batch.append((time.process_time() - cpu) / report.batches * 1000)
+            assert report.sent == per_round, report.summary()
+            rates["drain"].append(per_round / elapsed)
+
+            mine = bodies[r * (per_round // BATCH) : (r + 1) * (per_round // BATCH)]
+
+            def floor(mine: list[bytes] = mine) -> None:
+                for body in mine:
+                    session.post(url, data=body, headers=headers).raise_for_status()
+
+            timed("floor", per_round, floor)
+
+            c.clear_events()
+            c.seed(sample, prefix=f"n{r}-")
+            seeded += sample
+
+            def naive() -> None:
+                rows = ConversionEvent.objects.filter(status="pending").values_list(
+                    "id", "payload"
+                )
+                for pk, event in list(rows):
+                    assert event is not None
+                    body = encode_request([event])
+                    session.post(url, data=body, headers=headers).raise_for_status()
+                    ConversionEvent.objects.filter(pk=pk).update(status="sent")
+
+            timed("naive", sample, naive)
+
+        queries = per_batch_queries(fake.url)
+        seeded += sum(3 * size for size, *_ in queries)
+        c.clear_events()
+        c.seed(per_round, prefix="mem-")
+        seeded += per_round
+        tracemalloc.start()
+        drain(fake.url)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        received = fake.stop()
+
+    median = {side: statistics.median(values) for side, values in rates.items()}
+    print(
+        f"{Path(__file__).name}: {c.vendor()}, {rounds} rounds of {per_round:,} events "
+        f"(batches of {BATCH}), naive on {sample} per round; medians"
+    )
+    c.table(
+        ["side", "events/s", "drain / side"],
+        [
+            [name, f"{median[side]:,.0f}", f"{median['drain'] / median[side]:.2f}x"]
+            for name, side in [
+                ("drain: send_pending", "drain"),
+                ("floor: prebuilt bodies, requests, no database", "floor"),
+                ("naive: one POST + one UPDATE per event", "naive"),
+            ]
+        ],
+    )
+    print(
+        f"drain / floor = {median['drain'] / median['floor']:.1%} (target >= 80%); "
+        f"drain / naive = {median['drain'] / median['naive']:.0f}x (target >= 50x)"
+    )
+    print(
+        f"drain CPU in this process: {statistics.median(cpu_per_batch):.1f} ms "
+        f"per {BATCH}-event batch"
+    )
+    print()
+    c.table(
+        [
+            "batch size",
+            "batches",
+            "statements per batch (max)",
+            "the first batch and the pass around the batches",
+        ],
+        queries,
+    )
+    print("target: at most 5 queries per batch, whatever the batch size")
+    print()
+    print(
+        f"tracemalloc peak of one drain of {per_round:,} events: {peak / 2**20:.1f} MiB"
+    )
+    expected = seeded + len(bodies) * BATCH
+    assert received["events"] == expected, (received, expected)
+    assert received["duplicates"] == 0, received
+    print(
+        f"the fake received {received['events']:,} events in "
+        f"{received['requests']:,} requests; duplicates: {received['duplicates']}"
+    )
+
+
+#: Transaction control, which SQLite's backend logs as statements and PostgreSQL's
+#: does not: left out of the counts, so that both count the same thing.
+CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def per_batch_queries(url: str) -> list[tuple[int, int, int, int]]:
+    """Statements per batch, and those of the pass around the batches.
+
+    A batch is what runs from one batch's end to the next one's: its claim, its
+    request's row, its outcome; the first batch is counted with the pass. The pause row (read once per pixel and pass, deleted
+    after a pixel's first success) belongs to the pass, as do the reaper, the expiry
+    sweep, the build step, the pixel list and the claim that finds nothing.
+    """
+    results = []
+    for size in (10, 100, 1000):
+        count = 3 * size
+        c.clear_events()
+        c.seed(count, prefix=f"q{size}-")
+        marks: list[int] = []
+
+        def mark(_: DeliveryReport, marks: list[int] = marks) -> None:
+            marks.append(len(captured.captured_queries))
+
+        with (
+            CaptureQueriesContext(connection) as captured,
+            override_settings(OPENAI_CAPI_ENDPOINT=url),
+        ):
+            report = send_pending(
+                batch_size=size,
+                on_batch=mark,
+            )
+        assert report.sent == count, report.summary()
+        sql = [query["sql"] for query in captured.captured_queries]
+        counted = [
+            not text.startswith(CONTROL) and "pixelpause" not in text for text in sql
+        ]
+        per_batch = [sum(counted[a:b]) for a, b in zip(marks, marks[1:], strict=False)]
+        statements = sum(not text.startswith(CONTROL) for text in sql)
+        results.append(
+            (size, report.batches, max(per_batch), statements - sum(per_batch))
+        )
+    return results
+
+
+if __name__ == "__main__":
+    main()
