@@ -196,3 +196,15 @@ def mark_held(
         last_error=redact(message),
         last_error_kind=kind,
     )
+
+
+def release(claim: Claim, using: str) -> int:
+    """Give a claim back unsent, as it was before it was claimed.
+
+    For a claim taken ahead (while the previous request was in flight) that will not be
+    sent after all: its pixel was paused by that request's answer, or the worker is
+    stopping. The attempt it counted is given back; when it is next due is unchanged.
+    """
+    return _fenced_update(
+        claim, claim.events, using, status=_Status.PENDING, attempts=F("attempts") - 1
+    )

@@ -96,14 +96,49 @@ def post(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answ
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A claim's first request, sent ahead of ``deliver`` (see ``post_claim``)."""
+
+    answer: Answer
+    started: datetime
+
+    @property
+    def went_through(self) -> bool:
+        return self.answer.verdict is Verdict.ACCEPTED
+
+
+def post_claim(claim: Claim, *, validate_only: bool) -> Posted | None:
+    """Send the first request of *claim*: every event of it still in its window.
+
+    Touches no database, so that it can run in another thread while the worker records
+    the previous claim's outcome and claims the next one. ``None`` when the claim has
+    nothing to send (``deliver`` expires its stale events).
+    """
+    payloads = [event.payload for event in claim.events if not event.stale]
+    if not payloads:
+        return None
+    started = timezone.now()
+    return Posted(post(claim.pixel_id, payloads, validate_only=validate_only), started)
+
+
 class LeaseLost(Exception):
     """Another worker took the claim's events back: this one must stop touching them."""
 
 
 def deliver(
-    claim: Claim, *, validate_only: bool, worker: str, using: str = "default"
+    claim: Claim,
+    *,
+    validate_only: bool,
+    worker: str,
+    using: str = "default",
+    posted: Posted | None = None,
 ) -> ClaimReport:
-    """Send the events of *claim* and record every outcome."""
+    """Send the events of *claim* and record every outcome.
+
+    *posted* is the claim's first request when ``post_claim`` has already sent it; its
+    answer is recorded and acted on exactly as if it had been sent here.
+    """
     report = ClaimReport()
     stale = [event for event in claim.events if event.stale]
     fresh = [event for event in claim.events if not event.stale]
@@ -129,12 +164,16 @@ def deliver(
             )
         ):
             raise LeaseLost
-        request_started = timezone.now()
-        answer = post(
-            claim.pixel_id,
-            [event.payload for event in group],
-            validate_only=validate_only,
-        )
+        if posted is not None and not requests:
+            # isolate() starts with the whole group: what post_claim sent.
+            answer, request_started = posted.answer, posted.started
+        else:
+            request_started = timezone.now()
+            answer = post(
+                claim.pixel_id,
+                [event.payload for event in group],
+                validate_only=validate_only,
+            )
         batch = _record_request(
             claim,
             group,

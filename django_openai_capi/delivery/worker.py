@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,12 +20,13 @@ from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import pauses
 from django_openai_capi.delivery.claim import (
-    claim_batch,
+    Claim,
     due_pixels,
     expire_overdue,
     reap_expired_leases,
 )
-from django_openai_capi.delivery.sender import ClaimReport, deliver
+from django_openai_capi.delivery.pipeline import Drain
+from django_openai_capi.delivery.sender import ClaimReport
 from django_openai_capi.exceptions import CapiConfigurationError, ConversionError
 from django_openai_capi.tracking.building import BUILD_CHUNK, build_pending
 
@@ -130,31 +132,68 @@ def send_pending(
     report.reaped = reap_expired_leases(using=using)
     report.expired += expire_overdue(using=using)
     _build(report, using, bounded=max_batches is not None)
-    for pixel_id in due_pixels(only=pixel_ids, using=using):
-        if should_stop() or _limit_reached(report, max_batches):
-            break
-        if not _can_send(pixel_id, report, using):
-            continue
-        resumed = False
-        while not should_stop() and not _limit_reached(report, max_batches):
-            claim = claim_batch(pixel_id, size=size, using=using)
-            if claim is None:
+    # One thread for requests sent ahead (delivery/pipeline.py); started on first use.
+    with ThreadPoolExecutor(1, thread_name_prefix="openai-capi-send") as executor:
+        for pixel_id in due_pixels(only=pixel_ids, using=using):
+            if should_stop() or _limit_reached(report, max_batches):
                 break
-            report.batches += 1
-            report.claimed += len(claim.events)
-            result = deliver(claim, validate_only=validate, worker=name, using=using)
-            report.add(result)
-            if on_batch is not None:
-                on_batch(report)
-            if result.halted is not None:
+            if not _can_send(pixel_id, report, using):
+                continue
+            halted = _drain(
+                pixel_id,
+                report,
+                size,
+                validate,
+                name,
+                using,
+                max_batches,
+                should_stop,
+                on_batch,
+            ).run(executor)
+            if halted is not None:
                 until = pauses.paused_until(pixel_id, using=using)
                 if until is not None:
                     report.paused[pixel_id] = until
-                break
-            if result.requests and not resumed:
-                pauses.resume(pixel_id, using=using)
-                resumed = True
     return report
+
+
+def _drain(
+    pixel_id: str,
+    report: DeliveryReport,
+    size: int,
+    validate_only: bool,
+    worker: str,
+    using: str,
+    max_batches: int | None,
+    should_stop: Callable[[], bool],
+    on_batch: Callable[[DeliveryReport], None] | None,
+) -> Drain:
+    def claimed(claim: Claim) -> None:
+        report.batches += 1
+        report.claimed += len(claim.events)
+
+    def released(claim: Claim) -> None:
+        # Never attempted: as if it had not been claimed.
+        report.batches -= 1
+        report.claimed -= len(claim.events)
+
+    def delivered(result: ClaimReport) -> None:
+        report.add(result)
+        if on_batch is not None:
+            on_batch(report)
+
+    return Drain(
+        pixel_id=pixel_id,
+        size=size,
+        validate_only=validate_only,
+        worker=worker,
+        using=using,
+        may_claim=lambda: not should_stop() and not _limit_reached(report, max_batches),
+        on_claimed=claimed,
+        on_released=released,
+        on_delivered=delivered,
+        should_stop=should_stop,
+    )
 
 
 def _limit_reached(report: DeliveryReport, max_batches: int | None) -> bool:

@@ -324,8 +324,11 @@ def test_a_second_ctrl_c_interrupts_the_batch_in_flight_and_says_what_becomes_of
     api: responses.RequestsMock, run_failing: Run
 ) -> None:
     def callback(request: Any) -> Reply:
-        signal.raise_signal(signal.SIGINT)
-        signal.raise_signal(signal.SIGINT)
+        # In the sending thread: the worker's main thread handles each signal while
+        # it waits for this answer.
+        for _ in range(2):
+            signal.raise_signal(signal.SIGINT)
+            threading.Event().wait(0.5)
         return reply(200)
 
     api.add_callback(responses.POST, ENDPOINT, callback=callback)

@@ -144,12 +144,13 @@ def test_should_stop_is_asked_between_batches(
 
     report = send_pending(
         batch_size=1,
-        should_stop=lambda: len(seen) >= 2,
+        should_stop=lambda: len(seen) >= 1,
         on_batch=lambda r: seen.append(r.batches),
     )
 
-    assert seen == [1, 2]
-    assert report.sent == 2
+    assert seen == [1]
+    assert (report.batches, report.sent) == (1, 1)
+    assert list(statuses().values()).count(Status.PENDING) == 2
 
 
 def test_a_normal_batch_costs_three_queries(

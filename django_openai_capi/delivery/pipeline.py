@@ -1,0 +1,123 @@
+"""Draining one pixel's due events, with the next request in flight while this one is recorded.
+
+Sent one after another, a batch costs its request plus the worker's own database work:
+the claim of the next batch, the ``DeliveryBatch`` row and the outcome of this one. Once
+the API has accepted a batch in this pass, the worker overlaps the two: while a request
+is in flight it claims the next batch, and as soon as an answer comes back it sends the
+next request and records the answer it has. The request runs in a second thread that
+touches no database; every claim and every outcome stays in the worker's own thread and
+connection, fenced as always.
+
+Nothing is sent ahead into trouble: the next request starts only after the previous one
+went through, so after a refusal, a rejected batch or an outage the requests go one at a
+time, in the order a serial worker would make them. A claim taken ahead that will not be
+sent (the answer in flight paused the pixel, or the worker is asked to stop) is given
+back at once with its attempt, rather than waiting for its lease to run out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django_openai_capi.delivery import outcomes, pauses
+from django_openai_capi.delivery.claim import Claim, claim_batch
+from django_openai_capi.delivery.sender import ClaimReport, Posted, deliver, post_claim
+
+
+@dataclass
+class Drain:
+    """How one pass drains a pixel: its limits, and where it reports."""
+
+    pixel_id: str
+    size: int
+    validate_only: bool
+    worker: str
+    using: str
+    #: ``False`` when the pass must stop claiming (asked to stop, or at its limit).
+    may_claim: Callable[[], bool]
+    #: Called with each claim as it is taken, and each claim's report once recorded.
+    on_claimed: Callable[[Claim], None]
+    on_released: Callable[[Claim], None]
+    on_delivered: Callable[[ClaimReport], None]
+    should_stop: Callable[[], bool]
+
+    def run(self, executor: ThreadPoolExecutor) -> ClaimReport | None:
+        """Claim and send until nothing is due or a limit is reached.
+
+        Returns the report of the claim that paused the pixel, if one did.
+        """
+        claim = self._claim()
+        if claim is None:
+            return None
+        in_flight = self._send(executor, claim)
+        went_through = False
+        resumed = False
+        while True:
+            # Ahead only once a request went through: after a refusal or an outage the
+            # next claim would most likely be given back unsent.
+            looked_ahead = went_through and self.may_claim()
+            upcoming = self._claim() if looked_ahead else None
+            posted = _answer_of(in_flight)
+            went_through = posted is None or posted.went_through
+            ahead = None
+            if upcoming is not None and went_through:
+                ahead = self._send(executor, upcoming)
+            result = deliver(
+                claim,
+                validate_only=self.validate_only,
+                worker=self.worker,
+                using=self.using,
+                posted=posted,
+            )
+            self.on_delivered(result)
+            if result.halted is not None:
+                if upcoming is not None:
+                    # Its request was not sent: the answer that halted was no 2xx.
+                    self._release(upcoming)
+                return result
+            if result.requests and not resumed:
+                pauses.resume(self.pixel_id, using=self.using)
+                resumed = True
+            if upcoming is not None and ahead is None and self.should_stop():
+                self._release(upcoming)
+                return None
+            if not looked_ahead:
+                upcoming = self._claim() if self.may_claim() else None
+            if upcoming is None:
+                return None
+            claim = upcoming
+            in_flight = ahead if ahead is not None else self._send(executor, claim)
+
+    def _claim(self) -> Claim | None:
+        claim = claim_batch(self.pixel_id, size=self.size, using=self.using)
+        if claim is not None:
+            self.on_claimed(claim)
+        return claim
+
+    def _send(
+        self, executor: ThreadPoolExecutor, claim: Claim
+    ) -> Future[Posted | None]:
+        return executor.submit(post_claim, claim, validate_only=self.validate_only)
+
+    def _release(self, claim: Claim) -> None:
+        outcomes.release(claim, self.using)
+        self.on_released(claim)
+
+
+def _answer_of(in_flight: Future[Posted | None]) -> Posted | None:
+    """Wait for the request in flight, handling signals while it lasts.
+
+    A signal (Ctrl-C, SIGTERM) that lands in the sending thread is handled by the main
+    thread only when it runs Python code again: a blocking wait would hold it for the
+    whole request, and two Ctrl-Cs in that time would count as one.
+    """
+    while True:
+        try:
+            return in_flight.result(timeout=_POLL_SECONDS)
+        except TimeoutError:
+            continue
+
+
+_POLL_SECONDS = 0.1
