@@ -14,6 +14,7 @@ from django_openai_capi.testing.fake import (
     EventKey,
     FakeConversionsAPI,
     FakeResponse,
+    NoAnswer,
     RecordedRequest,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "FakeConversionsAPI",
     "FakeResponse",
     "FaultKind",
+    "NoAnswer",
     "RecordedRequest",
 ]

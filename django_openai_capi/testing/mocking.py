@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import requests
 import responses
 
-from django_openai_capi.testing.fake import PATH
+from django_openai_capi.testing.fake import PATH, NoAnswer
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
@@ -36,6 +36,10 @@ def register(fake: FakeConversionsAPI, rsps: responses.RequestsMock, url: str) -
         if response is None:
             raise requests.ConnectionError(
                 "The fake Conversions API dropped the connection.", request=request
+            )
+        if isinstance(response, NoAnswer):
+            raise requests.ConnectionError(
+                "The fake Conversions API reset the connection.", request=request
             )
         if response.delay:
             raise requests.ReadTimeout(
