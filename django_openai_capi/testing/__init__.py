@@ -14,7 +14,6 @@ from django_openai_capi.testing.fake import (
     EventKey,
     FakeConversionsAPI,
     FakeResponse,
-    NoAnswer,
     RecordedRequest,
 )
 
@@ -24,6 +23,5 @@ __all__ = [
     "FakeConversionsAPI",
     "FakeResponse",
     "FaultKind",
-    "NoAnswer",
     "RecordedRequest",
 ]

@@ -47,14 +47,8 @@ class FakeResponse:
         return json.loads(self.body)
 
 
-class NoAnswer(NamedTuple):
-    """What :meth:`FakeConversionsAPI.handle` returns for a ``reset`` fault.
-
-    The transport resets the connection (TCP RST) instead of answering. A plain
-    ``drop`` is ``None``: the connection closes cleanly, unanswered.
-    """
-
-    reset: bool = True
+class _Reset(NamedTuple):
+    """A ``reset`` fault, for the transports: reset the connection (TCP RST)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,11 +362,18 @@ class FakeConversionsAPI:
 
     def handle(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
-    ) -> FakeResponse | NoAnswer | None:
-        """Answer one request.
+    ) -> FakeResponse | None:
+        """Answer one request; ``None`` means: close the connection, answer nothing.
 
-        ``None`` means: close the connection, answer nothing; :class:`NoAnswer`: reset it.
+        (Over HTTP, a ``reset`` fault resets the connection instead of closing it.)
         """
+        answer = self.serve(method, url, headers, body)
+        return None if isinstance(answer, _Reset) else answer
+
+    def serve(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> FakeResponse | _Reset | None:
+        """:meth:`handle` for the transports, telling a reset from a drop."""
         request_id = "req_" + secrets.token_hex(16)
         parts = urlsplit(url)
         pids = parse_qs(parts.query, keep_blank_values=True).get("pid")
@@ -390,7 +391,7 @@ class FakeConversionsAPI:
             pixel_known = pixel in self._pixels
             rejection = self._rejection
 
-        response: FakeResponse | NoAnswer | None = None
+        response: FakeResponse | _Reset | None = None
         answer: _Answer | None = None
         if fault is None or fault.kind == "delay":
             answer = self._answer(
@@ -402,7 +403,7 @@ class FakeConversionsAPI:
                     response.status, response.headers, response.body, fault.seconds
                 )
         elif fault.kind == "reset":
-            response = NoAnswer()
+            response = _Reset()
         elif fault.kind != "drop":
             response = _fault_response(request_id, fault)
 

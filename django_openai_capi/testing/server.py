@@ -11,7 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from django_openai_capi.testing.fake import NoAnswer
+from django_openai_capi.testing.fake import _Reset
 
 if TYPE_CHECKING:
     from django_openai_capi.testing.fake import FakeConversionsAPI
@@ -24,13 +24,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         body = self._read_body()
-        response = self.server.fake.handle(
+        response = self.server.fake.serve(
             self.command, self.path, dict(self.headers.items()), body
         )
         if response is None:
             self.close_connection = True
             return
-        if isinstance(response, NoAnswer):
+        if isinstance(response, _Reset):
             # SO_LINGER with a zero timeout: close() sends RST, not FIN.
             self.connection.setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)

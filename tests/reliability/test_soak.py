@@ -54,7 +54,7 @@ from django_openai_capi.models import (
     DeliveryBatch,
     ErrorKind,
 )
-from django_openai_capi.testing import FakeConversionsAPI, RecordedRequest
+from django_openai_capi.testing import EventKey, FakeConversionsAPI, RecordedRequest
 from tests.processes import ROOT, worker_env
 from tests.testapp.models import Signup
 
@@ -65,7 +65,7 @@ pytestmark = [pytest.mark.soak, pytest.mark.django_db(transaction=True)]
 EVENTS = int(os.environ.get("CAPI_SOAK_EVENTS", "2000"))
 SEED = int(os.environ.get("CAPI_SOAK_SEED") or secrets.randbelow(2**32))
 PIXELS = ("test-pixel", "second-pixel")
-BATCH_SIZE = 25 if EVENTS <= 5000 else 250
+BATCH_SIZE = 25 if EVENTS <= 5000 else 100
 TIMEOUT = 0.3
 LEASE_SECONDS = 3
 #: Far above what the schedule can cost a good event: with 30% of requests failing,
@@ -283,7 +283,7 @@ def test_a_faulty_backlog_drains_with_nothing_lost_counted_twice_or_leaked(
         while (left := unsettled()) and time.monotonic() < deadline:
             if len(workers.killed) < kills and time.monotonic() >= next_kill:
                 workers.kill_one(rng)
-                next_kill = time.monotonic() + rng.uniform(0.3, 2.0 + EVENTS / 10_000)
+                next_kill = time.monotonic() + rng.uniform(0.3, 2.0)
             time.sleep(0.1)
         duration = time.monotonic() - started
         codes = workers.stop()
@@ -305,7 +305,8 @@ def test_a_faulty_backlog_drains_with_nothing_lost_counted_twice_or_leaked(
 
     assert not left, f"{left} events still unsettled after {duration:.0f} s {replay}"
     assert codes == [0] * concurrency, f"workers exited with {codes} {replay}"
-    assert len(workers.killed) == kills, replay
+    # Kills stop when the backlog is settled; the first comes within 2 s of the start.
+    assert workers.killed, replay
     assert all(faults[kind] for kind in FAULTS), f"{faults} {replay}"
 
     # Every event ended where it must: sent, failed with the API's reason, or expired.
@@ -371,7 +372,9 @@ def check_each_conversion_counted_once(
     lost: set[str] = set()
     for (pixel, event_type, event_id), event in sent.items():
         copies = carriers[pixel, event_id]
-        assert fake.receipts[pixel, event_type, event_id] == len(copies), replay
+        assert fake.receipts[EventKey(pixel, event_type, event_id)] == len(copies), (
+            replay
+        )
         final = [
             r
             for r in copies
@@ -407,9 +410,9 @@ def scan_for_the_key(
     texts: list[tuple[str, str]] = []
     for path in workers.outputs:
         texts.append((path.name, path.read_text()))
-    assert any(
-        "Sending" in text for name, text in texts if name.endswith(".err")
-    ), "the workers logged nothing: the scan would prove nothing"
+    assert any("Sending" in text for name, text in texts if name.endswith(".err")), (
+        "the workers logged nothing: the scan would prove nothing"
+    )
     texts.extend(exception_texts(fake, settings))
     texts.extend(table_texts())
     texts.extend(admin_pages())
@@ -426,12 +429,14 @@ def scan_for_the_key(
     assert not leaks, f"the API key leaked: {leaks} {replay}"
 
 
-def exception_texts(fake: FakeConversionsAPI, settings: Any) -> Iterator[tuple[str, str]]:
+def exception_texts(
+    fake: FakeConversionsAPI, settings: Any
+) -> Iterator[tuple[str, str]]:
     """What the client raises for each way a request can get no answer."""
     settings.OPENAI_CAPI_TIMEOUT = TIMEOUT
     body = b'{"events":[],"validate_only":true}'
     for kind in ("drop", "reset", "delay"):
-        fake.fail_next(kind, seconds=TIMEOUT * 2)  # type: ignore[arg-type]
+        fake.fail_next(kind, seconds=TIMEOUT * 2)
         with pytest.raises(TransportError) as caught:
             post_events(PIXELS[0], body)
         exc = caught.value
