@@ -327,8 +327,13 @@ def test_a_faulty_backlog_drains_with_nothing_lost_counted_twice_or_leaked(
         assert "7-day window" in event.last_error, replay
     assert max(attempts) < MAX_ATTEMPTS, replay
 
+    checked = time.monotonic()
     check_each_conversion_counted_once(fake, requests, by_id, workers, replay)
     scan_for_the_key(workers, caplog, settings, fake, replay)
+    print(
+        f"checks {checked - started - duration:.1f} s (end state), "
+        + f"{time.monotonic() - checked:.1f} s (receipts and key scan)"
+    )
 
 
 def check_each_conversion_counted_once(
@@ -381,7 +386,8 @@ def check_each_conversion_counted_once(
             if r.request_id in recorded
             and recorded[r.request_id].claim_id == event.batch_id
         ]
-        assert len(final) == 1, f"{event_id}: {copies} {replay}"
+        seen = [(r.request_id, r.fault) for r in copies]
+        assert len(final) == 1, f"{event_id}: {seen} {replay}"
         for request in copies:
             if request is final[0]:
                 continue
@@ -389,7 +395,7 @@ def check_each_conversion_counted_once(
             by_killed = batch is not None and batch.worker.rsplit(":", 1)[1] in killed
             assert request.fault == "delay" or batch is None or by_killed, (
                 f"{event_id} was accepted twice with both answers recorded: "
-                + f"{copies} {replay}"
+                + f"{seen} {replay}"
             )
             if request.fault != "delay":
                 lost.add(request.request_id)
