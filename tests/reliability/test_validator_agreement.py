@@ -313,10 +313,13 @@ STRICTER: list[tuple[str, Callable[[str, str, object], bool]]] = [
         ),
     ),
     (
-        "an integer beyond 64 bits: no upper bound is documented (section 8); JSON "
+        "an integer beyond 64 bits (an amount, a custom field): no bound is documented "
+        + "(section 8); JSON "
         + "readers on the other side may not hold it",
         lambda path, code, value: (
-            code == "invalid_amount" and type(value) is int and value > MAX_INTEGER
+            code in ("invalid_amount", "invalid_type")
+            and type(value) is int
+            and abs(value) > MAX_INTEGER
         ),
     ),
     (
@@ -446,6 +449,14 @@ def served_fake() -> Iterator[FakeConversionsAPI]:
         yield fake
 
 
+@pytest.fixture
+def delivery_to(served_fake: FakeConversionsAPI, settings: Any) -> FakeConversionsAPI:
+    # Once per test, not per example: each assignment stacks an override.
+    settings.OPENAI_CAPI_ENDPOINT = served_fake.url
+    settings.OPENAI_CAPI_API_KEY = "agreement-key"
+    return served_fake
+
+
 def stored(index: int, event: dict[str, Any], expires: datetime) -> ConversionEvent:
     """An outbox row carrying *event* as it is, valid or not (an older version's
     payload, a hand-made one): delivery sends what is stored."""
@@ -466,13 +477,9 @@ def stored(index: int, event: dict[str, Any], expires: datetime) -> ConversionEv
 @BATCHES
 @given(events=st.lists(valid_events() | broken_events(), min_size=1, max_size=25))
 def test_random_batches_through_delivery_end_as_both_sides_said(
-    events: list[dict[str, Any]],
-    served_fake: FakeConversionsAPI,
-    settings: Any,
-    db: None,
+    events: list[dict[str, Any]], delivery_to: FakeConversionsAPI, db: None
 ) -> None:
-    settings.OPENAI_CAPI_ENDPOINT = served_fake.url
-    settings.OPENAI_CAPI_API_KEY = "agreement-key"
+    served_fake = delivery_to
     ConversionEvent.objects.all().delete()
     served_fake.reset()
     expires = timezone.now() + timedelta(days=6)
