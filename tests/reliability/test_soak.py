@@ -426,6 +426,13 @@ def scan_for_the_key(
     texts.extend(
         (f"log record {record.name}", repr(record.args)) for record in caplog.records
     )
+    print(
+        f"key scan: {len(texts)} texts, "
+        + f"{sum(1 for where, _ in texts if where.startswith('table '))} tables, "
+        + f"{sum(1 for where, _ in texts if where.startswith('/'))} admin pages, "
+        + f"{len(caplog.records)} log records of the test, "
+        + f"{len(workers.outputs)} worker outputs"
+    )
     leaks = [
         f"{form} in {where}"
         for where, text in texts
