@@ -474,7 +474,7 @@ def row_text(row: tuple[object, ...]) -> str:
     )
 
 
-#: Change pages rendered per model: every row with an error, then a sample of the rest.
+#: Change pages rendered per model: the first rows with an error, and the first rows.
 CHANGE_PAGES_PER_MODEL = 40
 
 
@@ -498,9 +498,9 @@ def admin_urls() -> Iterator[str]:
                     yield f"{changelist}?{field_name}__exact={urlquote(str(value))}"
         rows = model._default_manager.order_by("pk")
         with_errors = [
-            name
-            for name in ("last_error", "error")
-            if name in {f.name for f in opts.get_fields()}
+            column
+            for column in ("last_error", "error")
+            if column in {f.name for f in opts.get_fields()}
         ]
         picked = list(
             rows.exclude(**{with_errors[0]: ""}).values_list("pk", flat=True)[
