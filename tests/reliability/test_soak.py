@@ -66,8 +66,10 @@ EVENTS = int(os.environ.get("CAPI_SOAK_EVENTS", "2000"))
 SEED = int(os.environ.get("CAPI_SOAK_SEED") or secrets.randbelow(2**32))
 PIXELS = ("test-pixel", "second-pixel")
 BATCH_SIZE = 25 if EVENTS <= 5000 else 100
-TIMEOUT = 0.3
-LEASE_SECONDS = 3
+#: Long enough that an unfaulted answer never misses it, even on a loaded machine: a
+#: lost answer is then always a "delay" fault's or a killed worker's.
+TIMEOUT = 1.0
+LEASE_SECONDS = 4
 #: Far above what the schedule can cost a good event: with 30% of requests failing,
 #: k failed attempts in a row has a chance of 0.3**k, and a kill costs one attempt
 #: more. An event failing for good after 100 attempts would be a bug, not bad luck, so
