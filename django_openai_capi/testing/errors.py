@@ -33,6 +33,7 @@ FaultKind = Literal[
     "bad_gateway",
     "rate_limited",
     "drop",
+    "reset",
     "delay",
 ]
 
@@ -48,7 +49,7 @@ FAULT_ANSWERS: Final[dict[str, tuple[int, str, str]]] = {
     "bad_gateway": (502, "502: Bad gateway", "server_error"),
     "rate_limited": (429, "429: Too many requests", "rate_limit_error"),
 }
-FAULT_KINDS: Final = frozenset(FAULT_ANSWERS) | {"drop", "delay"}
+FAULT_KINDS: Final = frozenset(FAULT_ANSWERS) | {"drop", "reset", "delay"}
 
 
 def envelope(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import secrets
 import threading
 import time
@@ -44,6 +45,10 @@ class FakeResponse:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+class _Reset(NamedTuple):
+    """A ``reset`` fault, for the transports: reset the connection (TCP RST)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,7 @@ class FakeConversionsAPI:
         self._pixels = set(pixels)
         self._faults: deque[_Fault] = deque()
         self._outage: _Fault | None = None
+        self._random_faults: _RandomFaults | None = None
         self._rejection: _Rejection | None = None
         self._requests: list[RecordedRequest] = []
         # Accepted events are kept as (request body, index), not parsed: a test run
@@ -200,8 +206,9 @@ class FakeConversionsAPI:
         ``rate_limited`` sends ``Retry-After: retry_after``. ``delay`` waits ``seconds``
         before answering, after processing (a client that timed out may have had its
         events accepted, as with the real API); ``drop`` closes the connection without
-        processing. Under :meth:`mock`, ``delay`` raises ``requests.ReadTimeout`` and
-        ``drop`` raises ``requests.ConnectionError``.
+        processing, and ``reset`` resets it (TCP RST). Under :meth:`mock`, ``delay``
+        raises ``requests.ReadTimeout``, ``drop`` and ``reset`` raise
+        ``requests.ConnectionError``.
         """
         fault = _fault(kind, retry_after, seconds)
         with self._lock:
@@ -214,6 +221,39 @@ class FakeConversionsAPI:
         fault = None if kind is None else _fault(kind, retry_after, seconds)
         with self._lock:
             self._outage = fault
+
+    def fail_randomly(
+        self,
+        weights: Mapping[FaultKind, float] | None,
+        *,
+        seed: int | None = None,
+        retry_after: int = 1,
+        seconds: float = 1.0,
+    ) -> None:
+        """Answer each request with a fault drawn at random, by ``weights``.
+
+        ``weights`` maps fault kinds to the chance of each per request (their sum, at
+        most 1, is the share of requests that fail; the rest are answered normally),
+        e.g. ``{"server_error": 0.1, "drop": 0.05}``. The draws come from a
+        ``random.Random(seed)``, so a seed replays the same sequence of faults request
+        by request. Faults from :meth:`fail_next` come first; an :meth:`outage` covers
+        the requests the draw leaves unfaulted. ``None`` stops it.
+        """
+        schedule = None
+        if weights is not None:
+            faults = [
+                (_fault(kind, retry_after, seconds), float(chance))
+                for kind, chance in weights.items()
+            ]
+            total = sum(chance for _, chance in faults)
+            if any(chance < 0 for _, chance in faults) or total > 1:
+                raise ValueError(
+                    "Fault weights are chances per request: each at least 0, their "
+                    + f"sum at most 1 (got {total:g})."
+                )
+            schedule = _RandomFaults(random.Random(seed), faults)
+        with self._lock:
+            self._random_faults = schedule
 
     def reject_events(
         self,
@@ -244,6 +284,7 @@ class FakeConversionsAPI:
         with self._lock:
             self._faults.clear()
             self._outage = None
+            self._random_faults = None
             self._rejection = None
             self._requests.clear()
             self._accepted.clear()
@@ -322,7 +363,17 @@ class FakeConversionsAPI:
     def handle(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> FakeResponse | None:
-        """Answer one request; ``None`` means: close the connection, answer nothing."""
+        """Answer one request; ``None`` means: close the connection, answer nothing.
+
+        (Over HTTP, a ``reset`` fault resets the connection instead of closing it.)
+        """
+        answer = self.serve(method, url, headers, body)
+        return None if isinstance(answer, _Reset) else answer
+
+    def serve(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> FakeResponse | _Reset | None:
+        """:meth:`handle` for the transports, telling a reset from a drop."""
         request_id = "req_" + secrets.token_hex(16)
         parts = urlsplit(url)
         pids = parse_qs(parts.query, keep_blank_values=True).get("pid")
@@ -330,12 +381,17 @@ class FakeConversionsAPI:
         key = _bearer(headers)
         payload = _parse(body)
         with self._lock:
-            fault = self._faults.popleft() if self._faults else self._outage
+            if self._faults:
+                fault: _Fault | None = self._faults.popleft()
+            else:
+                schedule = self._random_faults
+                drawn = None if schedule is None else schedule.draw()
+                fault = self._outage if drawn is None else drawn
             known_key = None if key is None else self._keys.get(key)
             pixel_known = pixel in self._pixels
             rejection = self._rejection
 
-        response: FakeResponse | None = None
+        response: FakeResponse | _Reset | None = None
         answer: _Answer | None = None
         if fault is None or fault.kind == "delay":
             answer = self._answer(
@@ -346,6 +402,8 @@ class FakeConversionsAPI:
                 response = FakeResponse(
                     response.status, response.headers, response.body, fault.seconds
                 )
+        elif fault.kind == "reset":
+            response = _Reset()
         elif fault.kind != "drop":
             response = _fault_response(request_id, fault)
 
@@ -365,7 +423,7 @@ class FakeConversionsAPI:
             ),
             validate_only=isinstance(payload, dict)
             and payload.get("validate_only") is True,
-            status=None if response is None else response.status,
+            status=response.status if isinstance(response, FakeResponse) else None,
             request_id=request_id,
             fault=None if fault is None else fault.kind,
         )
@@ -457,6 +515,20 @@ class FakeConversionsAPI:
         if validate_only:
             return _Answer(200, body)
         return _Answer(200, body, [_event_key(pixel, event) for event in events])
+
+
+@dataclass(slots=True)
+class _RandomFaults:
+    rng: random.Random
+    faults: list[tuple[_Fault, float]]
+
+    def draw(self) -> _Fault | None:
+        point = self.rng.random()
+        for fault, chance in self.faults:
+            if point < chance:
+                return fault
+            point -= chance
+        return None
 
 
 def _fault(kind: str, retry_after: int, seconds: float) -> _Fault:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import requests
 import responses
 
-from django_openai_capi.testing.fake import PATH
+from django_openai_capi.testing.fake import PATH, _Reset
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
@@ -27,7 +27,7 @@ def register(fake: FakeConversionsAPI, rsps: responses.RequestsMock, url: str) -
         body = request.body or b""
         headers = {name: _text(value) for name, value in request.headers.items()}
         # The fake sees its own path whatever URL the test mocked.
-        response = fake.handle(
+        response = fake.serve(
             request.method or "POST",
             f"{PATH}?{query}",
             headers,
@@ -36,6 +36,10 @@ def register(fake: FakeConversionsAPI, rsps: responses.RequestsMock, url: str) -
         if response is None:
             raise requests.ConnectionError(
                 "The fake Conversions API dropped the connection.", request=request
+            )
+        if isinstance(response, _Reset):
+            raise requests.ConnectionError(
+                "The fake Conversions API reset the connection.", request=request
             )
         if response.delay:
             raise requests.ReadTimeout(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import socketserver
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+
+from django_openai_capi.testing.fake import _Reset
 
 if TYPE_CHECKING:
     from django_openai_capi.testing.fake import FakeConversionsAPI
@@ -21,10 +24,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         body = self._read_body()
-        response = self.server.fake.handle(
+        response = self.server.fake.serve(
             self.command, self.path, dict(self.headers.items()), body
         )
         if response is None:
+            self.close_connection = True
+            return
+        if isinstance(response, _Reset):
+            # SO_LINGER with a zero timeout: close() sends RST, not FIN.
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            self.server.to_reset.add(self.connection)
             self.close_connection = True
             return
         if response.delay:
@@ -64,6 +75,8 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         self.verbose = verbose
         self.connections: set[socket.socket] = set()
+        #: Connections of a ``reset`` fault: closed without the FIN of a shutdown.
+        self.to_reset: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
 
     # Connections are tracked so that stop() can close the kept-alive ones: otherwise
@@ -76,6 +89,11 @@ class _Server(ThreadingHTTPServer):
     def shutdown_request(self, request: Any) -> None:
         with self.connections_lock:
             self.connections.discard(request)
+            reset = request in self.to_reset
+            self.to_reset.discard(request)
+        if reset:
+            self.close_request(request)
+            return
         super().shutdown_request(request)
 
     def close_connections(self) -> None:
