@@ -9,6 +9,10 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from django_openai_capi.redaction import redact
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Model]
@@ -17,6 +21,24 @@ else:  # ModelAdmin is generic for the type checker only
 
 #: A list counts its rows up to here, and says "more than" beyond.
 COUNT_CAP = 10_000
+#: What a list shows of an error; the row's page shows all of it.
+ERROR_EXCERPT = 120
+
+
+def error_excerpt(text: str) -> str:
+    """The start of a stored error for a list column, redacted before it is cut.
+
+    Stored texts are redacted already; again here for a key added to the settings
+    since. Before the cut, so that a cut cannot leave half a key unrecognised.
+    """
+    return redact(text, limit=ERROR_EXCERPT)
+
+
+def error_block(text: str) -> SafeString:
+    """A stored error in full for a row's page, redacted (as above) and escaped."""
+    if not text:
+        return format_html("{}", "—")
+    return format_html('<pre class="capi-error">{}</pre>', redact(text))
 
 
 class CappedPaginator(Paginator):  # type: ignore[type-arg]
