@@ -18,6 +18,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
+from django_openai_capi.delivery.claim import chunked
 from django_openai_capi.delivery.policy import EXPIRY_MARGIN
 from django_openai_capi.models import ConversionEvent
 
@@ -164,17 +165,19 @@ def _change(
         ]
     )
     refused_count = len(listed) if len(listed) < MAX_LISTED else refused_rows.count()
-    eligible = events.filter(allowed)
-    with transaction.atomic(using=events.db):
-        wanted = eligible.count()
-        # The same condition in the UPDATE's WHERE: a row that a worker moved on since
-        # it was read keeps what the worker wrote.
-        changed = eligible.update(**values)
+    # The eligible rows are read, then written under the same condition again (fenced):
+    # a row a worker moved on in between keeps what the worker wrote, and is counted.
+    # Not a count and an UPDATE in one transaction: under PostgreSQL's READ COMMITTED
+    # each statement has its own snapshot, so their difference would only be a guess.
+    wanted = list(events.filter(allowed).values_list("pk", flat=True))
+    changed = 0
+    for chunk in chunked(wanted, events.db):
+        changed += events.filter(pk__in=chunk).filter(allowed).update(**values)
     return ChangeResult(
         changed=changed,
         refused_count=refused_count,
         refused=tuple(Refusal(e.pk, e.event_id, why(e)) for e in listed),
-        moved_on=max(0, wanted - changed),
+        moved_on=len(wanted) - changed,
     )
 
 
