@@ -64,14 +64,8 @@ class CappedPaginator(Paginator):  # type: ignore[type-arg]
         return counted
 
 
-class ReadOnlyAdmin(_ModelAdmin):
-    paginator = CappedPaginator
-    show_full_result_count = False
-    # "Show counts" would count every choice of every filter: a scan per choice.
-    show_facets = admin.ShowFacets.NEVER
-    #: Columns matched exactly (``=``, not the ``iexact`` of Django's ``=field``,
-    #: which no plain index serves), joined with OR.
-    exact_search_fields: tuple[str, ...] = ()
+class NoWritesAdmin(_ModelAdmin):
+    """Nothing added, changed or deleted through the admin: delivery writes the rows."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -85,6 +79,16 @@ class ReadOnlyAdmin(_ModelAdmin):
         self, request: HttpRequest, obj: Model | None = None
     ) -> bool:
         return False
+
+
+class ReadOnlyAdmin(NoWritesAdmin):
+    paginator = CappedPaginator
+    show_full_result_count = False
+    # "Show counts" would count every choice of every filter: a scan per choice.
+    show_facets = admin.ShowFacets.NEVER
+    #: Columns matched exactly (``=``, not the ``iexact`` of Django's ``=field``,
+    #: which no plain index serves), joined with OR.
+    exact_search_fields: tuple[str, ...] = ()
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         # Non-empty, so that the admin shows the search box; the search is ours.
