@@ -160,6 +160,9 @@ EXPLAINED = [
     "?status__exact=cancelled",
     "?event_type__exact=order_created",
     "?pixel_id=pixel-1",
+    # No row of this type or pixel: nothing to find, however far the list looks.
+    "?event_type__exact=app_installed",
+    "?pixel_id=pixel-none",
     "?last_error_kind__exact=network",
     "?q=shop.Order:123",
     "?status__exact=failed&last_error_kind__exact=server",

@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from django_openai_capi.admin import base
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery.validation import Check, validate_events
@@ -38,6 +39,8 @@ else:
 def resend(
     model_admin: _ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
+    if _beyond_the_count(model_admin, request, queryset):
+        return
     result = resend_events(queryset)
     _report(
         model_admin,
@@ -58,6 +61,8 @@ def resend(
 def cancel(
     model_admin: _ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
+    if _beyond_the_count(model_admin, request, queryset):
+        return
     result = cancel_events(queryset, by=request.user.get_username())
     _report(
         model_admin,
@@ -128,6 +133,35 @@ def validate(
     return TemplateResponse(
         request, "admin/django_openai_capi/validation.html", context
     )
+
+
+def _beyond_the_count(
+    model_admin: _ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
+) -> bool:
+    """Refuse "select all" over more rows than the list counted, and say so.
+
+    The list stops counting at ``COUNT_CAP`` and its "Select all N" link says N = the
+    cap, but the selection is every matching row: a resend or cancel would touch an
+    untold number of them (one unbounded UPDATE holding row locks delivery waits on).
+    Ticked rows are a page's worth at most: only "select all" is counted, boundedly.
+    """
+    # Read as the action form's BooleanField reads it (the page's script posts "1").
+    if request.POST.get("select_across", "") in ("", "0", "false", "False"):
+        return False
+    cap = base.COUNT_CAP
+    if queryset.order_by()[: cap + 1].count() <= cap:
+        return False
+    model_admin.message_user(
+        request,
+        _(
+            "More than %(cap)d events match, more than the list counts: nothing was "
+            + "changed. Filter the list (status, type, pixel, error kind) down to at "
+            + "most %(cap)d and select all again."
+        )
+        % {"cap": cap},
+        messages.ERROR,
+    )
+    return True
 
 
 _LABELS = {

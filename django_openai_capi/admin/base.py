@@ -9,6 +9,10 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from django_openai_capi.redaction import redact
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Model]
@@ -17,6 +21,24 @@ else:  # ModelAdmin is generic for the type checker only
 
 #: A list counts its rows up to here, and says "more than" beyond.
 COUNT_CAP = 10_000
+#: What a list shows of an error; the row's page shows all of it.
+ERROR_EXCERPT = 120
+
+
+def error_excerpt(text: str) -> str:
+    """The start of a stored error for a list column, redacted before it is cut.
+
+    Stored texts are redacted already; again here for a key added to the settings
+    since. Before the cut, so that a cut cannot leave half a key unrecognised.
+    """
+    return redact(text, limit=ERROR_EXCERPT)
+
+
+def error_block(text: str) -> SafeString:
+    """A stored error in full for a row's page, redacted (as above) and escaped."""
+    if not text:
+        return format_html("{}", "—")
+    return format_html('<pre class="capi-error">{}</pre>', redact(text))
 
 
 class CappedPaginator(Paginator):  # type: ignore[type-arg]
@@ -42,14 +64,8 @@ class CappedPaginator(Paginator):  # type: ignore[type-arg]
         return counted
 
 
-class ReadOnlyAdmin(_ModelAdmin):
-    paginator = CappedPaginator
-    show_full_result_count = False
-    # "Show counts" would count every choice of every filter: a scan per choice.
-    show_facets = admin.ShowFacets.NEVER
-    #: Columns matched exactly (``=``, not the ``iexact`` of Django's ``=field``,
-    #: which no plain index serves), joined with OR.
-    exact_search_fields: tuple[str, ...] = ()
+class NoWritesAdmin(_ModelAdmin):
+    """Nothing added, changed or deleted through the admin: delivery writes the rows."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -63,6 +79,16 @@ class ReadOnlyAdmin(_ModelAdmin):
         self, request: HttpRequest, obj: Model | None = None
     ) -> bool:
         return False
+
+
+class ReadOnlyAdmin(NoWritesAdmin):
+    paginator = CappedPaginator
+    show_full_result_count = False
+    # "Show counts" would count every choice of every filter: a scan per choice.
+    show_facets = admin.ShowFacets.NEVER
+    #: Columns matched exactly (``=``, not the ``iexact`` of Django's ``=field``,
+    #: which no plain index serves), joined with OR.
+    exact_search_fields: tuple[str, ...] = ()
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         # Non-empty, so that the admin shows the search box; the search is ours.

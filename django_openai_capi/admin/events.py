@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from django_openai_capi.admin import actions
-from django_openai_capi.admin.base import ReadOnlyAdmin
+from django_openai_capi.admin.base import ReadOnlyAdmin, error_block, error_excerpt
 from django_openai_capi.admin.filters import PixelFilter
 from django_openai_capi.models import ConversionEvent, DeliveryBatch
 from django_openai_capi.redaction import redact
@@ -21,8 +21,6 @@ from django_openai_capi.redaction import redact
 #: Requests of one claim listed on an event's page: a claim makes one, and a rejected
 #: one about log2(batch size) more while its bad events are isolated.
 MAX_BATCHES_SHOWN = 50
-#: What the list shows of an error; the event's page shows all of it.
-ERROR_EXCERPT = 120
 
 _LIST_COLUMNS = (
     "id",
@@ -111,17 +109,11 @@ class ConversionEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("last error"), ordering="last_error")
     def error_excerpt(self, event: ConversionEvent) -> str:
-        text = event.last_error
-        if len(text) > ERROR_EXCERPT:
-            return text[: ERROR_EXCERPT - 1] + "…"
-        return text
+        return error_excerpt(event.last_error)
 
     @admin.display(description=_("last error"))
     def error(self, event: ConversionEvent) -> SafeString:
-        if not event.last_error:
-            return format_html("{}", "—")
-        # Stored redacted; redacted again for a key changed or added since.
-        return format_html('<pre class="capi-error">{}</pre>', redact(event.last_error))
+        return error_block(event.last_error)
 
     @admin.display(description=_("last request ID"))
     def request_id(self, event: ConversionEvent) -> str:

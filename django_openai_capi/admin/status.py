@@ -8,7 +8,7 @@ list on the index of any admin site it is registered on, and behind that site's 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -18,19 +18,15 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 
+from django_openai_capi.admin.base import NoWritesAdmin
 from django_openai_capi.admin.chart import Bar, bar_chart
 from django_openai_capi.maintenance.status import COUNT_CAP, DAYS, delivery_status
 from django_openai_capi.models import ConversionEvent, DeliveryStatus
 from django_openai_capi.redaction import redact
 
-if TYPE_CHECKING:
-    _ModelAdmin = admin.ModelAdmin[Model]
-else:
-    _ModelAdmin = admin.ModelAdmin
-
 
 @admin.register(DeliveryStatus)
-class DeliveryStatusAdmin(_ModelAdmin):
+class DeliveryStatusAdmin(NoWritesAdmin):
     def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
         return [
@@ -47,19 +43,6 @@ class DeliveryStatusAdmin(_ModelAdmin):
         return request.user.has_perm(
             f"{ConversionEvent._meta.app_label}.view_conversionevent"
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: Model | None = None
-    ) -> bool:
-        return False
-
-    def has_delete_permission(
-        self, request: HttpRequest, obj: Model | None = None
-    ) -> bool:
-        return False
 
     def status_view(self, request: HttpRequest) -> HttpResponse:
         # admin_view has let in active staff only; the page also needs the view

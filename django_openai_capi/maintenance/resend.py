@@ -12,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
+from django_openai_capi.delivery.claim import chunked
 from django_openai_capi.delivery.policy import EXPIRY_MARGIN
 from django_openai_capi.models import ConversionEvent
 
@@ -67,17 +70,26 @@ def resend(
     event is sending again only under a new claim's id. An event that was never
     built (its hooks raised) has no payload, and is built again before it is sent.
 
-    Refused, with a reason each: events in another status, and events within
+    Refused, with a reason each: events in another status, events within
     ``EXPIRY_MARGIN`` of the end of their 7-day window (delivery would expire them, the
-    API would refuse them).
+    API would refuse them), and placeholders recorded again under their real identity
+    (see :func:`_re_recorded`): sending one would deliver the conversion twice, under
+    two ids the API cannot deduplicate.
     """
     now = timezone.now()
     allowed = Q(status__in=RESENDABLE, expires_at__gt=now + EXPIRY_MARGIN)
+    allowed &= ~_re_recorded()
     db = using or events.db
 
     def why(event: ConversionEvent) -> str:
         if event.status not in RESENDABLE:
             return _status_reason(event.status)
+        if event.expires_at > now + EXPIRY_MARGIN:
+            return (
+                "its conversion was recorded again under another event id (its own "
+                + "hooks failed when it was recorded, so this one holds a placeholder "
+                + "id): resending it would send the conversion twice"
+            )
         return (
             "past its 7-day window: the API accepts it until "
             + f"{event.expires_at:%Y-%m-%d %H:%M} UTC, and delivery stops "
@@ -98,6 +110,28 @@ def resend(
     if result.changed:
         _wake_up_after_commit(db)
     return result
+
+
+def _re_recorded() -> Q:
+    """Unbuilt events whose identity was a placeholder, since recorded for real.
+
+    When a conversion's identity hooks raise, the save is recorded as a failed,
+    unbuilt event under the default id (``"<app_label>.<model>:<pk>"``, the source label
+    in lower case). A save after the fix records the real event: over the placeholder
+    when the ids agree, as a second row of the same type and source when a custom
+    ``get_event_id`` differs. The placeholder must then stay failed. Events with a
+    custom id of their own (several per object are legitimate) never match.
+    """
+    sibling = ConversionEvent.objects.filter(
+        source_label=OuterRef("source_label"), event_type=OuterRef("event_type")
+    ).exclude(pk=OuterRef("pk"))
+    return (
+        Q(payload__isnull=True)
+        & ~Q(source_label="")
+        # Both sides lowered: the pk part of the placeholder keeps its case.
+        & Q(Exact(Lower("event_id"), Lower("source_label")))
+        & Q(Exists(sibling))
+    )
 
 
 def cancel(
@@ -131,17 +165,19 @@ def _change(
         ]
     )
     refused_count = len(listed) if len(listed) < MAX_LISTED else refused_rows.count()
-    eligible = events.filter(allowed)
-    with transaction.atomic(using=events.db):
-        wanted = eligible.count()
-        # The same condition in the UPDATE's WHERE: a row that a worker moved on since
-        # it was read keeps what the worker wrote.
-        changed = eligible.update(**values)
+    # The eligible rows are read, then written under the same condition again (fenced):
+    # a row a worker moved on in between keeps what the worker wrote, and is counted.
+    # Not a count and an UPDATE in one transaction: under PostgreSQL's READ COMMITTED
+    # each statement has its own snapshot, so their difference would only be a guess.
+    wanted = list(events.filter(allowed).values_list("pk", flat=True))
+    changed = 0
+    for chunk in chunked(wanted, events.db):
+        changed += events.filter(pk__in=chunk).filter(allowed).update(**values)
     return ChangeResult(
         changed=changed,
         refused_count=refused_count,
         refused=tuple(Refusal(e.pk, e.event_id, why(e)) for e in listed),
-        moved_on=max(0, wanted - changed),
+        moved_on=len(wanted) - changed,
     )
 
 

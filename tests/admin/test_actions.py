@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import responses
 
+from django_openai_capi.admin import base
 from django_openai_capi.models import ConversionEvent, ErrorKind
 from tests.admin.conftest import CHANGELIST, StaffClient, action
 from tests.outbox import ENDPOINT, MakeEvents
@@ -228,3 +229,53 @@ def test_validate_refuses_a_selection_larger_than_one_request(
         + "OPENAI_CAPI_BATCH_SIZE): nothing was sent."
     ]
     assert len(api.calls) == 0
+
+
+@pytest.mark.parametrize("name", ["resend", "cancel"])
+def test_select_all_beyond_what_the_list_counted_changes_nothing(
+    admin_client: Any, make_events: MakeEvents, monkeypatch: Any, name: str
+) -> None:
+    # The list says "Select all 5" when it stopped counting at 5: acting on every
+    # match would change an untold number of rows.
+    monkeypatch.setattr(base, "COUNT_CAP", 5)
+    status = Status.FAILED if name == "resend" else Status.PENDING
+    events = make_events(6, status=status)
+
+    page = admin_client.post(
+        CHANGELIST,
+        {
+            "action": name,
+            "select_across": "1",
+            "_selected_action": [str(events[0].pk)],
+            "index": "0",
+        },
+        follow=True,
+    )
+
+    assert (
+        "More than 5 events match, more than the list counts: nothing was changed"
+        in (page.content.decode())
+    )
+    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {status}
+
+
+def test_select_all_within_the_count_acts_on_every_match(
+    admin_client: Any, make_events: MakeEvents, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(base, "COUNT_CAP", 5)
+    events = make_events(5, status=Status.FAILED)
+
+    admin_client.post(
+        CHANGELIST,
+        {
+            "action": "resend",
+            "select_across": "1",
+            "_selected_action": [str(events[0].pk)],
+            "index": "0",
+        },
+        follow=True,
+    )
+
+    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
+        Status.PENDING
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -79,3 +80,45 @@ def test_batches_and_pauses_are_listed(admin_client: Any) -> None:
         and str(batch) == "10 events to test-pixel (accepted)"
     )
     assert b"HTTP 401" in pauses.content
+
+
+def test_no_list_or_page_shows_a_key_added_to_the_settings_after_its_error(
+    admin_client: Any, settings: Any
+) -> None:
+    # Stored before the key was configured, so stored unredacted: every admin page
+    # redacts with the keys of today.
+    key = "sk-added-later-0123456789abcdef"
+    error = f"HTTP 401: invalid key {key}"
+    batch = DeliveryBatch.objects.create(
+        claim_id="9f1c2a4e-0000-4000-8000-000000000002",
+        pixel_id="test-pixel",
+        size=1,
+        outcome=DeliveryBatch.Outcome.AUTH_ERROR,
+        error=error,
+    )
+    pause = PixelPause.objects.create(
+        pixel_id="test-pixel", paused_until=timezone.now(), error=error
+    )
+    event = ConversionEvent.objects.create(
+        pixel_id="test-pixel",
+        event_type="lead_created",
+        event_id="lead-1",
+        event_time=timezone.now(),
+        expires_at=timezone.now() + timedelta(days=7),
+        status=ConversionEvent.Status.FAILED,
+        last_error=error,
+    )
+    settings.OPENAI_CAPI_PIXEL_API_KEYS = {"other-pixel": key}
+
+    pages = [
+        reverse("admin:django_openai_capi_deliverybatch_changelist"),
+        reverse("admin:django_openai_capi_deliverybatch_change", args=[batch.pk]),
+        reverse("admin:django_openai_capi_pixelpause_changelist"),
+        reverse("admin:django_openai_capi_pixelpause_change", args=[pause.pk]),
+        reverse("admin:django_openai_capi_conversionevent_changelist"),
+        reverse("admin:django_openai_capi_conversionevent_change", args=[event.pk]),
+    ]
+    for url in pages:
+        html = admin_client.get(url).content.decode()
+        assert key not in html, url
+        assert "invalid key [redacted]" in html, url

@@ -256,3 +256,63 @@ def test_a_cancelled_event_can_be_resent(make_events: MakeEvents) -> None:
 
     assert resend(everything()).changed == 1
     assert ConversionEvent.objects.get().status == Status.PENDING
+
+
+def test_a_placeholder_recorded_again_under_its_real_id_is_not_resent(
+    make_events: MakeEvents,
+) -> None:
+    # The conversion's get_event_id raised at the first save: the save was recorded
+    # as failed under the default id. Fixed, the next save recorded the real event.
+    now = timezone.now()
+    common = {
+        "pixel_id": "test-pixel",
+        "event_type": "lead_created",
+        "source_label": "testapp.Order:42",
+        "event_time": now,
+        "expires_at": now + ACCEPTANCE_WINDOW,
+    }
+    placeholder = ConversionEvent.objects.create(
+        event_id="testapp.order:42",
+        status=Status.FAILED,
+        last_error_kind=ErrorKind.BUILD,
+        **common,
+    )
+    ConversionEvent.objects.create(event_id="order-42", status=Status.SENT, **common)
+    # Several events of one object, each with an id of its own, are resent as usual.
+    renewal = ConversionEvent.objects.create(
+        event_id="order-42-renewal-1", status=Status.FAILED, **common
+    )
+
+    result = resend(everything())
+
+    assert result.changed == 1
+    assert ConversionEvent.objects.get(pk=renewal.pk).status == Status.PENDING
+    (refusal,) = [r for r in result.refused if r.pk == placeholder.pk]
+    assert "recorded again under another event id" in refusal.reason
+    assert "would send the conversion twice" in refusal.reason
+    assert ConversionEvent.objects.get(pk=placeholder.pk).status == Status.FAILED
+
+
+def test_an_event_that_becomes_failed_meanwhile_is_not_counted_against_the_others(
+    make_events: MakeEvents,
+) -> None:
+    # Read as eligible: a; b is refused as "being sent right now". Meanwhile a worker
+    # sends a and fails b. a is reported as moved on, and b stays as the refusal said
+    # (before, b was resent after being reported refused, and a went unreported).
+    a, b = make_events(2, status=Status.FAILED)
+    ConversionEvent.objects.filter(pk=b.pk).update(status=Status.SENDING)
+    real_update = QuerySet.update
+
+    def meanwhile(self: QuerySet[Any], **values: Any) -> int:
+        real_update(ConversionEvent.objects.filter(pk=a.pk), status=Status.SENT)
+        real_update(ConversionEvent.objects.filter(pk=b.pk), status=Status.FAILED)
+        return real_update(self, **values)
+
+    with mock.patch.object(QuerySet, "update", meanwhile):
+        result = resend(everything())
+
+    assert (result.changed, result.moved_on) == (0, 1)
+    assert dict(ConversionEvent.objects.values_list("pk", "status")) == {
+        a.pk: Status.SENT,
+        b.pk: Status.FAILED,
+    }
