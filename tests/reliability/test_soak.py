@@ -401,8 +401,9 @@ def check_each_conversion_counted_once(
             )
             if request.fault != "delay":
                 lost.add(request.request_id)
-    # A kill interrupts at most the one request its worker had in flight.
-    assert len(lost) <= len(workers.killed), f"{lost} {replay}"
+    # A kill loses at most two answers: the one its worker was recording, and the next
+    # request, already in flight by then (delivery/pipeline.py).
+    assert len(lost) <= 2 * len(workers.killed), f"{lost} {replay}"
     known = set(by_id)
     assert all(set(r.event_ids) <= known for r in requests), replay
 
@@ -492,6 +493,9 @@ def admin_urls() -> Iterator[str]:
         name = f"admin:{opts.app_label}_{opts.model_name}"
         changelist = reverse(f"{name}_changelist")
         yield changelist
+        if opts.proxy:
+            # A page of its own under the admin (the delivery status), not a list.
+            continue
         for field_name in ("status", "outcome", "last_error_kind", "reason"):
             if field_name in {f.name for f in opts.get_fields()}:
                 for value in model._default_manager.values_list(
