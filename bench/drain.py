@@ -54,13 +54,19 @@ def main() -> None:
     parser.add_argument("--events", type=int, help="default 100,000 (5,000 quick)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--naive-sample", type=int, help="events per round, naive")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds the fake adds to every answer (a network's round trip)",
+    )
     args = parser.parse_args()
     total = args.events or (5_000 if args.quick else 100_000)
     rounds = args.rounds
     per_round = max(BATCH, total // rounds // BATCH * BATCH)
     sample = args.naive_sample or (100 if args.quick else 500)
 
-    with c.test_database(), c.Fake() as fake:
+    with c.test_database(), c.Fake(latency=args.latency) as fake:
         session = requests.Session()
         headers = {
             "Authorization": f"Bearer {c.API_KEY}",
@@ -134,7 +140,8 @@ def main() -> None:
     median = {side: statistics.median(values) for side, values in rates.items()}
     print(
         f"{Path(__file__).name}: {c.vendor()}, {rounds} rounds of {per_round:,} events "
-        f"(batches of {BATCH}), naive on {sample} per round; medians"
+        f"(batches of {BATCH}), naive on {sample} per round, "
+        f"{args.latency * 1000:.0f} ms of latency; medians"
     )
     c.table(
         ["side", "events/s", "drain / side"],
