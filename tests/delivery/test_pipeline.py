@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import responses
 
+from django_openai_capi.delivery import claim as claiming
 from django_openai_capi.delivery import pipeline, send_pending
 from django_openai_capi.delivery.claim import Claim
 from django_openai_capi.models import ConversionEvent
@@ -23,7 +24,7 @@ Reply = tuple[int, dict[str, str], str]
 def claims(monkeypatch: pytest.MonkeyPatch) -> list[Claim]:
     """Every claim the pipeline takes, in order, as it takes it."""
     taken: list[Claim] = []
-    claim_batch = pipeline.claim_batch
+    claim_batch = claiming.claim_batch
 
     def recording(*args: Any, **kwargs: Any) -> Claim | None:
         claim = claim_batch(*args, **kwargs)
