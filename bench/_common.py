@@ -256,12 +256,6 @@ def serve_fake() -> None:
     from collections import Counter
 
     from django_openai_capi.testing import FakeConversionsAPI
-    from django_openai_capi.testing.server import _Handler
-
-    # The fake writes an answer's headers and body in two sends; with Nagle on, the
-    # body waits for the client's delayed ACK (40 ms on Linux), which would cap the
-    # one-event-per-request side at 25 requests/s and flatter the batched ones.
-    _Handler.disable_nagle_algorithm = True
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.0)
