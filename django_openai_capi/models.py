@@ -27,6 +27,9 @@ ACCEPTANCE_WINDOW = timedelta(milliseconds=spec.MAX_EVENT_AGE_MS)
 EVENT_ID_MAX_LENGTH = 255
 PIXEL_ID_MAX_LENGTH = 64
 SOURCE_LABEL_MAX_LENGTH = 255
+#: Claims recorded in ConversionEvent.claim_ids ("<32 hex digits> " each).
+MAX_CLAIMS_KEPT = 100
+CLAIM_ID_ENTRY_LENGTH = 33
 
 
 class ErrorKind(models.TextChoices):
@@ -100,6 +103,12 @@ class ConversionEvent(models.Model):
     # only where the batch id still matches, so a worker that lost its lease cannot
     # overwrite what the next one recorded. Also the id of its DeliveryBatch row.
     batch_id = models.UUIDField(_("batch ID"), null=True, blank=True)
+    # Every claim that carried the event, oldest first: the hex of each batch id and a
+    # space, appended by the claim's own UPDATE (no statement of its own). batch_id
+    # keeps only the latest; this finds every request the event went out in (the
+    # admin's event page). Appending stops at MAX_CLAIMS_KEPT, so a row cannot grow
+    # without end through a long outage of held, re-claimed batches.
+    claim_ids = models.TextField(_("claims"), blank=True, default="", editable=False)
     last_http_status = models.PositiveSmallIntegerField(
         _("last HTTP status"), null=True, blank=True
     )

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django_openai_capi.admin import actions
 from django_openai_capi.admin.base import ReadOnlyAdmin, error_block, error_excerpt
 from django_openai_capi.admin.filters import PixelFilter
+from django_openai_capi.delivery.claim import claim_ids_of
 from django_openai_capi.models import ConversionEvent, DeliveryBatch
 from django_openai_capi.redaction import redact
 
@@ -122,7 +123,7 @@ class ConversionEventAdmin(ReadOnlyAdmin):
                 return batch.request_id
         return "—"
 
-    @admin.display(description=_("requests of its last claim"))
+    @admin.display(description=_("requests it went out in"))
     def batches(self, event: ConversionEvent) -> SafeString:
         rows = self._batches(event)
         if not rows:
@@ -175,14 +176,15 @@ class ConversionEventAdmin(ReadOnlyAdmin):
         # Read once per page, for both the request id and the table.
         cached: list[DeliveryBatch] | None = getattr(event, "_capi_batches", None)
         if cached is None:
+            claims = claim_ids_of(event)
             cached = (
-                []
-                if event.batch_id is None
-                else list(
-                    DeliveryBatch.objects.filter(claim_id=event.batch_id).order_by(
+                list(
+                    DeliveryBatch.objects.filter(claim_id__in=claims).order_by(
                         "created_at"
                     )[:MAX_BATCHES_SHOWN]
                 )
+                if claims
+                else []
             )
             event._capi_batches = cached  # type: ignore[attr-defined]
         return cached

@@ -18,13 +18,20 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, QuerySet
+from django.db.models import Case, F, QuerySet, TextField, Value, When
+from django.db.models.functions import Concat, Length
+from django.db.models.lookups import LessThan
 from django.dispatch import Signal
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery.policy import EXPIRY_MARGIN
-from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.models import (
+    CLAIM_ID_ENTRY_LENGTH,
+    MAX_CLAIMS_KEPT,
+    ConversionEvent,
+    ErrorKind,
+)
 from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
 
 logger = logging.getLogger("django_openai_capi.delivery")
@@ -136,7 +143,9 @@ def _claim_returning(
         f"UPDATE {table} SET {column['status']} = %s, "  # noqa: S608
         f"{column['attempts']} = {column['attempts']} + 1, "
         f"{column['lease_expires_at']} = %s, {column['batch_id']} = %s, "
-        f"{column['updated_at']} = %s "
+        f"{column['updated_at']} = %s, "
+        f"{column['claim_ids']} = CASE WHEN LENGTH({column['claim_ids']}) < %s "
+        f"THEN {column['claim_ids']} || %s ELSE {column['claim_ids']} END "
         f"WHERE {column['id']} {_in_subquery(connection, inner_sql)} "
         f"AND {column['status']} = %s "
         f"RETURNING {column['id']}, {column['event_type']}, {column['event_id']}, "
@@ -149,6 +158,7 @@ def _claim_returning(
         _prep("lease_expires_at", lease, connection),
         _prep("batch_id", batch_id, connection),
         _prep("updated_at", now, connection),
+        *_claim_id_entry(batch_id),
         *inner_params,
         _Status.PENDING.value,
         _prep("expires_at", now + EXPIRY_MARGIN, connection),
@@ -181,6 +191,7 @@ def _claim_in_steps(
             lease_expires_at=lease,
             batch_id=batch_id,
             updated_at=now,
+            claim_ids=_appended_claim_id(batch_id),
         )
         rows.extend(
             (*row[:5], row[5] <= stale_after, row[6])
@@ -189,6 +200,31 @@ def _claim_in_steps(
             .values_list(*_RETURNED)
         )
     return rows
+
+
+def _claim_id_entry(batch_id: uuid.UUID) -> tuple[int, str]:
+    """The limit below which ``claim_ids`` still grows, and the entry it grows by."""
+    return MAX_CLAIMS_KEPT * CLAIM_ID_ENTRY_LENGTH, f"{batch_id.hex} "
+
+
+def _appended_claim_id(batch_id: uuid.UUID) -> Case:
+    limit, entry = _claim_id_entry(batch_id)
+    return Case(
+        When(
+            LessThan(Length("claim_ids"), limit),
+            then=Concat(F("claim_ids"), Value(entry), output_field=TextField()),
+        ),
+        default=F("claim_ids"),
+        output_field=TextField(),
+    )
+
+
+def claim_ids_of(event: ConversionEvent) -> list[uuid.UUID]:
+    """Every claim that carried *event*, oldest first, the current one included."""
+    claims = [uuid.UUID(entry) for entry in event.claim_ids.split()]
+    if event.batch_id is not None and event.batch_id not in claims:
+        claims.append(event.batch_id)
+    return claims
 
 
 def _in_subquery(connection: BaseDatabaseWrapper, inner_sql: str) -> str:

@@ -9,10 +9,16 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from django_openai_capi.delivery import send_pending
 from django_openai_capi.maintenance import status as summary
-from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
+from django_openai_capi.models import (
+    ConversionEvent,
+    DeliveryBatch,
+    ErrorKind,
+    PixelPause,
+)
 from tests.admin.conftest import STATUS_PAGE, StaffClient
-from tests.outbox import MakeEvents
+from tests.outbox import ENDPOINT, MakeEvents
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +82,26 @@ def test_an_events_page_shows_its_payload_error_request_id_and_requests(
     assert "req_other_claim" not in html
     assert KEY not in html
     assert "echo [redacted]" in html
+
+
+def test_an_events_page_lists_the_requests_of_every_claim_that_carried_it(
+    admin_client: Any, make_events: MakeEvents, api: Any
+) -> None:
+    (event,) = make_events(1)
+    api.post(ENDPOINT, status=503, json={}, headers={"x-request-id": "req_outage"})
+    api.post(ENDPOINT, json={}, headers={"x-request-id": "req_through"})
+    send_pending()
+    PixelPause.objects.all().delete()
+    ConversionEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
+    send_pending()
+    event.refresh_from_db()
+
+    html = event_page(admin_client, event)
+
+    assert event.status == Status.SENT
+    table = html[html.index('class="capi-batches"') :]
+    assert table.index("req_outage") < table.index("req_through")
+    assert '<div class="readonly">req_through</div>' in html
 
 
 def test_a_payload_that_is_not_json_is_shown_as_stored(

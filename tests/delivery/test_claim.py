@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +23,7 @@ from django_openai_capi.delivery.claim import (
 from django_openai_capi.delivery.sender import deliver
 from django_openai_capi.models import (
     ACCEPTANCE_WINDOW,
+    MAX_CLAIMS_KEPT,
     ConversionEvent,
     ErrorKind,
     PixelPause,
@@ -64,6 +66,38 @@ def test_a_claim_takes_the_oldest_due_events_and_leases_them(
     row = claimed.first()
     assert row is not None and row.lease_expires_at is not None
     assert row.lease_expires_at - timezone.now() > timedelta(seconds=290)
+
+
+def test_every_claim_of_an_event_is_kept_in_its_claim_ids(
+    make_events: MakeEvents, claim_path: str
+) -> None:
+    (event,) = make_events(1)
+
+    first = claim_batch("test-pixel", size=1)
+    assert first is not None
+    ConversionEvent.objects.filter(pk=event.pk).update(status=Status.PENDING)
+    second = claim_batch("test-pixel", size=1)
+    assert second is not None
+
+    event.refresh_from_db()
+    assert event.claim_ids == f"{first.batch_id.hex} {second.batch_id.hex} "
+    assert claim_module.claim_ids_of(event) == [first.batch_id, second.batch_id]
+
+
+def test_claim_ids_stop_growing_at_the_cap(
+    make_events: MakeEvents, claim_path: str
+) -> None:
+    full = "".join(f"{uuid.uuid4().hex} " for _ in range(MAX_CLAIMS_KEPT))
+    (event,) = make_events(1, claim_ids=full)
+
+    claim = claim_batch("test-pixel", size=1)
+
+    assert claim is not None
+    event.refresh_from_db()
+    assert event.claim_ids == full
+    # The current claim is still found through batch_id.
+    assert claim_module.claim_ids_of(event)[-1] == claim.batch_id
+    assert len(claim_module.claim_ids_of(event)) == MAX_CLAIMS_KEPT + 1
 
 
 def test_a_claimed_event_is_not_claimed_again(
