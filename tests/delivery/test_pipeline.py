@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ import responses
 from django_openai_capi.delivery import claim as claiming
 from django_openai_capi.delivery import pipeline, send_pending
 from django_openai_capi.delivery.claim import Claim
+from django_openai_capi.delivery.sender import post_claim
 from django_openai_capi.models import ConversionEvent
 from tests.outbox import ENDPOINT, MakeEvents, error_envelope, sent_ids
 
@@ -157,3 +160,39 @@ def test_stopping_finishes_the_request_already_in_flight_and_claims_nothing_more
     assert (report.batches, report.sent) == (3, 3)
     statuses = list(ConversionEvent.objects.values_list("status", flat=True))
     assert sorted(statuses) == [Status.PENDING] * 2 + [Status.SENT] * 3
+
+
+def test_a_claim_of_only_stale_events_sends_nothing_ahead(
+    make_events: MakeEvents, api: responses.RequestsMock
+) -> None:
+    make_events(2)
+    claim = claiming.claim_batch("test-pixel", size=2)
+    assert claim is not None
+    stale = replace(
+        claim, events=tuple(replace(event, stale=True) for event in claim.events)
+    )
+
+    assert post_claim(stale, validate_only=False) is None
+    assert len(api.calls) == 0
+
+
+def test_a_pixel_with_nothing_left_to_claim_makes_no_request(
+    db: None, api: responses.RequestsMock
+) -> None:
+    # Between the pixel list and the claim, another worker may have taken it all.
+    drain = pipeline.Drain(
+        pixel_id="test-pixel",
+        size=10,
+        validate_only=False,
+        worker="test",
+        using="default",
+        may_claim=lambda: True,
+        on_claimed=lambda claim: None,
+        on_released=lambda claim: None,
+        on_delivered=lambda result: None,
+        should_stop=lambda: False,
+    )
+
+    with ThreadPoolExecutor(1) as executor:
+        assert drain.run(executor) is None
+    assert len(api.calls) == 0
