@@ -143,12 +143,12 @@ def seed(count: int, *, prefix: str, start: int = 0, pixel_id: str = PIXEL) -> N
     columns = (
         "pixel_id, event_type, event_id, payload, event_time, expires_at, status, "
         "attempts, next_attempt_at, last_error, last_error_kind, source_label, "
-        "created_at, updated_at"
+        "created_at, updated_at, claim_ids"
     )
     select = (
         f"SELECT %s, 'order_created', {event_id}, "
         f"replace(%s, %s, {event_id}), %s, %s, 'pending', 0, %s, '', '', "
-        f"'bench:' || CAST(n AS text), %s, %s FROM {series}"
+        f"'bench:' || CAST(n AS text), %s, %s, '' FROM {series}"
     )
     select_params: list[object] = [
         pixel_id,

@@ -106,7 +106,7 @@ def seed_postgresql(rows: int) -> None:
             INSERT INTO {EVENTS} (pixel_id, event_type, event_id, payload, event_time,
                 expires_at, status, attempts, next_attempt_at, last_http_status,
                 last_error, last_error_kind, source_label, created_at, updated_at,
-                sent_at)
+                sent_at, claim_ids)
             SELECT 'pixel-' || (i %% 3),
                 (ARRAY{TYPES!r})[i %% 4 + 1],
                 'ev-' || i,
@@ -120,7 +120,7 @@ def seed_postgresql(rows: int) -> None:
                 CASE s.status WHEN 'failed' THEN (ARRAY{ERROR_KINDS!r})[i %% 4 + 1]
                     WHEN 'expired' THEN 'expired' ELSE '' END,
                 'shop.Order:' || i, t, t,
-                CASE WHEN s.status = 'sent' THEN t END
+                CASE WHEN s.status = 'sent' THEN t END, ''
             FROM generate_series(1, %s) AS i,
                 LATERAL (SELECT now() - (%s - i) * (%s::float / %s) * interval '1 second'
                     AS t) AS times,
