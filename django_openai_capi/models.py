@@ -135,8 +135,11 @@ class ConversionEvent(models.Model):
         constraints = [
             # The API's own deduplication key: a second save of the same order, or a
             # signal fired twice, records nothing new.
+            # Led by event_id, so that it also serves the admin's exact search by
+            # event id: a separate index there would be one more entry written by
+            # every insert, claim and outcome (BENCHMARKS.md, "Drain").
             models.UniqueConstraint(
-                fields=["pixel_id", "event_type", "event_id"],
+                fields=["event_id", "pixel_id", "event_type"],
                 name="openai_capi_event_identity",
             ),
         ]
@@ -148,11 +151,13 @@ class ConversionEvent(models.Model):
                 condition=Q(status="pending"),
                 name="openai_capi_event_due",
             ),
-            # The reaper: leases of claimed events.
+            # Claimed events: a claim's outcome finds its rows by batch id, in one
+            # probe and two parameters whatever the batch size; the reaper reads
+            # the leases from the same entries (only events in flight are in it).
             models.Index(
-                fields=["lease_expires_at"],
+                fields=["batch_id", "lease_expires_at"],
                 condition=Q(status="sending"),
-                name="openai_capi_event_lease",
+                name="openai_capi_event_claimed",
             ),
             # The build step: recorded model conversions whose payload is still to build.
             models.Index(
@@ -167,8 +172,13 @@ class ConversionEvent(models.Model):
                 condition=Q(status="pending"),
                 name="openai_capi_event_overdue",
             ),
-            # Cleanup of old rows.
-            models.Index(fields=["created_at"], name="openai_capi_event_created"),
+            # Cleanup of old rows, which only ever deletes finished ones. Partial, so
+            # that neither a tracked save nor a claim writes an entry in it.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status__in=["sent", "failed", "expired", "cancelled"]),
+                name="openai_capi_event_created",
+            ),
             # The admin. Each serves a filter together with the list's order (-id), so
             # a page of 100 reads 100 index entries, and a filter that matches nothing
             # reads none. Partial over what a tracked save never inserts (it inserts
@@ -183,8 +193,8 @@ class ConversionEvent(models.Model):
                 condition=~Q(last_error_kind=""),
                 name="openai_capi_event_error",
             ),
-            # The admin's exact search: what support and a host's logs quote.
-            models.Index(fields=["event_id"], name="openai_capi_event_event_id"),
+            # The admin's exact search by source (by event id: the identity above),
+            # and the backfill's read-back.
             models.Index(fields=["source_label"], name="openai_capi_event_source"),
         ]
         permissions = [

@@ -30,13 +30,16 @@ def _fenced_update(
 ) -> int:
     values.setdefault("lease_expires_at", None)
     values.setdefault("updated_at", timezone.now())
+    rows = ConversionEvent.objects.using(using).filter(
+        batch_id=claim.batch_id, status=_Status.SENDING
+    )
+    if len(events) == len(claim.events):
+        # The whole claim: its batch id alone names exactly its rows still sending,
+        # where a list of ids would cost a parameter (and an index probe) per event.
+        return rows.update(**values)
     updated = 0
     for chunk in chunked([event.pk for event in events], using):
-        updated += (
-            ConversionEvent.objects.using(using)
-            .filter(pk__in=chunk, batch_id=claim.batch_id, status=_Status.SENDING)
-            .update(**values)
-        )
+        updated += rows.filter(pk__in=chunk).update(**values)
     return updated
 
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 import responses
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_openai_capi.delivery import claim as claim_module
-from django_openai_capi.delivery import pauses
+from django_openai_capi.delivery import outcomes, pauses
 from django_openai_capi.delivery.claim import (
     claim_batch,
     due_pixels,
@@ -205,6 +206,46 @@ def test_an_outcome_is_not_written_over_a_newer_claim(
     assert (event.status, event.batch_id) == (Status.SENDING, newer.batch_id)
     assert not renew_lease(stale_claim, [event.pk])
     assert renew_lease(newer, [event.pk])
+
+
+def test_a_whole_claim_is_recorded_by_its_batch_id_in_one_statement(
+    make_events: MakeEvents,
+) -> None:
+    # More events than SQLite takes parameters in one statement, and another claim
+    # beside it that must stay as it is.
+    make_events(1200)
+    claim = claim_batch("test-pixel", size=1100)
+    other = claim_batch("test-pixel", size=100)
+    assert claim is not None and other is not None
+
+    with CaptureQueriesContext(connection) as captured:
+        written = outcomes.mark_sent(claim, claim.events, 200, "default")
+
+    updates = [q["sql"] for q in captured.captured_queries if "UPDATE" in q["sql"]]
+    assert written == 1100
+    assert len(updates) == 1
+    assert '"id" IN' not in updates[0]
+    assert ConversionEvent.objects.filter(status=Status.SENT).count() == 1100
+    assert set(
+        ConversionEvent.objects.filter(batch_id=other.batch_id).values_list(
+            "status", flat=True
+        )
+    ) == {Status.SENDING}
+
+
+def test_part_of_a_claim_is_recorded_by_its_ids(make_events: MakeEvents) -> None:
+    make_events(3)
+    claim = claim_batch("test-pixel", size=3)
+    assert claim is not None
+
+    written = outcomes.mark_sent(claim, claim.events[:2], 200, "default")
+
+    assert written == 2
+    assert [e.status for e in ConversionEvent.objects.order_by("id")] == [
+        Status.SENT,
+        Status.SENT,
+        Status.SENDING,
+    ]
 
 
 def test_a_long_isolation_renews_its_lease_and_stops_when_it_is_lost(
