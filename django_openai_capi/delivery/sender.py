@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -191,6 +192,26 @@ def deliver(
         return answer
 
     try:
+        if posted is not None and posted.went_through:
+            # The common case: nothing to isolate, and the request's row and the
+            # outcome it caused are committed together, in one transaction.
+            report.requests += 1
+            with transaction.atomic(using=using):
+                batch = _record_request(
+                    claim,
+                    fresh,
+                    posted.answer,
+                    batch_id=claim.batch_id,
+                    validate_only=validate_only,
+                    worker=worker,
+                    started=posted.started,
+                    using=using,
+                )
+                accepted = Accepted(fresh, posted.answer)
+                written = _mark_accepted(claim, accepted, validate_only, using)
+            _count_accepted(report, written, validate_only)
+            _batch_sent(batch, accepted)
+            return report
         for step in isolate(fresh, send):
             if isinstance(step, Accepted):
                 _accepted(claim, step, requests[-1], validate_only, report, using)
@@ -266,12 +287,29 @@ def _accepted(
     report: ClaimReport,
     using: str,
 ) -> None:
+    written = _mark_accepted(claim, step, validate_only, using)
+    _count_accepted(report, written, validate_only)
+    _batch_sent(batch, step)
+
+
+def _mark_accepted(
+    claim: Claim, step: Accepted[ClaimedEvent], validate_only: bool, using: str
+) -> int:
     status = step.answer.status
     assert status is not None
     if validate_only:
-        report.validated += outcomes.mark_validated(claim, step.events, status, using)
+        return outcomes.mark_validated(claim, step.events, status, using)
+    return outcomes.mark_sent(claim, step.events, status, using)
+
+
+def _count_accepted(report: ClaimReport, written: int, validate_only: bool) -> None:
+    if validate_only:
+        report.validated += written
     else:
-        report.sent += outcomes.mark_sent(claim, step.events, status, using)
+        report.sent += written
+
+
+def _batch_sent(batch: DeliveryBatch, step: Accepted[ClaimedEvent]) -> None:
     if signals.batch_sent.has_listeners(DeliveryBatch):
         signals.send(
             signals.batch_sent,

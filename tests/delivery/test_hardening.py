@@ -431,3 +431,5 @@ def test_a_bug_while_recording_outcomes_puts_the_unresolved_events_back(
     assert event.last_error == (
         "Delivery failed before recording an answer: RuntimeError: disk full"
     )
+    # The request's row is written in the outcome's transaction: neither stayed.
+    assert not DeliveryBatch.objects.exists()
