@@ -266,8 +266,9 @@ def serve_fake() -> None:
     class Forgetful(FakeConversionsAPI):
         # Keeps only the receipts: every request's body would otherwise stay in
         # memory (and the dict of accepted events with it) for the whole run.
-        def handle(self, *a: Any, **kw: Any) -> Any:
-            response = super().handle(*a, **kw)
+        # serve(), not handle(): the HTTP transport calls serve().
+        def serve(self, *a: Any, **kw: Any) -> Any:
+            response = super().serve(*a, **kw)
             with self._lock:
                 self._requests.clear()
                 self._accepted.clear()
@@ -293,6 +294,32 @@ def serve_fake() -> None:
     if args.ids:
         result["ids"] = sorted(key.id for key in receipts)
     Path(args.dump).write_text(json.dumps(result))
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user and system) that process *pid* has used; ``None`` if unreadable.
+
+    From /proc: for the fake's process and the database server's backend, which
+    ``time.process_time()`` of this process does not see. ``None`` for a database on
+    another machine.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pid() -> int | None:
+    """The PostgreSQL server process of this connection; ``None`` on SQLite."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

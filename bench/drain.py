@@ -21,11 +21,13 @@ a drain.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import _common as c
 
@@ -37,7 +39,7 @@ from django.test import override_settings  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from django_openai_capi.api.events import encode_request  # noqa: E402
-from django_openai_capi.delivery import DeliveryReport, send_pending  # noqa: E402
+from django_openai_capi.delivery import DeliveryReport, pipeline, send_pending  # noqa: E402
 from django_openai_capi.models import ConversionEvent  # noqa: E402
 
 BATCH = 1000
@@ -46,6 +48,23 @@ BATCH = 1000
 def drain(url: str, size: int = BATCH) -> DeliveryReport:
     with override_settings(OPENAI_CAPI_ENDPOINT=url):
         return send_pending(batch_size=size)
+
+
+#: Seconds the worker's thread spent waiting for answers to requests in flight.
+waited = [0.0]
+
+
+def _timing_waits() -> None:
+    answer_of = pipeline._answer_of
+
+    def timed(in_flight: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return answer_of(in_flight)
+        finally:
+            waited[0] += time.perf_counter() - started
+
+    pipeline._answer_of = timed  # type: ignore[assignment]
 
 
 def main() -> None:
@@ -82,25 +101,46 @@ def main() -> None:
             for b in range(per_round // BATCH)
         ]
         rates: dict[str, list[float]] = {"drain": [], "floor": [], "naive": []}
-        cpu_per_batch: list[float] = []
+        # CPU ms per 1,000-event batch, by process: (this one, the database's, the
+        # fake's), and the wall time of a batch.
+        budget: dict[str, list[tuple[float, float, float, float]]] = {
+            "drain": [],
+            "floor": [],
+        }
+        database_pid = c.backend_pid()
+        waits: list[float] = []
+        _timing_waits()
         seeded = 0
 
+        def cpu() -> tuple[float, float, float]:
+            database = None if database_pid is None else c.cpu_seconds(database_pid)
+            fake_cpu = c.cpu_seconds(fake.proc.pid)
+            return (time.process_time(), database or 0.0, fake_cpu or 0.0)
+
         def timed(side: str, count: int, work: Callable[[], object]) -> None:
+            before = cpu()
             started = time.perf_counter()
             work()
-            rates[side].append(count / (time.perf_counter() - started))
+            elapsed = time.perf_counter() - started
+            rates[side].append(count / elapsed)
+            if side in budget:
+                batches = count / BATCH
+                spent = [(b - a) * 1000 / batches for a, b in zip(before, cpu())]
+                budget[side].append((*spent, elapsed * 1000 / batches))  # type: ignore[arg-type]
 
         for r in range(rounds):
             c.clear_events()
             c.seed(per_round, prefix=f"d{r}-")
             seeded += per_round
-            cpu = time.process_time()
-            started = time.perf_counter()
-            report = drain(fake.url)
-            elapsed = time.perf_counter() - started
-            cpu_per_batch.append((time.process_time() - cpu) / report.batches * 1000)
-            assert report.sent == per_round, report.summary()
-            rates["drain"].append(per_round / elapsed)
+
+            def draining() -> None:
+                report = drain(fake.url)
+                assert report.sent == per_round, report.summary()
+                assert report.batches == per_round // BATCH, report.summary()
+
+            waited[0] = 0.0
+            timed("drain", per_round, draining)
+            waits.append(waited[0] * 1000 / (per_round / BATCH))
 
             mine = bodies[r * (per_round // BATCH) : (r + 1) * (per_round // BATCH)]
 
@@ -158,9 +198,50 @@ def main() -> None:
         f"drain / floor = {median['drain'] / median['floor']:.1%} (target >= 80%); "
         f"drain / naive = {median['drain'] / median['naive']:.0f}x (target >= 50x)"
     )
+    print()
+    cores = len(os.sched_getaffinity(0))
+    medians = {
+        side: [statistics.median(values) for values in zip(*rows, strict=True)]
+        for side, rows in budget.items()
+    }
+
+    def database_cell(value: float) -> str:
+        return "(in this process)" if database_pid is None else f"{value:.1f}"
+
+    c.table(
+        [
+            f"CPU ms per {BATCH}-event batch",
+            "this process",
+            "database server",
+            "fake",
+            "sum",
+            "wall time",
+        ],
+        [
+            [
+                name,
+                f"{medians[side][0]:.1f}",
+                database_cell(medians[side][1]),
+                f"{medians[side][2]:.1f}",
+                f"{sum(medians[side][:3]):.1f}",
+                f"{medians[side][3]:.1f}",
+            ]
+            for name, side in [("drain", "drain"), ("floor", "floor")]
+        ],
+    )
+    drain_cpu = sum(medians["drain"][:3])
+    floor_wall = medians["floor"][3]
+    busy = medians["drain"][3] - statistics.median(waits)
     print(
-        f"drain CPU in this process: {statistics.median(cpu_per_batch):.1f} ms "
-        f"per {BATCH}-event batch"
+        f"the worker's own thread per batch: busy {busy:.1f} ms (claims, outcomes, "
+        f"request rows), waiting for an answer in flight "
+        f"{statistics.median(waits):.1f} ms"
+    )
+    print(
+        f"ceiling on {cores} cores: a drained batch needs {drain_cpu:.1f} ms of CPU, "
+        f"so at least {drain_cpu / cores:.1f} ms of wall time; the floor's batch takes "
+        f"{floor_wall:.1f} ms: drain / floor can reach at most "
+        f"{floor_wall / (drain_cpu / cores):.0%} on this machine"
     )
     print()
     c.table(
