@@ -64,7 +64,7 @@ def _timing_waits() -> None:
         finally:
             waited[0] += time.perf_counter() - started
 
-    pipeline._answer_of = timed  # type: ignore[assignment]
+    pipeline._answer_of = timed
 
 
 def main() -> None:
@@ -125,8 +125,10 @@ def main() -> None:
             rates[side].append(count / elapsed)
             if side in budget:
                 batches = count / BATCH
-                spent = [(b - a) * 1000 / batches for a, b in zip(before, cpu())]
-                budget[side].append((*spent, elapsed * 1000 / batches))  # type: ignore[arg-type]
+                own, database, fake_cpu = (
+                    (b - a) * 1000 / batches for a, b in zip(before, cpu(), strict=True)
+                )
+                budget[side].append((own, database, fake_cpu, elapsed * 1000 / batches))
 
         for r in range(rounds):
             c.clear_events()
