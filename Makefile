@@ -65,6 +65,7 @@ demo: $(STAMP)
 	echo; \
 	echo "  Admin: http://$(DEMO_ADDR)/admin/  (login admin / admin)"; \
 	echo "  Sent events: http://$(DEMO_ADDR)/admin/django_openai_capi/conversionevent/"; \
+	echo "  Delivery status: http://$(DEMO_ADDR)/admin/django_openai_capi/deliverystatus/"; \
 	echo; \
 	$(BIN)/python manage.py runserver $(DEMO_ADDR)
 

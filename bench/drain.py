@@ -242,7 +242,7 @@ def main() -> None:
     print(
         f"ceiling on {cores} cores: a drained batch needs {drain_cpu:.1f} ms of CPU, "
         f"so at least {drain_cpu / cores:.1f} ms of wall time; the floor's batch takes "
-        f"{floor_wall:.1f} ms: drain / floor can reach at most "
+        f"{floor_wall:.1f} ms: the CPU allows drain / floor up to "
         f"{floor_wall / (drain_cpu / cores):.0%} on this machine"
     )
     print()
