@@ -33,7 +33,7 @@ def _fenced_update(
     rows = ConversionEvent.objects.using(using).filter(
         batch_id=claim.batch_id, status=_Status.SENDING
     )
-    if len(events) == len(claim.events):
+    if _is_whole(claim, events):
         # The whole claim: its batch id alone names exactly its rows still sending,
         # where a list of ids would cost a parameter (and an index probe) per event.
         return rows.update(**values)
@@ -41,6 +41,13 @@ def _fenced_update(
     for chunk in chunked([event.pk for event in events], using):
         updated += rows.filter(pk__in=chunk).update(**values)
     return updated
+
+
+def _is_whole(claim: Claim, events: Sequence[ClaimedEvent]) -> bool:
+    # Compared as sets, not by length: a list holding one event twice is not the claim.
+    return len(events) == len(claim.events) and {event.pk for event in events} == {
+        event.pk for event in claim.events
+    }
 
 
 def mark_sent(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -196,8 +196,9 @@ def deliver(
             # The common case: nothing to isolate, and the request's row and the
             # outcome it caused are committed together, in one transaction.
             report.requests += 1
-            with transaction.atomic(using=using):
-                batch = _record_request(
+
+            def record_request() -> DeliveryBatch:
+                return _record_request(
                     claim,
                     fresh,
                     posted.answer,
@@ -207,8 +208,17 @@ def deliver(
                     started=posted.started,
                     using=using,
                 )
-                accepted = Accepted(fresh, posted.answer)
-                written = _mark_accepted(claim, accepted, validate_only, using)
+
+            accepted = Accepted(fresh, posted.answer)
+            try:
+                with transaction.atomic(using=using):
+                    batch = record_request()
+                    written = _mark_accepted(claim, accepted, validate_only, using)
+            except Exception:
+                # The request's row went with the rollback; the request was made all
+                # the same, and its row is what support asks for (its request id).
+                _record_request_alone(claim, record_request)
+                raise
             _count_accepted(report, written, validate_only)
             _batch_sent(batch, accepted)
             return report
@@ -277,6 +287,19 @@ def _record_request(
         created_at=started,
         finished_at=timezone.now(),
     )
+
+
+def _record_request_alone(
+    claim: Claim, record_request: Callable[[], DeliveryBatch]
+) -> None:
+    try:
+        record_request()
+    except Exception as exc:
+        logger.error(
+            "Recording the request of batch %s failed too:\n%s",
+            claim.batch_id,
+            format_traceback(exc),
+        )
 
 
 def _accepted(

@@ -209,7 +209,7 @@ def test_an_outcome_is_not_written_over_a_newer_claim(
 
 
 def test_a_whole_claim_is_recorded_by_its_batch_id_in_one_statement(
-    make_events: MakeEvents,
+    make_events: MakeEvents, claim_path: str
 ) -> None:
     # More events than SQLite takes parameters in one statement, and another claim
     # beside it that must stay as it is.
@@ -233,12 +233,18 @@ def test_a_whole_claim_is_recorded_by_its_batch_id_in_one_statement(
     ) == {Status.SENDING}
 
 
-def test_part_of_a_claim_is_recorded_by_its_ids(make_events: MakeEvents) -> None:
+@pytest.mark.parametrize("part", ["the first two", "the first twice, then the second"])
+def test_part_of_a_claim_is_recorded_by_its_ids(
+    make_events: MakeEvents, claim_path: str, part: str
+) -> None:
     make_events(3)
     claim = claim_batch("test-pixel", size=3)
     assert claim is not None
+    first, second, _ = claim.events
+    # As long as the claim, but not the claim: the third event must stay as it is.
+    events = [first, second] if part == "the first two" else [first, first, second]
 
-    written = outcomes.mark_sent(claim, claim.events[:2], 200, "default")
+    written = outcomes.mark_sent(claim, events, 200, "default")
 
     assert written == 2
     assert [e.status for e in ConversionEvent.objects.order_by("id")] == [

@@ -431,5 +431,61 @@ def test_a_bug_while_recording_outcomes_puts_the_unresolved_events_back(
     assert event.last_error == (
         "Delivery failed before recording an answer: RuntimeError: disk full"
     )
-    # The request's row is written in the outcome's transaction: neither stayed.
+    # The request was made: its row is written again on its own after the rollback
+    # of the outcome's transaction, which held it.
+    request = DeliveryBatch.objects.get()
+    assert (request.http_status, request.size, request.claim_id) == (
+        200,
+        2,
+        event.batch_id,
+    )
+
+
+def test_a_request_whose_row_cannot_be_written_still_puts_its_events_back(
+    make_events: MakeEvents,
+    api: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("django_openai_capi.delivery.sender._record_request", broken)
+    make_events(2)
+    api.post(ENDPOINT, json={})
+
+    report = send_pending()
+
+    assert (report.requests, report.retried) == (1, 2)
+    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
+        Status.PENDING
+    }
     assert not DeliveryBatch.objects.exists()
+    assert "Recording the request of batch" in caplog.text
+    assert "failed too" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_while_recording_leaves_the_connection_usable(
+    make_events: MakeEvents,
+    api: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A real error from the database, outside any test transaction: on PostgreSQL it
+    # aborts the transaction, which must be rolled back before anything else runs.
+    def failing(*args: Any, **kwargs: Any) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM openai_capi_no_such_table")
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr("django_openai_capi.delivery.outcomes.mark_sent", failing)
+    make_events(2)
+    api.post(ENDPOINT, json={})
+
+    report = send_pending()
+
+    assert (report.requests, report.retried) == (1, 2)
+    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
+        Status.PENDING
+    }
+    assert DeliveryBatch.objects.count() == 1
