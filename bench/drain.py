@@ -108,6 +108,9 @@ def main() -> None:
             "floor": [],
         }
         database_pid = c.backend_pid()
+        # Processes whose CPU time /proc does not show (not Linux, or a database
+        # server on another machine).
+        unreadable: set[str] = set()
         waits: list[float] = []
         _timing_waits()
         seeded = 0
@@ -115,6 +118,10 @@ def main() -> None:
         def cpu() -> tuple[float, float, float]:
             database = None if database_pid is None else c.cpu_seconds(database_pid)
             fake_cpu = c.cpu_seconds(fake.proc.pid)
+            if fake_cpu is None:
+                unreadable.add("fake")
+            if database_pid is not None and database is None:
+                unreadable.add("database")
             return (time.process_time(), database or 0.0, fake_cpu or 0.0)
 
         def timed(side: str, count: int, work: Callable[[], object]) -> None:
@@ -208,7 +215,9 @@ def main() -> None:
     }
 
     def database_cell(value: float) -> str:
-        return "(in this process)" if database_pid is None else f"{value:.1f}"
+        if database_pid is None:
+            return "(in this process)"
+        return "n/a" if "database" in unreadable else f"{value:.1f}"
 
     c.table(
         [
@@ -239,12 +248,19 @@ def main() -> None:
         f"request rows), waiting for an answer in flight "
         f"{statistics.median(waits):.1f} ms"
     )
-    print(
-        f"ceiling on {cores} cores: a drained batch needs {drain_cpu:.1f} ms of CPU, "
-        f"so at least {drain_cpu / cores:.1f} ms of wall time; the floor's batch takes "
-        f"{floor_wall:.1f} ms: the CPU allows drain / floor up to "
-        f"{floor_wall / (drain_cpu / cores):.0%} on this machine"
-    )
+    if not unreadable:
+        print(
+            f"ceiling on {cores} cores: a drained batch needs {drain_cpu:.1f} ms of "
+            f"CPU, so at least {drain_cpu / cores:.1f} ms of wall time; the floor's "
+            f"batch takes {floor_wall:.1f} ms: the CPU allows drain / floor up to "
+            f"{floor_wall / (drain_cpu / cores):.0%} on this machine"
+        )
+    else:
+        print(
+            "ceiling: not known here (no CPU time for: "
+            + ", ".join(sorted(unreadable))
+            + ")"
+        )
     print()
     c.table(
         [
