@@ -67,45 +67,15 @@ def test_database() -> Iterator[None]:
 def order_payload() -> str:
     """The stored JSON of a rich order (full identity, five items), id left as a mark.
 
-    The same event bench/event_layer.py builds: what a shop's outbox holds.
+    The order bench/event_layer.py builds: what a shop's outbox holds.
     """
+    from event_layer import ORDER
+
     from django_openai_capi.api import build_event, encode_event
 
     now = time.time_ns() // 1_000_000
-    contents = [
-        {
-            "id": f"sku_{i}",
-            "name": f"Item {i}",
-            "content_type": "product",
-            "quantity": 1,
-            "amount": 2599,
-        }
-        for i in range(5)
-    ]
-    event = build_event(
-        "order_created",
-        event_id=ID_MARK,
-        event_time=now - 60_000,
-        action_source="web",
-        source_url="https://shop.example.com/checkout/confirmation",
-        oppref="oppref_abc",
-        user={
-            "email": " Ada.Lovelace@Example.com ",
-            "phone": "+44 20 7946 0958",
-            "external_id": "customer_123",
-            "first_name": "Ada",
-            "last_name": "Lovelace",
-            "city": "London",
-            "postal_code": "NW1 6XE",
-            "country": "gb",
-            "ip_address": "203.0.113.1",
-            "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
-            "obref": "123e4567-e89b-42d3-a456-426614174000",
-        },
-        data={"amount": 12999, "currency": "GBP", "contents": contents},
-        now=now,
-    )
-    return encode_event(event)
+    fields = {**ORDER, "event_id": ID_MARK, "event_time": now - 60_000}
+    return encode_event(build_event("order_created", now=now, **fields))  # type: ignore[arg-type]
 
 
 def seed(count: int, *, prefix: str, start: int = 0, pixel_id: str = PIXEL) -> None:
