@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from django_openai_capi import signals
-from django_openai_capi.delivery import send_pending
+from django_openai_capi.delivery import DeliveryReport, send_pending
 from django_openai_capi.delivery.claim import claim_batch, reap_expired_leases
 from django_openai_capi.delivery.sender import deliver
 from django_openai_capi.delivery.verification import verify
@@ -408,24 +408,43 @@ def test_an_unexpected_error_before_the_answer_is_no_answer(
     assert event.last_error == "No response: RuntimeError: bug with [redacted]"
 
 
+def disk_full(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("disk full")
+
+
+def send_two_accepted_with(
+    broken: str,
+    replacement: Any,
+    *,
+    make_events: MakeEvents,
+    api: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> DeliveryReport:
+    """Two events, a 200 from the API, and *broken* replaced while it is recorded."""
+    monkeypatch.setattr(broken, replacement)
+    make_events(2)
+    api.post(ENDPOINT, json={})
+    report = send_pending()
+    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
+        Status.PENDING
+    }
+    return report
+
+
 def test_a_bug_while_recording_outcomes_puts_the_unresolved_events_back(
     make_events: MakeEvents,
     api: responses.RequestsMock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(*args: Any, **kwargs: Any) -> int:
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr("django_openai_capi.delivery.outcomes.mark_sent", broken)
-    make_events(2)
-    api.post(ENDPOINT, json={})
-
-    report = send_pending()
+    report = send_two_accepted_with(
+        "django_openai_capi.delivery.outcomes.mark_sent",
+        disk_full,
+        make_events=make_events,
+        api=api,
+        monkeypatch=monkeypatch,
+    )
 
     assert report.retried == 2
-    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
-        Status.PENDING
-    }
     event = ConversionEvent.objects.first()
     assert event is not None
     assert event.last_error == (
@@ -447,19 +466,15 @@ def test_a_request_whose_row_cannot_be_written_still_puts_its_events_back(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr("django_openai_capi.delivery.sender._record_request", broken)
-    make_events(2)
-    api.post(ENDPOINT, json={})
-
-    report = send_pending()
+    report = send_two_accepted_with(
+        "django_openai_capi.delivery.sender._record_request",
+        disk_full,
+        make_events=make_events,
+        api=api,
+        monkeypatch=monkeypatch,
+    )
 
     assert (report.requests, report.retried) == (1, 2)
-    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
-        Status.PENDING
-    }
     assert not DeliveryBatch.objects.exists()
     assert "Recording the request of batch" in caplog.text
     assert "failed too" in caplog.text
@@ -478,14 +493,13 @@ def test_a_database_error_while_recording_leaves_the_connection_usable(
             cursor.execute("SELECT * FROM openai_capi_no_such_table")
         raise AssertionError("unreachable")
 
-    monkeypatch.setattr("django_openai_capi.delivery.outcomes.mark_sent", failing)
-    make_events(2)
-    api.post(ENDPOINT, json={})
-
-    report = send_pending()
+    report = send_two_accepted_with(
+        "django_openai_capi.delivery.outcomes.mark_sent",
+        failing,
+        make_events=make_events,
+        api=api,
+        monkeypatch=monkeypatch,
+    )
 
     assert (report.requests, report.retried) == (1, 2)
-    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
-        Status.PENDING
-    }
     assert DeliveryBatch.objects.count() == 1
