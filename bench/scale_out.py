@@ -38,13 +38,13 @@ from django.db.models import Max  # noqa: E402
 
 from django_openai_capi.models import ConversionEvent, DeliveryBatch  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """User + system CPU of a live process of this run (the fake's, a worker's)."""
+    seconds = c.cpu_seconds(pid)
+    if seconds is None:
+        raise RuntimeError(f"no CPU time in /proc for process {pid} (not Linux?)")
+    return seconds
 
 
 def start_workers(count: int, url: str, batch: int) -> list[subprocess.Popen[bytes]]:
