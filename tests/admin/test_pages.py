@@ -12,13 +12,14 @@ from django.utils import timezone
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.maintenance import status as summary
 from django_openai_capi.models import (
+    ACCEPTANCE_WINDOW,
     ConversionEvent,
     DeliveryBatch,
     ErrorKind,
     PixelPause,
 )
 from tests.admin.conftest import STATUS_PAGE, StaffClient
-from tests.outbox import ENDPOINT, MakeEvents
+from tests.outbox import ENDPOINT, MakeEvents, error_envelope, statuses
 
 pytestmark = pytest.mark.django_db
 
@@ -102,6 +103,95 @@ def test_an_events_page_lists_the_requests_of_every_claim_that_carried_it(
     table = html[html.index('class="capi-batches"') :]
     assert table.index("req_outage") < table.index("req_through")
     assert '<div class="readonly">req_through</div>' in html
+
+
+def test_a_refused_events_page_shows_the_request_that_refused_it_not_the_one_that_sent_the_other(
+    admin_client: Any, make_events: MakeEvents, api: Any
+) -> None:
+    kept, refused = make_events(2)
+    api.post(
+        ENDPOINT,
+        status=400,
+        body=error_envelope(1),
+        headers={"x-request-id": "req_refused"},
+    )
+    api.post(ENDPOINT, json={}, headers={"x-request-id": "req_accepted"})
+    send_pending()
+
+    refused_page = event_page(admin_client, refused)
+    kept_page = event_page(admin_client, kept)
+
+    assert statuses() == {"lead-0": Status.SENT, "lead-1": Status.FAILED}
+    assert '<div class="readonly">req_refused</div>' in refused_page
+    assert "req_accepted" not in refused_page
+    assert '<div class="readonly">req_accepted</div>' in kept_page
+    table = kept_page[kept_page.index('class="capi-batches"') :]
+    assert table.index("req_refused") < table.index("req_accepted")
+
+
+def test_an_events_page_lists_only_the_requests_of_an_isolation_that_carried_it(
+    admin_client: Any, make_events: MakeEvents, api: Any
+) -> None:
+    events = make_events(3)
+    # No index in the errors: the batch is split in halves until lead-1 stands alone.
+    for request_id, status in [
+        ("req_whole", 400),
+        ("req_first_half", 200),
+        ("req_second_half", 400),
+        ("req_lead_1_alone", 400),
+        ("req_lead_2_alone", 200),
+    ]:
+        api.post(
+            ENDPOINT,
+            status=status,
+            body=error_envelope(None) if status == 400 else "{}",
+            headers={"x-request-id": request_id},
+        )
+    send_pending()
+
+    pages = {event.event_id: event_page(admin_client, event) for event in events}
+
+    assert statuses()["lead-1"] == Status.FAILED
+    shown = {
+        event_id: [
+            request_id
+            for request_id in (
+                "req_whole",
+                "req_first_half",
+                "req_second_half",
+                "req_lead_1_alone",
+                "req_lead_2_alone",
+            )
+            if request_id in html
+        ]
+        for event_id, html in pages.items()
+    }
+    assert shown == {
+        "lead-0": ["req_whole", "req_first_half"],
+        "lead-1": ["req_whole", "req_second_half", "req_lead_1_alone"],
+        "lead-2": ["req_whole", "req_second_half", "req_lead_2_alone"],
+    }
+    assert '<div class="readonly">req_lead_1_alone</div>' in pages["lead-1"]
+
+
+def test_an_event_expired_unsent_lists_no_request_of_its_claim(
+    admin_client: Any, make_events: MakeEvents, api: Any
+) -> None:
+    make_events(1)
+    (stale,) = make_events(
+        1,
+        prefix="stale",
+        event_time=timezone.now() - ACCEPTANCE_WINDOW + timedelta(minutes=1),
+    )
+    api.post(ENDPOINT, json={}, headers={"x-request-id": "req_of_the_others"})
+    send_pending()
+    stale.refresh_from_db()
+
+    html = event_page(admin_client, stale)
+
+    assert stale.status == Status.EXPIRED
+    assert stale.claim_ids or stale.batch_id
+    assert "req_of_the_others" not in html
 
 
 def test_a_payload_that_is_not_json_is_shown_as_stored(
