@@ -279,6 +279,13 @@ class DeliveryBatch(models.Model):
         verbose_name_plural = _("delivery batches")
         indexes = [
             models.Index(fields=["created_at"], name="openai_capi_batch_created"),
+            # The status page's last failed request of each outcome, one probe each.
+            # Partial: an accepted request, nearly every one, writes no entry.
+            models.Index(
+                fields=["outcome", "created_at"],
+                condition=~Q(outcome="accepted"),
+                name="openai_capi_batch_failed",
+            ),
         ]
 
     def __str__(self) -> str:

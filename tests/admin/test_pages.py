@@ -303,6 +303,53 @@ def test_the_status_page_counts_charts_and_shows_the_last_error_of_each_kind(
     assert "<script" not in html.split('id="content-main"')[1].split("</svg>")[0]
 
 
+def test_a_failed_request_charted_is_among_the_last_errors_after_its_events_were_sent(
+    admin_client: Any, make_events: MakeEvents, api: Any
+) -> None:
+    (event,) = make_events(1)
+    api.post(ENDPOINT, status=503, json={}, headers={"x-request-id": "req_outage"})
+    api.post(ENDPOINT, json={}, headers={"x-request-id": "req_through"})
+    send_pending()
+    PixelPause.objects.all().delete()
+    ConversionEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
+    send_pending()
+
+    html = admin_client.get(STATUS_PAGE).content.decode()
+
+    assert statuses() == {"lead-0": Status.SENT}
+    assert "1 events delivered; 1 requests failed." in html
+    assert "No errors recorded." not in html
+    errors = html[html.index('class="capi-errors"') :]
+    assert "server error (5xx)" in errors
+    assert "request req_outage" in errors
+    assert "req_through" not in errors
+
+
+def test_the_newer_of_an_events_error_and_a_failed_requests_is_shown_for_its_kind(
+    make_events: MakeEvents,
+) -> None:
+    outage = batch(
+        2, 10, DeliveryBatch.Outcome.RETRY, http_status=503, error="HTTP 503: old"
+    )
+    (event,) = make_events(
+        1, last_error_kind=ErrorKind.SERVER, last_error="HTTP 503: newer"
+    )
+    dropped = batch(
+        1, 10, DeliveryBatch.Outcome.NETWORK_ERROR, request_id="", error="No response"
+    )
+
+    errors = {error.kind: error for error in summary.delivery_status().last_errors}
+
+    assert set(errors) == {ErrorKind.SERVER, ErrorKind.NETWORK}
+    assert (errors[ErrorKind.SERVER].event_pk, errors[ErrorKind.SERVER].error) == (
+        event.pk,
+        "HTTP 503: newer",
+    )
+    assert errors[ErrorKind.NETWORK].request_pk == dropped.pk
+    assert errors[ErrorKind.NETWORK].status == "network error"
+    assert outage.pk not in {error.request_pk for error in errors.values()}
+
+
 def test_the_status_page_of_an_empty_outbox(admin_client: Any) -> None:
     html = admin_client.get(STATUS_PAGE).content.decode()
 
