@@ -109,13 +109,17 @@ class Children:
     def stop_all(self) -> None:
         """End every group the demo started, newest first; SIGKILL after a wait."""
         for child in reversed(self.started):
+            # A leader reaped earlier (a finished step) is skipped: its pid, and so its
+            # group id, may belong to another process by now.
+            if child.poll() is not None:
+                continue
             _signal_group(child.pid, signal.SIGTERM)
             try:
                 child.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 pass
-            # What is left of the group (the leader's own children): a group id stays
-            # taken while any member lives, so this reaches only the demo's processes.
+            # What is left of the group (the leader's own children), at once: a group
+            # id stays taken while any member lives.
             _signal_group(child.pid, signal.SIGKILL)
             child.wait()
 
