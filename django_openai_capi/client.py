@@ -11,6 +11,7 @@ Every request goes through :func:`post_events` (the worker, ``validate_only`` ru
 * ``OPENAI_CAPI_TIMEOUT`` bounds the *whole* request, not each socket read. A server
   that drips its answer a byte at a time would otherwise hold a batch past its lease,
   and another worker would send it again.
+* At most :data:`BODY_LIMIT` bytes of a body are read, whatever its length says.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -37,7 +39,7 @@ from django_openai_capi.conf import conf, request_deadline
 from django_openai_capi.exceptions import TransportError
 from django_openai_capi.redaction import describe_exception
 
-#: How much of a response body is kept for errors and the DeliveryBatch row.
+#: How much of a response body is read, and kept for errors and the DeliveryBatch row.
 BODY_LIMIT = 64 * 1024
 #: Bytes asked of the socket per read while reading a body.
 _CHUNK = 16 * 1024
@@ -59,6 +61,7 @@ class ApiResponse:
     """An HTTP answer from the API, whatever its status."""
 
     status: int
+    #: The first :data:`BODY_LIMIT` bytes of the body; the rest was never read.
     body: bytes
     #: ``x-request-id``: what OpenAI support asks for to trace a request.
     request_id: str
@@ -111,6 +114,9 @@ def post_events(pixel_id: str, body: bytes) -> ApiResponse:
                 headers={
                     "Authorization": f"Bearer {key}",
                     "Content-Type": "application/json",
+                    # The body is read as it comes, and only BODY_LIMIT of it: a
+                    # compressed one could not be cut there (nor be small after it).
+                    "Accept-Encoding": "identity",
                 },
                 timeout=timeout,
                 allow_redirects=False,
@@ -119,10 +125,10 @@ def post_events(pixel_id: str, body: bytes) -> ApiResponse:
             try:
                 content = read_body(response, deadline)
             finally:
-                # A body cut short by the deadline closes its connection rather than
-                # go back to the pool half-read; one read to its end went back already.
+                # A body cut short closes its connection rather than go back to the
+                # pool half-read; a body read to its end went back already.
                 response.close()
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise TransportError(
                 deadline.why(exc), duration_ms=deadline.elapsed_ms()
             ) from None
@@ -136,12 +142,19 @@ def post_events(pixel_id: str, body: bytes) -> ApiResponse:
 
 
 def read_body(response: requests.Response, deadline: Deadline) -> bytes:
-    """The first :data:`BODY_LIMIT` bytes of *response*'s body, read by the deadline."""
-    chunks = []
-    for chunk in response.iter_content(_CHUNK):
+    """The first :data:`BODY_LIMIT` bytes of *response*'s body; never more is read.
+
+    One byte past the limit is asked for, to tell a body cut short from one that fits.
+    """
+    kept = bytearray()
+    while len(kept) <= BODY_LIMIT:
         deadline.check()
-        chunks.append(chunk)
-    return b"".join(chunks)[:BODY_LIMIT]
+        wanted = min(_CHUNK, BODY_LIMIT + 1 - len(kept))
+        chunk: bytes = response.raw.read(wanted, decode_content=False)
+        if not chunk:
+            break
+        kept += chunk
+    return bytes(kept[:BODY_LIMIT])
 
 
 class Deadline:

@@ -1,6 +1,7 @@
 """The client's limits, tried against a server on loopback that misbehaves on purpose.
 
-A whole request is cut at its deadline however slowly the server drips.
+A whole request is cut at its deadline however slowly the server drips, and no more of
+a body is read than is kept, however much the server sends.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import socket
 import ssl
 import subprocess
 import time
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from django_openai_capi import client
-from django_openai_capi.client import post_events
+from django_openai_capi.client import BODY_LIMIT, post_events
 from django_openai_capi.conf import request_deadline
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.exceptions import TransportError
@@ -319,3 +321,88 @@ def test_the_session_used_outside_post_events_has_no_deadline(settings: Any) -> 
         response = client.session().post(server.url, data=b"{}", timeout=5)
 
     assert response.status_code == 200 and response.content == b"{}"
+
+
+# 2. Read at most what is kept ------------------------------------------------------
+
+HUGE = 400 * 1024 * 1024
+#: What the server can write beyond what the client read: both ends' socket buffers.
+BUFFERED = 8 * 1024 * 1024
+
+
+def test_a_huge_error_body_is_read_only_as_far_as_it_is_kept(settings: Any) -> None:
+    def huge(wire: Wire) -> bool:
+        wire.send(head(500, {"Content-Length": str(HUGE)}))
+        wire.flood(HUGE)
+        return True
+
+    with serve(settings, huge) as server:
+        tracemalloc.start()
+        try:
+            response = post_events("test-pixel", b"{}")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert response.status == 500
+    assert response.body == b"x" * BODY_LIMIT
+    assert server.written < BODY_LIMIT + BUFFERED
+    assert peak < 4 * BODY_LIMIT + 1024 * 1024
+
+
+def test_an_endless_chunked_body_is_read_only_as_far_as_it_is_kept(
+    settings: Any,
+) -> None:
+    def endless(wire: Wire) -> bool:
+        wire.send(head(502, {"Transfer-Encoding": "chunked"}))
+        while True:
+            wire.send(b"4000\r\n" + b"y" * 0x4000 + b"\r\n")
+
+    with serve(settings, endless) as server:
+        response = post_events("test-pixel", b"{}")
+
+    assert (response.status, len(response.body)) == (502, BODY_LIMIT)
+    assert server.written < BODY_LIMIT + BUFFERED
+
+
+def test_a_body_cut_short_does_not_go_back_to_the_pool_half_read(
+    settings: Any,
+) -> None:
+    answers = iter([b"z" * (3 * BODY_LIMIT), b'{"next": true}'])
+
+    def script(wire: Wire) -> bool:
+        body = next(answers)
+        wire.send(head(200, {"Content-Length": str(len(body))}) + body)
+        return True
+
+    with serve(settings, script) as server:
+        cut = post_events("test-pixel", b"{}")
+        after = post_events("test-pixel", b"{}")
+
+    assert len(cut.body) == BODY_LIMIT
+    # Read from the same connection, the next answer would start in the cut body.
+    assert after.body == b'{"next": true}'
+    assert server.connections == 2
+
+
+def test_a_body_of_exactly_the_limit_is_kept_whole(settings: Any) -> None:
+    body = b"e" * BODY_LIMIT
+    with serve(settings, answer(400, body)) as server:
+        response = post_events("test-pixel", b"{}")
+        again = post_events("test-pixel", b"{}")
+
+    assert response.body == again.body == body
+    assert server.connections == 1
+
+
+def test_the_answer_is_asked_for_uncompressed(settings: Any) -> None:
+    seen: list[bytes] = []
+
+    def script(wire: Wire) -> bool:
+        seen.append(wire.last_request)
+        return answer(200)(wire)
+
+    with serve(settings, script):
+        post_events("test-pixel", b"{}")
+
+    assert b"\r\nAccept-Encoding: identity\r\n" in seen[0]
