@@ -12,6 +12,8 @@ Every request goes through :func:`post_events` (the worker, ``validate_only`` ru
   that drips its answer a byte at a time would otherwise hold a batch past its lease,
   and another worker would send it again.
 * At most :data:`BODY_LIMIT` bytes of a body are read, whatever its length says.
+* The ``x-request-id`` is text from outside: it is cleaned before anything stores,
+  logs or shows it.
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ from urllib3.poolmanager import PoolManager
 
 from django_openai_capi.conf import conf, request_deadline
 from django_openai_capi.exceptions import TransportError
-from django_openai_capi.redaction import describe_exception
+from django_openai_capi.redaction import describe_exception, redact
 
 #: How much of a response body is read, and kept for errors and the DeliveryBatch row.
 BODY_LIMIT = 64 * 1024
+#: The longest request id kept: the ``request_id`` columns' length.
+REQUEST_ID_MAX_LENGTH = 128
 #: Bytes asked of the socket per read while reading a body.
 _CHUNK = 16 * 1024
 
@@ -63,7 +67,8 @@ class ApiResponse:
     status: int
     #: The first :data:`BODY_LIMIT` bytes of the body; the rest was never read.
     body: bytes
-    #: ``x-request-id``: what OpenAI support asks for to trace a request.
+    #: ``x-request-id``, cleaned (:func:`clean_request_id`): what OpenAI support asks
+    #: for to trace a request.
     request_id: str
     #: ``Retry-After`` in seconds, when the answer carried a usable one.
     retry_after: float | None
@@ -135,7 +140,7 @@ def post_events(pixel_id: str, body: bytes) -> ApiResponse:
     return ApiResponse(
         status=response.status_code,
         body=content,
-        request_id=response.headers.get("x-request-id", "")[:128],
+        request_id=clean_request_id(response.headers.get("x-request-id", "")),
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         duration_ms=deadline.elapsed_ms(),
     )
@@ -155,6 +160,18 @@ def read_body(response: requests.Response, deadline: Deadline) -> bytes:
             break
         kept += chunk
     return bytes(kept[:BODY_LIMIT])
+
+
+def clean_request_id(value: str) -> str:
+    """*value*, an ``x-request-id`` from outside, as it may be stored, logged and shown.
+
+    Unprintable characters are removed (PostgreSQL cannot store a NUL, and a control
+    character in a log line or a terminal can rewrite what surrounds it), the key is
+    redacted (a server may echo it anywhere) and the length capped to the columns'.
+    Removal comes first, so that a key split by control characters is still found.
+    """
+    printable = "".join(char for char in value if char.isprintable()).strip()
+    return redact(printable, limit=REQUEST_ID_MAX_LENGTH)
 
 
 class Deadline:

@@ -1,11 +1,13 @@
 """The client's limits, tried against a server on loopback that misbehaves on purpose.
 
-A whole request is cut at its deadline however slowly the server drips, and no more of
-a body is read than is kept, however much the server sends.
+A whole request is cut at its deadline however slowly the server drips; no more of a
+body is read than is kept, however much the server sends; and an ``x-request-id`` is
+cleaned before anything stores, logs or shows it.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import ssl
@@ -13,19 +15,30 @@ import subprocess
 import time
 import tracemalloc
 from collections.abc import Iterator
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from django_openai_capi import client
-from django_openai_capi.client import BODY_LIMIT, post_events
+from django_openai_capi.client import (
+    BODY_LIMIT,
+    REQUEST_ID_MAX_LENGTH,
+    clean_request_id,
+    post_events,
+)
 from django_openai_capi.conf import request_deadline
 from django_openai_capi.delivery import send_pending
+from django_openai_capi.delivery.verification import verify
 from django_openai_capi.exceptions import TransportError
 from django_openai_capi.models import (
     ConversionEvent,
     DeliveryBatch,
     ErrorKind,
+    PixelPause,
 )
 from tests.hostile import HostileServer, Script, Wire, answer, head, silent
 from tests.outbox import MakeEvents
@@ -406,3 +419,92 @@ def test_the_answer_is_asked_for_uncompressed(settings: Any) -> None:
         post_events("test-pixel", b"{}")
 
     assert b"\r\nAccept-Encoding: identity\r\n" in seen[0]
+
+
+# 3. x-request-id is text from outside ---------------------------------------------
+
+HOSTILE_ID = b"req_\x00abc\x1b[2J\t\x7f" + KEY.encode() + b"\x85end"
+
+
+def hostile_id(status: int, body: bytes = b"{}") -> Script:
+    return answer(status, body, raw_headers=b"x-request-id: " + HOSTILE_ID + b"\r\n")
+
+
+CLEAN_ID = "req_abc[2J[redacted]end"
+
+
+@given(st.text())
+@example("req_\x00abc")
+@example(KEY)
+@example("sk-svcacct-HOS\x00TILE-0123456789abcdef")
+@example("r" * 500)
+@example("x" * 120 + KEY)
+def test_a_clean_request_id_is_printable_short_and_keyless(value: str) -> None:
+    cleaned = clean_request_id(value)
+
+    assert cleaned.isprintable()
+    assert len(cleaned) <= REQUEST_ID_MAX_LENGTH
+    assert "sk-svcacct-HOS" not in cleaned
+
+
+def test_a_real_request_id_is_kept_as_it_is() -> None:
+    value = "req_" + "0123456789abcdef" * 2
+    assert clean_request_id(value) == value
+
+
+def test_the_request_id_columns_hold_what_the_client_keeps() -> None:
+    for model in (DeliveryBatch, PixelPause):
+        field = model._meta.get_field("request_id")
+        assert getattr(field, "max_length", None) == REQUEST_ID_MAX_LENGTH
+
+
+def test_a_nul_in_the_request_id_does_not_fail_an_accepted_request(
+    settings: Any, make_events: MakeEvents, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_events(3)
+    with serve(settings, hostile_id(200)), caplog.at_level(logging.DEBUG):
+        report = send_pending()
+
+    assert (report.sent, report.failed, report.retried) == (3, 0, 0)
+    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
+        Status.SENT
+    }
+    assert DeliveryBatch.objects.get().request_id == CLEAN_ID
+    assert KEY not in caplog.text and "\x00" not in caplog.text
+
+
+def test_a_hostile_request_id_reaches_the_pause_and_the_log_clean(
+    settings: Any, make_events: MakeEvents, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_events(2)
+    unauthorized = b'{"error": {"message": "Unauthorized", "type": "x"}}'
+    with serve(settings, hostile_id(401, unauthorized)), caplog.at_level(logging.INFO):
+        send_pending()
+
+    pause = PixelPause.objects.get()
+    assert pause.request_id == CLEAN_ID
+    assert CLEAN_ID in pause.error
+    assert CLEAN_ID in caplog.text
+    assert DeliveryBatch.objects.get().request_id == CLEAN_ID
+    for text in (
+        caplog.text,
+        pause.error,
+        *ConversionEvent.objects.values_list("last_error", flat=True),
+    ):
+        assert KEY not in text
+        assert not any(char in text for char in "\x00\x1b\t\x7f\x85")
+
+
+@pytest.mark.django_db
+def test_openai_capi_verify_shows_a_hostile_request_id_clean(settings: Any) -> None:
+    with serve(settings, hostile_id(503, b'{"error": {"message": "busy"}}')):
+        result = verify("test-pixel")
+        stdout, stderr = StringIO(), StringIO()
+        with pytest.raises(CommandError) as failed:
+            call_command("openai_capi_verify", stdout=stdout, stderr=stderr)
+
+    assert result.request_id == CLEAN_ID
+    assert CLEAN_ID in result.advice
+    printed = stdout.getvalue() + stderr.getvalue() + str(failed.value)
+    assert f"request id {CLEAN_ID}" in printed
+    assert KEY not in printed and "\x00" not in printed
