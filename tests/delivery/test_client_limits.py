@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -473,8 +474,11 @@ def test_a_nul_in_the_request_id_does_not_fail_an_accepted_request(
     assert KEY not in caplog.text and "\x00" not in caplog.text
 
 
-def test_a_hostile_request_id_reaches_the_pause_and_the_log_clean(
-    settings: Any, make_events: MakeEvents, caplog: pytest.LogCaptureFixture
+def test_a_hostile_request_id_reaches_the_pause_the_log_and_the_admin_clean(
+    settings: Any,
+    make_events: MakeEvents,
+    caplog: pytest.LogCaptureFixture,
+    admin_client: Any,
 ) -> None:
     make_events(2)
     unauthorized = b'{"error": {"message": "Unauthorized", "type": "x"}}'
@@ -486,6 +490,14 @@ def test_a_hostile_request_id_reaches_the_pause_and_the_log_clean(
     assert CLEAN_ID in pause.error
     assert CLEAN_ID in caplog.text
     assert DeliveryBatch.objects.get().request_id == CLEAN_ID
+    pages = "".join(
+        admin_client.get(
+            reverse(f"admin:django_openai_capi_{name}_changelist")
+        ).content.decode()
+        for name in ("pixelpause", "deliverybatch")
+    )
+    assert pages.count(CLEAN_ID) >= 2
+    assert KEY not in pages and "\x00" not in pages and "\x1b" not in pages
     for text in (
         caplog.text,
         pause.error,
