@@ -34,7 +34,7 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.W002`` OPENAI_CAPI_PIXEL_ID is not set
 * ``django_openai_capi.W003`` OPENAI_CAPI_ENDPOINT has a query string or a fragment
 * ``django_openai_capi.W004`` OPENAI_CAPI_VALIDATE_ONLY is True while DEBUG is False
-* ``django_openai_capi.W005`` OPENAI_CAPI_LEASE_SECONDS is not above twice the read timeout
+* ``django_openai_capi.W005`` OPENAI_CAPI_LEASE_SECONDS is not above twice the whole-request deadline OPENAI_CAPI_TIMEOUT sets
 * ``django_openai_capi.W006`` an unknown OPENAI_CAPI_* setting (a typo?)
 * ``django_openai_capi.W007`` the default pixel has no key while sending is enabled
 * ``django_openai_capi.W008`` OPENAI_CAPI_ENDPOINT's host is api.ads.openai.com, the Advertiser API
@@ -59,7 +59,12 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from django_openai_capi.api import spec
-from django_openai_capi.conf import SETTING_NAMES, Dispatch, raw_setting
+from django_openai_capi.conf import (
+    SETTING_NAMES,
+    Dispatch,
+    raw_setting,
+    request_deadline,
+)
 from django_openai_capi.dispatch import tasks_framework
 from django_openai_capi.redaction import describe_exception
 
@@ -407,7 +412,7 @@ def _check_batch_size() -> list[CheckMessage]:
 
 
 def _check_timeout() -> list[CheckMessage]:
-    if _read_timeout(raw_setting("OPENAI_CAPI_TIMEOUT")) is not None:
+    if _request_deadline(raw_setting("OPENAI_CAPI_TIMEOUT")) is not None:
         return []
     return [
         Error(
@@ -418,14 +423,14 @@ def _check_timeout() -> list[CheckMessage]:
     ]
 
 
-def _read_timeout(value: object) -> float | None:
-    """Return the read timeout in *value*, or None if *value* is not a valid timeout."""
+def _request_deadline(value: object) -> float | None:
+    """The seconds a whole request may take under *value*; None if it is no valid timeout."""
     if _is_positive_number(value):
-        return value
+        return request_deadline(value)
     if isinstance(value, tuple) and len(value) == 2:
         connect, read = value
         if _is_positive_number(connect) and _is_positive_number(read):
-            return read
+            return request_deadline((connect, read))
     return None
 
 
@@ -481,14 +486,17 @@ def _check_lease_seconds() -> list[CheckMessage]:
         hint="It is how long a worker owns a claimed batch; the default is 300.",
     )
     lease = raw_setting("OPENAI_CAPI_LEASE_SECONDS")
-    read_timeout = _read_timeout(raw_setting("OPENAI_CAPI_TIMEOUT"))
-    if errors or read_timeout is None or not _is_int(lease) or lease > 2 * read_timeout:
+    deadline = _request_deadline(raw_setting("OPENAI_CAPI_TIMEOUT"))
+    if errors or deadline is None or not _is_int(lease) or lease > 2 * deadline:
         return errors
     return [
         Warning(
-            "OPENAI_CAPI_LEASE_SECONDS should be more than twice the read timeout.",
-            hint="Otherwise a slow request can outlive its lease and its batch be sent "
-            + "twice; raise it or lower OPENAI_CAPI_TIMEOUT.",
+            f"OPENAI_CAPI_LEASE_SECONDS should be more than twice the {deadline:g} s "
+            + "OPENAI_CAPI_TIMEOUT allows a whole request.",
+            hint="A request is cut at that deadline (for a (connect, read) pair, their "
+            + "sum), and the next batch is claimed while one is in flight; with a "
+            + "shorter lease its events can be taken back and sent twice. Raise "
+            + "OPENAI_CAPI_LEASE_SECONDS or lower OPENAI_CAPI_TIMEOUT.",
             id="django_openai_capi.W005",
         )
     ]

@@ -20,6 +20,20 @@ Dispatch: TypeAlias = Literal["task", "inline", "none"]
 #: Seconds, or a ``(connect, read)`` pair, as ``requests`` takes it.
 Timeout: TypeAlias = float | tuple[float, float]
 
+
+def request_deadline(timeout: Timeout) -> float:
+    """The seconds a whole request may take under *timeout* (``OPENAI_CAPI_TIMEOUT``).
+
+    A number bounds the whole request: connecting, sending and reading the answer. A
+    ``(connect, read)`` pair bounds connecting by *connect*, each wait for the answer by
+    *read*, and the whole request by their sum.
+    """
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return connect + read
+    return timeout
+
+
 # The single source of the defaults: conf reads them, and the checks read raw values
 # through them, so the two can never disagree. Read-only, so that no caller can change a
 # default for everyone by mutating what a property returned.
@@ -135,7 +149,11 @@ class Settings:
 
     @property
     def OPENAI_CAPI_TIMEOUT(self) -> Timeout:
-        """HTTP timeout in seconds, or a ``(connect, read)`` pair."""
+        """The most a whole request may take, in seconds, or a ``(connect, read)`` pair.
+
+        See :func:`request_deadline`: the client cuts a request at that deadline, however
+        slowly the server keeps sending, and the lease must outlast it (W005).
+        """
         value: Timeout = _read("OPENAI_CAPI_TIMEOUT")
         return value
 
@@ -161,8 +179,8 @@ class Settings:
     def OPENAI_CAPI_LEASE_SECONDS(self) -> int:
         """How long a worker owns a claimed batch before another may take it back.
 
-        Keep it well above the request timeout, or a slow request can outlive its lease
-        and the batch be sent twice.
+        Keep it well above the whole-request deadline (``OPENAI_CAPI_TIMEOUT``), or a
+        slow request can outlive its lease and the batch be sent twice.
         """
         value: int = _read("OPENAI_CAPI_LEASE_SECONDS")
         return value

@@ -207,6 +207,12 @@ BAD = [
         {"OPENAI_CAPI_LEASE_SECONDS": 60, "OPENAI_CAPI_TIMEOUT": (1.0, 30.0)},
         ["W005"],
     ),
+    # A pair's connect time counts too: the whole request may take their sum.
+    (
+        "W005",
+        {"OPENAI_CAPI_LEASE_SECONDS": 61, "OPENAI_CAPI_TIMEOUT": (100.0, 30.0)},
+        ["W005"],
+    ),
     ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": ""}, ["E016"]),
     ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "   "}, ["E016"]),
     ("E016", {"OPENAI_CAPI_INTEGRATION_SOURCE": "-acme"}, ["E016"]),
@@ -284,7 +290,7 @@ GOOD = [
     {"OPENAI_CAPI_RETRY_BACKOFF": 1, "OPENAI_CAPI_RETRY_BACKOFF_MAX": 1},
     {"OPENAI_CAPI_RETRY_BACKOFF": 0.5},
     {"OPENAI_CAPI_LEASE_SECONDS": 21},
-    {"OPENAI_CAPI_LEASE_SECONDS": 61, "OPENAI_CAPI_TIMEOUT": (100.0, 30.0)},
+    {"OPENAI_CAPI_LEASE_SECONDS": 261, "OPENAI_CAPI_TIMEOUT": (100.0, 30.0)},
     {"OPENAI_CAPI_INTEGRATION_SOURCE": "acme_measurement"},
     {"OPENAI_CAPI_INTEGRATION_SOURCE": "  Acme-Measurement.v2 "},
     {"OPENAI_CAPI_INTEGRATION_SOURCE": "9" + "a" * 63},
@@ -341,6 +347,14 @@ def test_w007_names_the_default_pixel(settings):
     [message] = check_settings()
     assert "OPENAI_CAPI_PIXEL_ID 'px_main'" in message.msg
     assert "'px_main'" in (message.hint or "")
+
+
+def test_w005_compares_the_lease_with_the_whole_request_deadline(settings):
+    settings.OPENAI_CAPI_LEASE_SECONDS = 200
+    settings.OPENAI_CAPI_TIMEOUT = (70.0, 30.0)
+    [message] = check_settings()
+    assert message.id == "django_openai_capi.W005"
+    assert "100 s OPENAI_CAPI_TIMEOUT allows a whole request" in message.msg
 
 
 def test_w008_hint_gives_the_events_url(settings):
