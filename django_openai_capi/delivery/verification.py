@@ -21,9 +21,10 @@ from django_openai_capi.api import build_event, encode_event
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import pauses
 from django_openai_capi.delivery.isolation import Answer
-from django_openai_capi.delivery.sender import post
+from django_openai_capi.delivery.policy import Verdict
+from django_openai_capi.delivery.sender import post, what_to_do
 from django_openai_capi.exceptions import CapiConfigurationError, EventValidationError
-from django_openai_capi.models import PixelPause
+from django_openai_capi.models import ErrorKind, PixelPause
 from django_openai_capi.redaction import redact
 
 #: The test event's type: a ``contents`` event that needs no data beyond its type.
@@ -63,8 +64,11 @@ class Diagnosis(enum.Enum):
     #: Another 5xx, or 408.
     TEMPORARY = "temporary"
     RATE_LIMITED = "rate_limited"
-    #: 400, 413 or 422: the test event itself was refused.
+    #: 400, 413 or 422 naming the test event: the test event itself was refused.
     EVENT_REFUSED = "event_refused"
+    #: 400, 413 or 422 naming no event (a lost ``pid``): the request was refused, as
+    #: delivery finds it when one-event requests are refused that way.
+    REQUEST_REFUSED = "request_refused"
     NO_RESPONSE = "no_response"
     #: A redirect, 404 and the like: the endpoint is not the events API.
     WRONG_ENDPOINT = "wrong_endpoint"
@@ -248,6 +252,15 @@ def diagnose(
             + f"{_EVENTS_RETRIED} Run this check again in a few minutes; if it "
             + f"persists, check {STATUS_PAGE}"
             + (f", and {quote} to {SUPPORT}." if quote else "."),
+        )
+    if answer.verdict is Verdict.REJECTED and not answer.blamed(1):
+        # The test event passes the app's validation; delivery draws the same
+        # conclusion from a one-event request refused this way.
+        return (
+            Diagnosis.REQUEST_REFUSED,
+            "The API refused the request itself, not the test event "
+            + f"(HTTP {status}: {message}).",
+            what_to_do(status, ErrorKind.REQUEST, answer.text),
         )
     if status in (400, 413, 422):
         return _event_refused(status, message, quote)
