@@ -23,7 +23,11 @@ from django_openai_capi.delivery import pauses
 from django_openai_capi.delivery.isolation import Answer
 from django_openai_capi.delivery.policy import Verdict
 from django_openai_capi.delivery.sender import post, what_to_do
-from django_openai_capi.exceptions import CapiConfigurationError, EventValidationError
+from django_openai_capi.exceptions import (
+    CapiConfigurationError,
+    EventValidationError,
+    UnusableApiKeyError,
+)
 from django_openai_capi.models import ErrorKind, PixelPause
 from django_openai_capi.redaction import redact
 
@@ -120,9 +124,21 @@ def verify(pixel_id: str | None = None, *, using: str = "default") -> VerifyResu
             endpoint=endpoint,
             notes=notes,
         )
-    setting = key_setting(pixel)
+    setting = conf.key_setting(pixel)
     try:
         conf.api_key_for(pixel)
+    except UnusableApiKeyError as exc:
+        # The worker refuses to send with it for the same reason (one rule, in conf).
+        return VerifyResult(
+            ok=False,
+            diagnosis=Diagnosis.BAD_SETTING,
+            summary=f"{exc.setting} cannot be sent as the API key as it is.",
+            advice=str(exc),
+            pixel_id=pixel,
+            endpoint=endpoint,
+            key_setting=exc.setting,
+            notes=notes,
+        )
     except CapiConfigurationError as exc:
         return VerifyResult(
             ok=False,
@@ -311,13 +327,6 @@ def _message(answer: Answer) -> str:
         return redact(answer.error.describe())
     # "HTTP 418: <body>" or "No response: <why>"; empty for a success.
     return answer.text.partition(": ")[2] or answer.text
-
-
-def key_setting(pixel_id: str) -> str:
-    """The name of the setting that holds *pixel_id*'s key, as ``api_key_for`` picks it."""
-    if conf.OPENAI_CAPI_PIXEL_API_KEYS.get(pixel_id):
-        return f"OPENAI_CAPI_PIXEL_API_KEYS[{pixel_id!r}]"
-    return "OPENAI_CAPI_API_KEY"
 
 
 def shown_endpoint(url: str) -> str:
