@@ -94,7 +94,7 @@ class Stopped(Generic[T]):
 Step = Accepted[T] | Refused[T] | Stopped[T]
 
 #: The most requests a claim makes before a refusal is found to be the request's:
-#: the claim, then its first event alone, then one more event alone.
+#: the claim, then its first event alone, then its last event alone.
 REQUEST_FAULT_REQUESTS = 3
 
 
@@ -111,7 +111,7 @@ def isolate(
     whatever it carries (its ``pid`` lost by a proxy, a setting sent with every
     request). Until an event of the claim has passed, or a refusal has named one, a
     refused group is split into its first event alone and two halves of the rest; if
-    that first event is refused naming none too, one more event is sent alone. Two
+    that first event is refused naming none too, the last event is sent alone. Two
     lone events refused, and none passed: the request is at fault, and every event is
     stopped with ``request_fault``, failing none, after at most
     :data:`REQUEST_FAULT_REQUESTS` requests. A lone event refused
@@ -136,9 +136,8 @@ def isolate(
         answer = post(group)
         spent += 1
         verdict = answer.verdict
-        if verdict is Verdict.ACCEPTED or (
-            verdict is Verdict.REJECTED and answer.blamed(len(group))
-        ):
+        blamed = answer.blamed(len(group)) if verdict is Verdict.REJECTED else set()
+        if verdict is Verdict.ACCEPTED or blamed:
             proven = True
             if suspect is not None:
                 yield _refused(*suspect, None)
@@ -146,7 +145,6 @@ def isolate(
         if verdict is Verdict.ACCEPTED:
             yield Accepted(group, answer)
         elif verdict is Verdict.REJECTED:
-            blamed = answer.blamed(len(group))
             if len(group) == 1 and (blamed or proven):
                 yield _refused(group[0], answer, 0 if 0 in blamed else None)
             elif blamed:
@@ -168,12 +166,13 @@ def isolate(
                     queue.appendleft(group[1:middle])
                 queue.appendleft(group[:1])
             elif suspect is None and queue:
-                # A second opinion: one more event alone, the last of the next group.
+                # A second opinion: the claim's last event alone, as far as possible
+                # from the first (bad events often come in runs: one broken deploy).
                 suspect = (group[0], answer)
-                following = queue.popleft()
-                if len(following) > 1:
-                    queue.appendleft(following[:-1])
-                queue.appendleft(following[-1:])
+                last = queue.pop()
+                if len(last) > 1:
+                    queue.append(last[:-1])
+                queue.appendleft(last[-1:])
             else:
                 events_left = [*_held(suspect), *group, *_waiting(queue)]
                 yield Stopped(events_left, answer, request_fault=True)

@@ -81,7 +81,7 @@ def test_a_400_that_names_no_event_fails_no_event_and_pauses_the_pixel(
     with caplog.at_level(logging.ERROR, "django_openai_capi"):
         report = send_pending()
 
-    # The bound: the claim, its first event alone, one more event alone.
+    # The bound: the claim, its first event alone, its last event alone.
     assert REQUEST_FAULT_REQUESTS == 3
     assert [request.event_count for request in fake.requests] == [1000, 1, 1]
     assert (report.failed, report.sent, report.retried) == (0, 0, 1000)
