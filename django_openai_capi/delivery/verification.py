@@ -309,9 +309,8 @@ def _event_refused(status: int, message: str, quote: str) -> tuple[Diagnosis, st
             "The test event is stamped with this machine's clock, which may be wrong: "
             + "check it (NTP). Events recorded with a wrong clock are refused too."
         )
-    elif "integration_source" in lowered:
-        advice = "Check OPENAI_CAPI_INTEGRATION_SOURCE, or set it to None."
     else:
+        # (integration_source is the request's, not the event's: see what_to_do.)
         advice = (
             "So this check cannot tell whether the key and pixel work. The test event "
             + "is built by django-openai-capi and passes its own validation, so this "
