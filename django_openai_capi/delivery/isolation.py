@@ -114,11 +114,11 @@ def isolate(
     that first event is refused naming none too, the last event is sent alone. Two
     lone events refused, and none passed: the request is at fault, and every event is
     stopped with ``request_fault``, failing none, after at most
-    :data:`REQUEST_FAULT_REQUESTS` requests. A lone event refused
-    while another passed alone is a bad event, and fails as one; so does a lone event
-    refused naming no event once anything passed. A claim of one event refused naming
-    none has nothing to compare with, and is a request fault too: it is tried again
-    with the pixel's next events, and fails once one of them passes.
+    :data:`REQUEST_FAULT_REQUESTS` requests. A lone event refused while another passed
+    alone is a bad event, and fails as one; so does a lone event refused naming no
+    event once anything passed. A claim of one event refused naming none has nothing
+    to compare with, and is a request fault too: it is tried again with the pixel's
+    next events, and fails once one of them passes.
     """
     limit = isolation_budget(len(events)) if budget is None else budget
     queue: deque[Sequence[T]] = deque([events]) if events else deque()
@@ -160,7 +160,7 @@ def isolate(
             elif len(group) > 1:
                 # Its first event alone, then the rest in halves: bisection, with the
                 # first event's answer telling whether the events are being judged.
-                middle = max(len(group) // 2, 1)
+                middle = len(group) // 2
                 queue.appendleft(group[middle:])
                 if middle > 1:
                     queue.appendleft(group[1:middle])

@@ -132,7 +132,7 @@ def verify(pixel_id: str | None = None, *, using: str = "default") -> VerifyResu
         return VerifyResult(
             ok=False,
             diagnosis=Diagnosis.BAD_SETTING,
-            summary=f"{exc.setting} cannot be sent as the API key as it is.",
+            summary=f"{exc.setting} cannot be sent as it is.",
             advice=str(exc),
             pixel_id=pixel,
             endpoint=endpoint,
