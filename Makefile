@@ -17,8 +17,6 @@ TOX_PATH := $(subst $(space),:,$(strip $(TOX_PYTHONS) $(PATH)))
 
 MYPY_TARGETS := django_openai_capi tests example_project manage.py $(if $(wildcard bench/*.py),bench)
 
-DEMO_ADDR ?= 127.0.0.1:8000
-
 .PHONY: help venv demo test lint tox clean
 
 help:
@@ -42,32 +40,12 @@ $(TOX_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet 'tox>=4.22'
 	@touch $@
 
-# The demo's fake Conversions API: the example project's default endpoint.
-DEMO_FAKE_PORT ?= 8001
-
+# example_project/demo.py: the fake API, the demo data and runserver, all stopped
+# together however the demo is stopped. DEMO_FAKE_PORT (default 8001) moves the fake and
+# the endpoint the project sends to; DEMO_ADDR (default 127.0.0.1:8000) is where it is
+# served. Both are read from the environment, or: make demo DEMO_ADDR=127.0.0.1:9000
 demo: $(STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py shell --verbosity 0 --command \
-	  'from django.contrib.auth import get_user_model; User = get_user_model(); User.objects.filter(username="admin").exists() or User.objects.create_superuser("admin", "admin@example.com", "admin")'
-	@# One shell, so that the fake API started here stops when the demo does.
-	@set -e; \
-	$(BIN)/python -m django_openai_capi.testing --port $(DEMO_FAKE_PORT) \
-	  --api-key demo-key --pixel demo-pixel | sed -u 's/^/[fake API] /' & \
-	fake=$$!; trap 'kill $$fake 2>/dev/null' EXIT INT TERM; \
-	for _ in $$(seq 50); do \
-	  $(BIN)/python -c 'import socket,sys; socket.create_connection(("127.0.0.1", $(DEMO_FAKE_PORT)), 1)' 2>/dev/null && break; \
-	  sleep 0.1; \
-	done; \
-	echo "Fake Conversions API on http://127.0.0.1:$(DEMO_FAKE_PORT)/v1/events (key demo-key, pixel demo-pixel)"; \
-	$(BIN)/python manage.py demo_data; \
-	echo "Sweeping up anything the on-commit sends missed (the worker command's job):"; \
-	$(BIN)/python manage.py openai_capi_send; \
-	echo; \
-	echo "  Admin: http://$(DEMO_ADDR)/admin/  (login admin / admin)"; \
-	echo "  Sent events: http://$(DEMO_ADDR)/admin/django_openai_capi/conversionevent/"; \
-	echo "  Delivery status: http://$(DEMO_ADDR)/admin/django_openai_capi/deliverystatus/"; \
-	echo; \
-	$(BIN)/python manage.py runserver $(DEMO_ADDR)
+	$(BIN)/python -m example_project.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ per-event log would have.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from django.db import models
@@ -215,6 +216,21 @@ class ConversionEvent(models.Model):
         return self.payload is not None
 
 
+def carried_pks(pks: Iterable[int]) -> str:
+    """``DeliveryBatch.carried`` of a request that carried the events *pks*."""
+    return "".join(f" {pk}" for pk in pks) + " "
+
+
+class DeliveryBatchQuerySet(models.QuerySet["DeliveryBatch"]):
+    def carrying(
+        self, event_pk: int, claims: Sequence[uuid.UUID]
+    ) -> DeliveryBatchQuerySet:
+        """The requests of *claims* that carried the event *event_pk*."""
+        return self.filter(
+            Q(carried="") | Q(carried__contains=f" {event_pk} "), claim_id__in=claims
+        )
+
+
 class DeliveryBatch(models.Model):
     """One HTTP request to the Conversions API, and what came of it."""
 
@@ -233,6 +249,14 @@ class DeliveryBatch(models.Model):
     claim_id = models.UUIDField(_("claim ID"), db_index=True)
     pixel_id = models.CharField(_("pixel ID"), max_length=PIXEL_ID_MAX_LENGTH)
     size = models.PositiveIntegerField(_("events"))
+    # Which events this request carried, when it was not every event of its claim: the
+    # requests that isolate a rejected batch, or the first request of a claim whose
+    # stale events were expired unsent. Their pks, each between spaces (" 12 40 "), so
+    # that one LIKE finds the requests of an event (its page in the admin). Empty: the
+    # whole claim, as nearly every request is, so that the common path writes nothing.
+    carried = models.TextField(
+        _("events carried"), blank=True, default="", editable=False
+    )
     validate_only = models.BooleanField(_("validate only"), default=False)
     # Written once, when the request has its answer: a worker that dies mid-request
     # leaves no row, and its events come back through the lease reaper.
@@ -251,11 +275,20 @@ class DeliveryBatch(models.Model):
     created_at = models.DateTimeField(_("started"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
+    objects = DeliveryBatchQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("delivery batch")
         verbose_name_plural = _("delivery batches")
         indexes = [
             models.Index(fields=["created_at"], name="openai_capi_batch_created"),
+            # The status page's last failed request of each outcome, one probe each.
+            # Partial: an accepted request, nearly every one, writes no entry.
+            models.Index(
+                fields=["outcome", "created_at"],
+                condition=~Q(outcome="accepted"),
+                name="openai_capi_batch_failed",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,12 +7,15 @@ runs on SQLite and sends to a local fake of the Conversions API: no credentials 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from example_project.demo import fake_port
 
 PROJECT_DIR = Path(__file__).resolve().parent
 ROOT_DIR = PROJECT_DIR.parent
@@ -103,12 +106,15 @@ LOGGING = {
 
 # --- django-openai-capi ----------------------------------------------------------------
 #
-# DEMO DEFAULTS: the endpoint is a local fake of the Conversions API on 127.0.0.1:8001,
-# and the key and pixel are made up, so the demo needs no credentials and can never send
-# to the real API by accident. To send for real, set OPENAI_CAPI_ENDPOINT to
-# https://bzr.openai.com/v1/events and OPENAI_CAPI_API_KEY / OPENAI_CAPI_PIXEL_ID to yours.
+# DEMO DEFAULTS: the endpoint is the local fake of the Conversions API that `make demo`
+# starts on 127.0.0.1:8001 (or on DEMO_FAKE_PORT: read here too, so that the endpoint
+# moves with the fake), and the key and pixel are made up, so the demo needs no
+# credentials and can never send to the real API by accident. To send for real, set
+# OPENAI_CAPI_ENDPOINT to https://bzr.openai.com/v1/events and OPENAI_CAPI_API_KEY /
+# OPENAI_CAPI_PIXEL_ID to yours.
+DEMO_FAKE_PORT = fake_port(os.environ)
 OPENAI_CAPI_ENDPOINT = env.str(
-    "OPENAI_CAPI_ENDPOINT", default="http://127.0.0.1:8001/v1/events"
+    "OPENAI_CAPI_ENDPOINT", default=f"http://127.0.0.1:{DEMO_FAKE_PORT}/v1/events"
 )
 OPENAI_CAPI_API_KEY = env.str("OPENAI_CAPI_API_KEY", default="demo-key")
 OPENAI_CAPI_PIXEL_ID = env.str("OPENAI_CAPI_PIXEL_ID", default="demo-pixel")

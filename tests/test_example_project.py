@@ -11,16 +11,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_check(**environ: str) -> subprocess.CompletedProcess[str]:
+    return run_manage("check", **environ)
+
+
+def run_manage(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
     # A clean environment: none of the caller's settings may leak into the project.
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_CAPI_", "DJANGO_"))
+        if not key.startswith(("OPENAI_CAPI_", "DJANGO_", "DEMO_"))
         and key not in {"DATABASE_URL", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"}
     }
     env.update(environ)
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -71,3 +75,34 @@ class ExampleProjectTests(SimpleTestCase):
         assert result.returncode != 0
         assert "OPENAI_CAPI_PIXEL_API_KEYS" in result.stderr
         assert "sk-secret-one" not in result.stderr + result.stdout
+
+    def test_the_endpoint_follows_demo_fake_port_unless_set_itself(self):
+        def endpoint(**environ: str) -> str:
+            result = run_manage(
+                "shell",
+                "--verbosity",
+                "0",
+                "--command",
+                "from django.conf import settings; print(settings.OPENAI_CAPI_ENDPOINT)",
+                **environ,
+            )
+            assert result.returncode == 0, result.stderr
+            return result.stdout.strip()
+
+        assert endpoint() == "http://127.0.0.1:8001/v1/events"
+        assert endpoint(DEMO_FAKE_PORT="9123") == "http://127.0.0.1:9123/v1/events"
+        assert (
+            endpoint(
+                DEMO_FAKE_PORT="9123",
+                OPENAI_CAPI_ENDPOINT="https://bzr.openai.com/v1/events",
+            )
+            == "https://bzr.openai.com/v1/events"
+        )
+
+    def test_a_demo_fake_port_that_is_not_a_port_names_the_variable(self):
+        result = run_check(DEMO_FAKE_PORT="80o1")
+
+        assert result.returncode != 0
+        assert "DEMO_FAKE_PORT is not valid: '80o1' is not a port number" in (
+            result.stderr
+        )

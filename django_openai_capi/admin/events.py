@@ -19,7 +19,7 @@ from django_openai_capi.delivery.claim import claim_ids_of
 from django_openai_capi.models import ConversionEvent, DeliveryBatch
 from django_openai_capi.redaction import redact
 
-#: Requests of one claim listed on an event's page: a claim makes one, and a rejected
+#: Requests listed on an event's page, the newest: a claim makes one, and a rejected
 #: one about log2(batch size) more while its bad events are isolated.
 MAX_BATCHES_SHOWN = 50
 
@@ -118,10 +118,11 @@ class ConversionEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("last request ID"))
     def request_id(self, event: ConversionEvent) -> str:
-        for batch in reversed(self._batches(event)):
-            if batch.request_id:
-                return batch.request_id
-        return "—"
+        # The last request that carried the event (for a refused one, the request
+        # that refused it), or none: an older request's id would send support to the
+        # wrong request.
+        rows = self._batches(event)
+        return (rows[-1].request_id or "—") if rows else "—"
 
     @admin.display(description=_("requests it went out in"))
     def batches(self, event: ConversionEvent) -> SafeString:
@@ -177,12 +178,13 @@ class ConversionEventAdmin(ReadOnlyAdmin):
         cached: list[DeliveryBatch] | None = getattr(event, "_capi_batches", None)
         if cached is None:
             claims = claim_ids_of(event)
+            # The newest, shown oldest first: the last is the one that decided.
             cached = (
                 list(
-                    DeliveryBatch.objects.filter(claim_id__in=claims).order_by(
-                        "created_at"
+                    DeliveryBatch.objects.carrying(event.pk, claims).order_by(
+                        "-created_at"
                     )[:MAX_BATCHES_SHOWN]
-                )
+                )[::-1]
                 if claims
                 else []
             )

@@ -33,7 +33,12 @@ from django_openai_capi.delivery.policy import (
     error_kind,
 )
 from django_openai_capi.exceptions import TransportError
-from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
+from django_openai_capi.models import (
+    ConversionEvent,
+    DeliveryBatch,
+    ErrorKind,
+    carried_pks,
+)
 from django_openai_capi.redaction import describe_exception, format_traceback, redact
 
 logger = logging.getLogger("django_openai_capi.delivery")
@@ -277,6 +282,10 @@ def _record_request(
         claim_id=claim.batch_id,
         pixel_id=claim.pixel_id,
         size=len(group),
+        # A group is drawn from the claim's events without repeats: as many is all.
+        carried=""
+        if len(group) == len(claim.events)
+        else carried_pks(event.pk for event in group),
         validate_only=validate_only,
         outcome=batch_outcome(answer.status),
         http_status=answer.status,

@@ -4,11 +4,13 @@ What the admin's status page shows, usable from code too (a health check, a metr
 exporter). Nothing here counts a whole table: each count stops at ``COUNT_CAP`` rows
 and walks an index whose predicate is its status; the hourly figures read only the
 ``DeliveryBatch`` rows of the last days (indexed by ``created_at``); the last error of
-each kind is one row from the ``(last_error_kind, id)`` index.
+each kind is the newer of one event row, from the ``(last_error_kind, id)`` index, and
+one failed request, from the ``(outcome, created_at)`` index of failed requests.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,9 +18,20 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from django_openai_capi.delivery.policy import error_kind
 from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
 
 _Status = ConversionEvent.Status
+_Outcome = DeliveryBatch.Outcome
+
+#: A failed request: what the chart of failed requests counts, and what the last errors
+#: of each kind are drawn from beside the events' own errors. One definition, so that
+#: the page cannot chart failures that its list of errors does not show: an event's
+#: error is cleared when a later request sends it, the request's failure stays.
+FAILED_REQUEST = ~Q(outcome=_Outcome.ACCEPTED)
+_FAILED_OUTCOMES = tuple(
+    outcome for outcome in _Outcome if outcome != _Outcome.ACCEPTED
+)
 
 #: A count stops here: "more than 100,000 failed" is as actionable as the exact figure,
 #: and reading past it would be the full scan this page must not make.
@@ -47,14 +60,22 @@ class Hour:
 
 @dataclass(frozen=True, slots=True)
 class LastError:
+    """The newest error of one kind: an event's, or a failed request's."""
+
     kind: str
     label: str
-    event_pk: int
+    #: The event it is recorded on; None for a failed request.
+    event_pk: int | None
     event_id: str
+    #: The event's status, or the failed request's outcome.
     status: str
     error: str
     http_status: int | None
+    #: When it was recorded.
     updated_at: datetime
+    #: The failed request (its ``DeliveryBatch``); None for an event's error.
+    request_pk: uuid.UUID | None = None
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +105,7 @@ def delivery_status(*, days: int = DAYS, using: str = "default") -> DeliveryStat
         .values_list("event_time", flat=True)
         .first(),
         hours=_hours(now, days, using),
-        last_errors=tuple(
-            error
-            for kind, label in ErrorKind.choices
-            if (error := _last_error(events, kind, str(label))) is not None
-        ),
+        last_errors=_last_errors(events, using),
     )
 
 
@@ -100,7 +117,7 @@ def _count(events: QuerySet[ConversionEvent], status: str, label: str) -> Status
 def _hours(now: datetime, days: int, using: str) -> tuple[Hour, ...]:
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = end - timedelta(days=days)
-    accepted = Q(outcome=DeliveryBatch.Outcome.ACCEPTED)
+    accepted = Q(outcome=_Outcome.ACCEPTED)
     rows = (
         DeliveryBatch.objects.using(using)
         .filter(created_at__gte=start, created_at__lt=end)
@@ -108,7 +125,7 @@ def _hours(now: datetime, days: int, using: str) -> tuple[Hour, ...]:
         .values("hour")
         .annotate(
             delivered=Sum("size", filter=accepted & Q(validate_only=False), default=0),
-            failed=Count("id", filter=~accepted),
+            failed=Count("id", filter=FAILED_REQUEST),
         )
         .order_by("hour")
     )
@@ -121,9 +138,22 @@ def _hours(now: datetime, days: int, using: str) -> tuple[Hour, ...]:
     return tuple(hours)
 
 
-def _last_error(
-    events: QuerySet[ConversionEvent], kind: str, label: str
-) -> LastError | None:
+def _last_errors(
+    events: QuerySet[ConversionEvent], using: str
+) -> tuple[LastError, ...]:
+    """The newest error of each kind, in the order of ``ErrorKind``."""
+    newest: dict[str, LastError] = {}
+    found = [_last_event_error(events, kind) for kind in ErrorKind.values]
+    found += [_last_failed_request(outcome, using) for outcome in _FAILED_OUTCOMES]
+    for error in found:
+        if error is not None and (
+            error.kind not in newest or error.updated_at > newest[error.kind].updated_at
+        ):
+            newest[error.kind] = error
+    return tuple(newest[kind] for kind in ErrorKind.values if kind in newest)
+
+
+def _last_event_error(events: QuerySet[ConversionEvent], kind: str) -> LastError | None:
     row = (
         events.filter(last_error_kind=kind)
         .order_by("-id")
@@ -134,4 +164,33 @@ def _last_error(
     )
     if row is None:
         return None
-    return LastError(kind, label, *row)
+    return LastError(kind, str(ErrorKind(kind).label), *row)
+
+
+def _last_failed_request(outcome: str, using: str) -> LastError | None:
+    # One outcome at a time, so that each is one probe of the failed-request index.
+    # Filed under the kind its status gives the events it carried; 429s and 5xxs
+    # share the "retry" outcome, so only the newer of the two is looked at.
+    row = (
+        DeliveryBatch.objects.using(using)
+        .filter(FAILED_REQUEST, outcome=outcome)
+        .order_by("-created_at")
+        .values_list("pk", "http_status", "error", "request_id", "created_at")
+        .first()
+    )
+    if row is None:
+        return None
+    pk, http_status, error, request_id, created_at = row
+    kind = error_kind(http_status)
+    return LastError(
+        kind=kind,
+        label=str(kind.label),
+        event_pk=None,
+        event_id="",
+        status=str(_Outcome(outcome).label),
+        error=error,
+        http_status=http_status,
+        updated_at=created_at,
+        request_pk=pk,
+        request_id=request_id,
+    )

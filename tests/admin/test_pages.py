@@ -12,13 +12,14 @@ from django.utils import timezone
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.maintenance import status as summary
 from django_openai_capi.models import (
+    ACCEPTANCE_WINDOW,
     ConversionEvent,
     DeliveryBatch,
     ErrorKind,
     PixelPause,
 )
 from tests.admin.conftest import STATUS_PAGE, StaffClient
-from tests.outbox import ENDPOINT, MakeEvents
+from tests.outbox import ENDPOINT, MakeEvents, error_envelope, statuses
 
 pytestmark = pytest.mark.django_db
 
@@ -102,6 +103,95 @@ def test_an_events_page_lists_the_requests_of_every_claim_that_carried_it(
     table = html[html.index('class="capi-batches"') :]
     assert table.index("req_outage") < table.index("req_through")
     assert '<div class="readonly">req_through</div>' in html
+
+
+def test_a_refused_events_page_shows_the_request_that_refused_it_not_the_one_that_sent_the_other(
+    admin_client: Any, make_events: MakeEvents, api: Any
+) -> None:
+    kept, refused = make_events(2)
+    api.post(
+        ENDPOINT,
+        status=400,
+        body=error_envelope(1),
+        headers={"x-request-id": "req_refused"},
+    )
+    api.post(ENDPOINT, json={}, headers={"x-request-id": "req_accepted"})
+    send_pending()
+
+    refused_page = event_page(admin_client, refused)
+    kept_page = event_page(admin_client, kept)
+
+    assert statuses() == {"lead-0": Status.SENT, "lead-1": Status.FAILED}
+    assert '<div class="readonly">req_refused</div>' in refused_page
+    assert "req_accepted" not in refused_page
+    assert '<div class="readonly">req_accepted</div>' in kept_page
+    table = kept_page[kept_page.index('class="capi-batches"') :]
+    assert table.index("req_refused") < table.index("req_accepted")
+
+
+def test_an_events_page_lists_only_the_requests_of_an_isolation_that_carried_it(
+    admin_client: Any, make_events: MakeEvents, api: Any
+) -> None:
+    events = make_events(3)
+    # No index in the errors: the batch is split in halves until lead-1 stands alone.
+    for request_id, status in [
+        ("req_whole", 400),
+        ("req_first_half", 200),
+        ("req_second_half", 400),
+        ("req_lead_1_alone", 400),
+        ("req_lead_2_alone", 200),
+    ]:
+        api.post(
+            ENDPOINT,
+            status=status,
+            body=error_envelope(None) if status == 400 else "{}",
+            headers={"x-request-id": request_id},
+        )
+    send_pending()
+
+    pages = {event.event_id: event_page(admin_client, event) for event in events}
+
+    assert statuses()["lead-1"] == Status.FAILED
+    shown = {
+        event_id: [
+            request_id
+            for request_id in (
+                "req_whole",
+                "req_first_half",
+                "req_second_half",
+                "req_lead_1_alone",
+                "req_lead_2_alone",
+            )
+            if request_id in html
+        ]
+        for event_id, html in pages.items()
+    }
+    assert shown == {
+        "lead-0": ["req_whole", "req_first_half"],
+        "lead-1": ["req_whole", "req_second_half", "req_lead_1_alone"],
+        "lead-2": ["req_whole", "req_second_half", "req_lead_2_alone"],
+    }
+    assert '<div class="readonly">req_lead_1_alone</div>' in pages["lead-1"]
+
+
+def test_an_event_expired_unsent_lists_no_request_of_its_claim(
+    admin_client: Any, make_events: MakeEvents, api: Any
+) -> None:
+    make_events(1)
+    (stale,) = make_events(
+        1,
+        prefix="stale",
+        event_time=timezone.now() - ACCEPTANCE_WINDOW + timedelta(minutes=1),
+    )
+    api.post(ENDPOINT, json={}, headers={"x-request-id": "req_of_the_others"})
+    send_pending()
+    stale.refresh_from_db()
+
+    html = event_page(admin_client, stale)
+
+    assert stale.status == Status.EXPIRED
+    assert stale.claim_ids or stale.batch_id
+    assert "req_of_the_others" not in html
 
 
 def test_a_payload_that_is_not_json_is_shown_as_stored(
@@ -211,6 +301,53 @@ def test_the_status_page_counts_charts_and_shows_the_last_error_of_each_kind(
     assert "&lt;script&gt;alert(1)&lt;/script&gt;-0" in html
     assert KEY not in html and "refused, key [redacted]" in html
     assert "<script" not in html.split('id="content-main"')[1].split("</svg>")[0]
+
+
+def test_a_failed_request_charted_is_among_the_last_errors_after_its_events_were_sent(
+    admin_client: Any, make_events: MakeEvents, api: Any
+) -> None:
+    (event,) = make_events(1)
+    api.post(ENDPOINT, status=503, json={}, headers={"x-request-id": "req_outage"})
+    api.post(ENDPOINT, json={}, headers={"x-request-id": "req_through"})
+    send_pending()
+    PixelPause.objects.all().delete()
+    ConversionEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
+    send_pending()
+
+    html = admin_client.get(STATUS_PAGE).content.decode()
+
+    assert statuses() == {"lead-0": Status.SENT}
+    assert "1 events delivered; 1 requests failed." in html
+    assert "No errors recorded." not in html
+    errors = html[html.index('class="capi-errors"') :]
+    assert "server error (5xx)" in errors
+    assert "request req_outage" in errors
+    assert "req_through" not in errors
+
+
+def test_the_newer_of_an_events_error_and_a_failed_requests_is_shown_for_its_kind(
+    make_events: MakeEvents,
+) -> None:
+    outage = batch(
+        2, 10, DeliveryBatch.Outcome.RETRY, http_status=503, error="HTTP 503: old"
+    )
+    (event,) = make_events(
+        1, last_error_kind=ErrorKind.SERVER, last_error="HTTP 503: newer"
+    )
+    dropped = batch(
+        1, 10, DeliveryBatch.Outcome.NETWORK_ERROR, request_id="", error="No response"
+    )
+
+    errors = {error.kind: error for error in summary.delivery_status().last_errors}
+
+    assert set(errors) == {ErrorKind.SERVER, ErrorKind.NETWORK}
+    assert (errors[ErrorKind.SERVER].event_pk, errors[ErrorKind.SERVER].error) == (
+        event.pk,
+        "HTTP 503: newer",
+    )
+    assert errors[ErrorKind.NETWORK].request_pk == dropped.pk
+    assert errors[ErrorKind.NETWORK].status == "network error"
+    assert outage.pk not in {error.request_pk for error in errors.values()}
 
 
 def test_the_status_page_of_an_empty_outbox(admin_client: Any) -> None:

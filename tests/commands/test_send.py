@@ -11,6 +11,8 @@ import json
 import os
 import select
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +48,7 @@ from django_openai_capi.models import (
 )
 from django_openai_capi.testing import FakeConversionsAPI
 from tests.commands.conftest import Run
-from tests.processes import start_worker
+from tests.processes import ROOT, start_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -320,6 +322,22 @@ def test_sigterm_during_a_batch_lets_it_finish_and_be_recorded_then_stops(
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+@pytest.fixture
+def ctrl_c_delivered() -> Iterator[None]:
+    """SIGINT handled as an interactive Python handles it, for this test only.
+
+    A suite started with SIGINT ignored (``make test &`` in a script, some CI runners)
+    inherits SIG_IGN, and Python then leaves it so: the test must not depend on how
+    the suite was started.
+    """
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+@pytest.mark.usefixtures("ctrl_c_delivered")
 def test_a_second_ctrl_c_interrupts_the_batch_in_flight_and_says_what_becomes_of_it(
     api: responses.RequestsMock, run_failing: Run
 ) -> None:
@@ -341,6 +359,34 @@ def test_a_second_ctrl_c_interrupts_the_batch_in_flight_and_says_what_becomes_of
     )
     assert set(statuses().values()) == {Status.SENDING}
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_ctrl_c_tests_pass_in_a_suite_started_with_sigint_ignored() -> None:
+    # On SQLite: a second test database of the same name would clash on PostgreSQL.
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    suite = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            f"{__file__}::test_a_second_ctrl_c_interrupts_the_batch_in_flight_and_says_what_becomes_of_it",
+            f"{__file__}::test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_put_back",
+        ],
+        cwd=ROOT,
+        env=env,
+        # As a shell starts a background job: with SIGINT ignored, inherited by Python.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert suite.returncode == 0, suite.stdout + suite.stderr
+    assert "2 passed" in suite.stdout
 
 
 def test_on_a_terminal_a_progress_bar_is_drawn_in_place_and_cleared(

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_openai_capi", "0005_fewer_index_writes"),
+        ("django_openai_capi", "0007_deliverybatch_failed"),
     ]
 
     operations = [
