@@ -6,9 +6,9 @@ No message or hint ever contains an API key: they say what is wrong with it inst
 Ids (never reuse one; when a check is retired, leave its line here marked "retired"):
 
 * ``django_openai_capi.E001`` OPENAI_CAPI_API_KEY is set but is not a string
-* ``django_openai_capi.E002`` OPENAI_CAPI_API_KEY is empty or contains whitespace
+* ``django_openai_capi.E002`` OPENAI_CAPI_API_KEY cannot be sent: empty, whitespace, quotes, characters a bearer token cannot hold (conf.key_problem)
 * ``django_openai_capi.E003`` OPENAI_CAPI_PIXEL_ID is set but is not a non-empty string without whitespace, or looks like an API key
-* ``django_openai_capi.E004`` OPENAI_CAPI_PIXEL_API_KEYS is not a dict of pixel id -> key, both non-empty strings without whitespace
+* ``django_openai_capi.E004`` OPENAI_CAPI_PIXEL_API_KEYS is not a dict of pixel id -> key, pixel ids non-empty strings without whitespace, keys that can be sent (conf.key_problem)
 * ``django_openai_capi.E005`` OPENAI_CAPI_ENDPOINT is not an absolute http(s) URL with a host
 * ``django_openai_capi.E006`` OPENAI_CAPI_ENDPOINT uses http:// for a host that is not loopback
 * ``django_openai_capi.E007`` OPENAI_CAPI_SEND_ENABLED is not a bool
@@ -62,6 +62,7 @@ from django_openai_capi.api import spec
 from django_openai_capi.conf import (
     SETTING_NAMES,
     Dispatch,
+    key_problem,
     raw_setting,
     request_deadline,
 )
@@ -137,12 +138,12 @@ def _check_api_key() -> list[CheckMessage]:
                 id="django_openai_capi.E001",
             )
         ]
-    problem = _token_problem(value)
+    problem = key_problem(value)
     if problem is None:
         return []
     return [
         Error(
-            f"OPENAI_CAPI_API_KEY should be a key without whitespace; it {problem}.",
+            f"OPENAI_CAPI_API_KEY should be a key that can be sent; it {problem}.",
             hint="Strip the value where it is read (a key pasted into an env file often "
             + "ends in a newline), or set None to leave it unset.",
             id="django_openai_capi.E002",
@@ -223,12 +224,12 @@ def _pixel_keys_entry_error(pixel_id: object, key: object) -> CheckMessage | Non
             f"OPENAI_CAPI_PIXEL_API_KEYS has a pixel id{label} that {pixel_problem}.",
             hint="Use Pixel IDs from Ads Manager → Conversions as the dict's keys.",
         )
-    key_problem = _token_problem(key)
-    if key_problem is None:
+    problem = key_problem(key)
+    if problem is None:
         return None
     return _pixel_keys_error(
-        f"OPENAI_CAPI_PIXEL_API_KEYS[{pixel_id!r}] should be an API key without whitespace; "
-        + f"it {key_problem}.",
+        f"OPENAI_CAPI_PIXEL_API_KEYS[{pixel_id!r}] should be an API key that can be sent; "
+        + f"it {problem}.",
         hint="Strip the key where it is read, or remove the pixel from the dict. "
         + _GET_A_KEY,
     )

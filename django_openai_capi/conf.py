@@ -3,18 +3,22 @@
 Every property reads ``django.conf.settings`` on every access (nothing is cached), so
 ``override_settings`` needs no ``setting_changed`` hook. Nothing here validates a value:
 wrong values are reported by ``manage.py check`` (``checks.py``), and the two methods
-that need a value to exist raise :class:`CapiConfigurationError` when it does not.
+that need a value to exist raise :class:`CapiConfigurationError` when it does not. The
+exception is the API key, which :func:`key_problem` checks wherever it is read: a key
+that cannot be sent would otherwise fail every request of a worker that never runs the
+checks.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 from django.conf import settings
 
-from django_openai_capi.exceptions import CapiConfigurationError
+from django_openai_capi.exceptions import CapiConfigurationError, UnusableApiKeyError
 
 Dispatch: TypeAlias = Literal["task", "inline", "none"]
 #: Seconds, or a ``(connect, read)`` pair, as ``requests`` takes it.
@@ -86,6 +90,38 @@ def raw_setting(name: str) -> object:
 
 def _read(name: str) -> Any:
     return getattr(settings, name, DEFAULTS[name])
+
+
+#: What a bearer token may hold (RFC 6750 §2.1): a Conversions API key always fits, and
+#: a value that does not was not pasted as the key alone (quotes, a newline, a space).
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
+
+def key_problem(key: object) -> str | None:
+    """What keeps *key* from being sent as an API key; ``None`` when nothing does.
+
+    The one rule for a usable key: :meth:`Settings.api_key_for` (so every request, the
+    worker, ``openai_capi_verify``) and ``manage.py check`` apply it. The answer
+    describes the value without quoting it, so it can be logged.
+    """
+    if not isinstance(key, str):
+        return f"is of type {type(key).__name__}, not a string"
+    if not key:
+        return "is empty"
+    if not key.strip():
+        return "is only whitespace"
+    if key != key.strip():
+        return "starts or ends with whitespace (a newline from a secrets file?)"
+    if any(char.isspace() for char in key):
+        return "contains whitespace"
+    if len(key) > 1 and key[0] == key[-1] and key[0] in "'\"":
+        return "is wrapped in quotes"
+    if _BEARER_TOKEN.fullmatch(key) is None:
+        return (
+            "has characters that cannot be sent in an HTTP header as a bearer token "
+            + "(only ASCII letters, digits and - . _ ~ + /, with = at the end)"
+        )
+    return None
 
 
 class Settings:
@@ -234,12 +270,17 @@ class Settings:
         return value
 
     def api_key_for(self, pixel_id: str) -> str:
-        """Return the Conversions API key for *pixel_id*.
+        """Return the Conversions API key for *pixel_id*, checked by :func:`key_problem`.
 
         A key in ``OPENAI_CAPI_PIXEL_API_KEYS`` wins over ``OPENAI_CAPI_API_KEY``.
-        Raises :class:`CapiConfigurationError` when neither gives one.
+        Raises :class:`CapiConfigurationError` when neither gives one, and
+        :class:`UnusableApiKeyError` when the one it gives cannot be sent. Every request
+        and every check before one (the worker, ``openai_capi_verify``, validation)
+        reads the key here, so they cannot disagree about it.
         """
-        key = self.OPENAI_CAPI_PIXEL_API_KEYS.get(pixel_id) or self.OPENAI_CAPI_API_KEY
+        key: object = (
+            self.OPENAI_CAPI_PIXEL_API_KEYS.get(pixel_id) or self.OPENAI_CAPI_API_KEY
+        )
         if not key:
             # The message names settings and the pixel, never a key: it ends up in logs.
             raise CapiConfigurationError(
@@ -247,7 +288,24 @@ class Settings:
                 + f"or add {pixel_id!r} to OPENAI_CAPI_PIXEL_API_KEYS. Create the key in "
                 + "Ads Manager → Conversions (scope ads.third_party_events.write)."
             )
+        problem = key_problem(key)
+        if problem is not None:
+            setting = self.key_setting(pixel_id)
+            raise UnusableApiKeyError(
+                f"{setting} cannot be used as the Conversions API key for pixel "
+                + f"{pixel_id!r}: it {problem}. Set it to the key exactly as Ads Manager "
+                + "→ Conversions shows it, stripped where it is read (manage.py check "
+                + "reports this too).",
+                setting=setting,
+            )
+        assert isinstance(key, str)
         return key
+
+    def key_setting(self, pixel_id: str) -> str:
+        """The setting :meth:`api_key_for` reads *pixel_id*'s key from (never the key)."""
+        if self.OPENAI_CAPI_PIXEL_API_KEYS.get(pixel_id):
+            return f"OPENAI_CAPI_PIXEL_API_KEYS[{pixel_id!r}]"
+        return "OPENAI_CAPI_API_KEY"
 
     def default_pixel_id(self) -> str:
         """Return ``OPENAI_CAPI_PIXEL_ID``; raise :class:`CapiConfigurationError` if unset."""

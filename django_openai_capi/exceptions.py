@@ -22,6 +22,18 @@ class CapiConfigurationError(ImproperlyConfigured):
     """An ``OPENAI_CAPI_*`` setting is missing or cannot work."""
 
 
+class UnusableApiKeyError(CapiConfigurationError):
+    """The API key configured for a pixel cannot be sent (whitespace, quotes ...).
+
+    ``setting`` names where it came from (``OPENAI_CAPI_API_KEY`` or
+    ``OPENAI_CAPI_PIXEL_API_KEYS['<pixel>']``); nothing here holds the key.
+    """
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 @dataclass(frozen=True, slots=True)
 class ValidationIssue:
     """One problem with an event: where it is, which rule it breaks, and what was given.

@@ -50,6 +50,9 @@ class ErrorKind(models.TextChoices):
     NETWORK = "network", _("network: no response")
     EXPIRED = "expired", _("expired: older than the API accepts")
     UNEXPECTED = "unexpected", _("unexpected answer: check the endpoint")
+    #: A 400-like refusal of any request, even of one event, naming no event: a lost
+    #: ``pid`` (a proxy stripping the query string), a setting sent with every request.
+    REQUEST = "request", _("request refused, not its events: check the endpoint")
 
 
 class ConversionEvent(models.Model):

@@ -6,6 +6,11 @@ request per bad event. When the error names none, the batch is split in halves u
 the bad events stand alone (about 2·log2(n) requests for one bad event in n). Either
 way a budget bounds the requests one claim can make.
 
+A refusal can also be the request's fault, not its events': the API refuses a request
+that lost its ``pid`` whatever events it carries, naming none. Before halving anything,
+lone events tell the two apart (see :func:`isolate`), so that such a refusal fails no
+event and costs at most three requests.
+
 This module only decides what to send next; the caller posts and records. That keeps
 one algorithm for delivery, which records outcomes, and for validation, which does not.
 """
@@ -46,6 +51,16 @@ class Answer:
             return Verdict.RETRY
         return verdict
 
+    def blamed(self, size: int) -> set[int]:
+        """The events of a request of *size* events that the error names, by index.
+
+        An index past the request's end names nothing: the answer is not about what
+        was sent.
+        """
+        if self.error is None:
+            return set()
+        return {index for index in self.error.event_indexes() if index < size}
+
 
 @dataclass(frozen=True, slots=True)
 class Accepted(Generic[T]):
@@ -65,13 +80,22 @@ class Refused(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Stopped(Generic[T]):
-    """Events left unsent: the API failed (*answer*), or the budget ran out (``None``)."""
+    """Events left unsent: the API failed (*answer*), or the budget ran out (``None``).
+
+    ``request_fault``: the API refused the request itself, not its events (see
+    :func:`isolate`); *answer* is its last refusal.
+    """
 
     events: Sequence[T]
     answer: Answer | None
+    request_fault: bool = False
 
 
 Step = Accepted[T] | Refused[T] | Stopped[T]
+
+#: The most requests a claim makes before a refusal is found to be the request's:
+#: the claim, then its first event alone, then its last event alone.
+REQUEST_FAULT_REQUESTS = 3
 
 
 def isolate(
@@ -80,23 +104,48 @@ def isolate(
     *,
     budget: int | None = None,
 ) -> Iterator[Step[T]]:
-    """Send *events* with *post*, isolating refused ones; yield each outcome in turn."""
+    """Send *events* with *post*, isolating refused ones; yield each outcome in turn.
+
+    A refusal that names no event (or only events the request does not have) is
+    ambiguous: one bad event the API did not point at, or a request the API refuses
+    whatever it carries (its ``pid`` lost by a proxy, a setting sent with every
+    request). Until an event of the claim has passed, or a refusal has named one, a
+    refused group is split into its first event alone and two halves of the rest; if
+    that first event is refused naming none too, the last event is sent alone. Two
+    lone events refused, and none passed: the request is at fault, and every event is
+    stopped with ``request_fault``, failing none, after at most
+    :data:`REQUEST_FAULT_REQUESTS` requests. A lone event refused while another passed
+    alone is a bad event, and fails as one; so does a lone event refused naming no
+    event once anything passed. A claim of one event refused naming none has nothing
+    to compare with, and is a request fault too: it is tried again with the pixel's
+    next events, and fails once one of them passes.
+    """
     limit = isolation_budget(len(events)) if budget is None else budget
     queue: deque[Sequence[T]] = deque([events]) if events else deque()
     spent = 0
+    # Whether the API has shown that it judges this claim's events one by one.
+    proven = False
+    # A lone event refused naming no event before that, with its refusal: judged once
+    # another event is.
+    suspect: tuple[T, Answer] | None = None
     while queue:
         group = queue.popleft()
         if spent >= limit:
-            yield Stopped([*group, *(event for rest in queue for event in rest)], None)
+            yield Stopped([*_held(suspect), *group, *_waiting(queue)], None)
             return
         answer = post(group)
         spent += 1
         verdict = answer.verdict
+        blamed = answer.blamed(len(group)) if verdict is Verdict.REJECTED else set()
+        if verdict is Verdict.ACCEPTED or blamed:
+            proven = True
+            if suspect is not None:
+                yield _refused(*suspect, None)
+                suspect = None
         if verdict is Verdict.ACCEPTED:
             yield Accepted(group, answer)
         elif verdict is Verdict.REJECTED:
-            blamed = _blamed(answer, len(group))
-            if len(group) == 1:
+            if len(group) == 1 and (blamed or proven):
                 yield _refused(group[0], answer, 0 if 0 in blamed else None)
             elif blamed:
                 for index in sorted(blamed):
@@ -104,21 +153,41 @@ def isolate(
                 rest = [event for i, event in enumerate(group) if i not in blamed]
                 if rest:
                     queue.appendleft(rest)
-            else:
+            elif proven:
                 middle = len(group) // 2
                 queue.appendleft(group[middle:])
                 queue.appendleft(group[:middle])
+            elif len(group) > 1:
+                # Its first event alone, then the rest in halves: bisection, with the
+                # first event's answer telling whether the events are being judged.
+                middle = len(group) // 2
+                queue.appendleft(group[middle:])
+                if middle > 1:
+                    queue.appendleft(group[1:middle])
+                queue.appendleft(group[:1])
+            elif suspect is None and queue:
+                # A second opinion: the claim's last event alone, as far as possible
+                # from the first (bad events often come in runs: one broken deploy).
+                suspect = (group[0], answer)
+                last = queue.pop()
+                if len(last) > 1:
+                    queue.append(last[:-1])
+                queue.appendleft(last[-1:])
+            else:
+                events_left = [*_held(suspect), *group, *_waiting(queue)]
+                yield Stopped(events_left, answer, request_fault=True)
+                return
         else:
-            yield Stopped(
-                [*group, *(event for rest in queue for event in rest)], answer
-            )
+            yield Stopped([*_held(suspect), *group, *_waiting(queue)], answer)
             return
 
 
-def _blamed(answer: Answer, size: int) -> set[int]:
-    if answer.error is None:
-        return set()
-    return {index for index in answer.error.event_indexes() if index < size}
+def _held(suspect: tuple[T, Answer] | None) -> list[T]:
+    return [] if suspect is None else [suspect[0]]
+
+
+def _waiting(queue: deque[Sequence[T]]) -> list[T]:
+    return [event for group in queue for event in group]
 
 
 def _refused(event: T, answer: Answer, index: int | None) -> Refused[T]:

@@ -84,8 +84,8 @@ def _pause(
 def resume(pixel_id: str, *, using: str = "default") -> None:
     """End the pixel's pause (a request succeeded, or verify passed).
 
-    Events held back by the pause (a refused key, a wrong endpoint) are due again at
-    once: they waited for the pixel, not for a backoff of their own.
+    Events held back by the pause (a refused key, a wrong endpoint, a refused request)
+    are due again at once: they waited for the pixel, not for a backoff of their own.
     """
     deleted, _ = PixelPause.objects.using(using).filter(pixel_id=pixel_id).delete()
     if deleted:
@@ -94,5 +94,9 @@ def resume(pixel_id: str, *, using: str = "default") -> None:
             pixel_id=pixel_id,
             status=ConversionEvent.Status.PENDING,
             next_attempt_at__gt=now,
-            last_error_kind__in=[ErrorKind.AUTH, ErrorKind.UNEXPECTED],
+            last_error_kind__in=[
+                ErrorKind.AUTH,
+                ErrorKind.UNEXPECTED,
+                ErrorKind.REQUEST,
+            ],
         ).update(next_attempt_at=now)

@@ -409,10 +409,15 @@ def _stopped(
         report.retried += put_back
         _exhausted(claim, exhausted, ErrorKind.REJECTED, message, None, report)
         return
-    kind = error_kind(answer.status)
+    halts = step.request_fault or answer.verdict is Verdict.HALT
+    kind = ErrorKind.REQUEST if step.request_fault else error_kind(answer.status)
     message = answer.text
     if answer.request_id:
         message += f" (request {answer.request_id})"
+    advice = what_to_do(answer.status, kind, answer.text) if halts else ""
+    if step.request_fault:
+        # Its 400 reads like a refused event: the events and the pause say otherwise.
+        message += f". {advice}"
     until = pauses.pause(
         claim.pixel_id,
         kind=kind,
@@ -422,8 +427,8 @@ def _stopped(
         retry_after=answer.retry_after,
         using=using,
     )
-    report.halted = answer.verdict
-    if answer.verdict is Verdict.HALT:
+    report.halted = Verdict.HALT if halts else answer.verdict
+    if halts:
         report.retried += outcomes.mark_held(
             claim,
             step.events,
@@ -433,14 +438,13 @@ def _stopped(
             http_status=answer.status,
             using=using,
         )
-        advice = what_to_do(answer.status, kind, answer.text)
-        report.problems.append(f"{claim.pixel_id}: {message}. {advice}")
+        problem = message if step.request_fault else f"{message}. {advice}"
+        report.problems.append(f"{claim.pixel_id}: {problem}")
         logger.error(
-            "The Conversions API refused pixel %s: %s. %s Its events wait (no "
-            + "attempt used) until %s, then delivery tries again.",
+            "The Conversions API refused pixel %s: %s Its events wait (no attempt "
+            + "used) until %s, then delivery tries again.",
             claim.pixel_id,
-            message,
-            advice,
+            problem,
             f"{until:%Y-%m-%d %H:%M:%S %Z}",
         )
         return
@@ -488,10 +492,37 @@ def what_to_do(status: int | None, kind: ErrorKind, message: str = "") -> str:
             + "Conversions, and use a key of the ad account that owns the pixel "
             + "(OPENAI_CAPI_PIXEL_API_KEYS)."
         )
+    if kind is ErrorKind.REQUEST:
+        return _request_fault_advice(message)
     assert kind is ErrorKind.UNEXPECTED
     return (
         "Check OPENAI_CAPI_ENDPOINT: it should be https://bzr.openai.com/v1/events "
         + "(or your fake's URL in tests)."
+    )
+
+
+def _request_fault_advice(message: str) -> str:
+    lowered = message.lower()
+    if "'pid'" in lowered or '"pid"' in lowered:
+        cause = (
+            "The request reached the API without its pid query parameter. Check "
+            + "OPENAI_CAPI_ENDPOINT (https://bzr.openai.com/v1/events, with no query "
+            + "string of its own: the app adds ?pid=) and any proxy or gateway between "
+            + "this server and the API that strips query strings."
+        )
+    elif "integration_source" in lowered:
+        cause = "Check OPENAI_CAPI_INTEGRATION_SOURCE, or set it to None."
+    else:
+        cause = (
+            "Check OPENAI_CAPI_ENDPOINT and any proxy between this server and the "
+            + "API; if they are right, report it to ads-support@openai.com with the "
+            + "request id."
+        )
+    return (
+        "Not the events' fault: the API refuses these requests whatever they carry, "
+        + "even a single event, without naming an event in them, and no event has "
+        + f"passed. {cause} Run manage.py openai_capi_verify once it is fixed: a "
+        + "passing check resumes delivery at once."
     )
 
 

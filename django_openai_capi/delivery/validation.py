@@ -29,7 +29,7 @@ from django_openai_capi.delivery.isolation import (
 from django_openai_capi.delivery.policy import EXPIRY_MARGIN, Verdict, error_kind
 from django_openai_capi.delivery.sender import post, what_to_do
 from django_openai_capi.exceptions import CapiConfigurationError
-from django_openai_capi.models import ConversionEvent
+from django_openai_capi.models import ConversionEvent, ErrorKind
 from django_openai_capi.redaction import redact
 
 _Status = ConversionEvent.Status
@@ -250,7 +250,7 @@ class _PixelCheck:
                 # Only this group ran out of requests: the next one gets a fresh budget.
                 yield from self._not_checked(step.events, _Blocked(OUT_OF_BUDGET))
             else:
-                self.blocked = _failed(step.answer)
+                self.blocked = _failed(step.answer, request_fault=step.request_fault)
                 yield from self._not_checked(step.events, self.blocked)
 
     @staticmethod
@@ -267,8 +267,10 @@ class _PixelCheck:
             )
 
 
-def _failed(answer: Answer) -> _Blocked:
-    if answer.verdict is Verdict.HALT:
+def _failed(answer: Answer, *, request_fault: bool) -> _Blocked:
+    if request_fault:
+        advice = what_to_do(answer.status, ErrorKind.REQUEST, answer.text)
+    elif answer.verdict is Verdict.HALT:
         advice = what_to_do(answer.status, error_kind(answer.status), answer.text)
     else:
         advice = "This is usually temporary: check again later."

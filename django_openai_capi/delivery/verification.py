@@ -21,9 +21,14 @@ from django_openai_capi.api import build_event, encode_event
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import pauses
 from django_openai_capi.delivery.isolation import Answer
-from django_openai_capi.delivery.sender import post
-from django_openai_capi.exceptions import CapiConfigurationError, EventValidationError
-from django_openai_capi.models import PixelPause
+from django_openai_capi.delivery.policy import Verdict
+from django_openai_capi.delivery.sender import post, what_to_do
+from django_openai_capi.exceptions import (
+    CapiConfigurationError,
+    EventValidationError,
+    UnusableApiKeyError,
+)
+from django_openai_capi.models import ErrorKind, PixelPause
 from django_openai_capi.redaction import redact
 
 #: The test event's type: a ``contents`` event that needs no data beyond its type.
@@ -63,8 +68,11 @@ class Diagnosis(enum.Enum):
     #: Another 5xx, or 408.
     TEMPORARY = "temporary"
     RATE_LIMITED = "rate_limited"
-    #: 400, 413 or 422: the test event itself was refused.
+    #: 400, 413 or 422 naming the test event: the test event itself was refused.
     EVENT_REFUSED = "event_refused"
+    #: 400, 413 or 422 naming no event (a lost ``pid``): the request was refused, as
+    #: delivery finds it when one-event requests are refused that way.
+    REQUEST_REFUSED = "request_refused"
     NO_RESPONSE = "no_response"
     #: A redirect, 404 and the like: the endpoint is not the events API.
     WRONG_ENDPOINT = "wrong_endpoint"
@@ -116,9 +124,21 @@ def verify(pixel_id: str | None = None, *, using: str = "default") -> VerifyResu
             endpoint=endpoint,
             notes=notes,
         )
-    setting = key_setting(pixel)
+    setting = conf.key_setting(pixel)
     try:
         conf.api_key_for(pixel)
+    except UnusableApiKeyError as exc:
+        # The worker refuses to send with it for the same reason (one rule, in conf).
+        return VerifyResult(
+            ok=False,
+            diagnosis=Diagnosis.BAD_SETTING,
+            summary=f"{exc.setting} cannot be sent as it is.",
+            advice=str(exc),
+            pixel_id=pixel,
+            endpoint=endpoint,
+            key_setting=exc.setting,
+            notes=notes,
+        )
     except CapiConfigurationError as exc:
         return VerifyResult(
             ok=False,
@@ -249,6 +269,15 @@ def diagnose(
             + f"persists, check {STATUS_PAGE}"
             + (f", and {quote} to {SUPPORT}." if quote else "."),
         )
+    if answer.verdict is Verdict.REJECTED and not answer.blamed(1):
+        # The test event passes the app's validation; delivery draws the same
+        # conclusion from a one-event request refused this way.
+        return (
+            Diagnosis.REQUEST_REFUSED,
+            "The API refused the request itself, not the test event "
+            + f"(HTTP {status}: {message}).",
+            what_to_do(status, ErrorKind.REQUEST, answer.text),
+        )
     if status in (400, 413, 422):
         return _event_refused(status, message, quote)
     return (
@@ -280,9 +309,8 @@ def _event_refused(status: int, message: str, quote: str) -> tuple[Diagnosis, st
             "The test event is stamped with this machine's clock, which may be wrong: "
             + "check it (NTP). Events recorded with a wrong clock are refused too."
         )
-    elif "integration_source" in lowered:
-        advice = "Check OPENAI_CAPI_INTEGRATION_SOURCE, or set it to None."
     else:
+        # (integration_source is the request's, not the event's: see what_to_do.)
         advice = (
             "So this check cannot tell whether the key and pixel work. The test event "
             + "is built by django-openai-capi and passes its own validation, so this "
@@ -298,13 +326,6 @@ def _message(answer: Answer) -> str:
         return redact(answer.error.describe())
     # "HTTP 418: <body>" or "No response: <why>"; empty for a success.
     return answer.text.partition(": ")[2] or answer.text
-
-
-def key_setting(pixel_id: str) -> str:
-    """The name of the setting that holds *pixel_id*'s key, as ``api_key_for`` picks it."""
-    if conf.OPENAI_CAPI_PIXEL_API_KEYS.get(pixel_id):
-        return f"OPENAI_CAPI_PIXEL_API_KEYS[{pixel_id!r}]"
-    return "OPENAI_CAPI_API_KEY"
 
 
 def shown_endpoint(url: str) -> str:

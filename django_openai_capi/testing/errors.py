@@ -28,6 +28,7 @@ FaultKind = Literal[
     "unauthorized",
     "missing_scope",
     "unknown_pid",
+    "missing_pid",
     "auth_backend_failure",
     "server_error",
     "bad_gateway",
@@ -43,6 +44,9 @@ FAULT_ANSWERS: Final[dict[str, tuple[int, str, str]]] = {
     # The type of the missing-scope error was not published; OpenAI's platform uses this one.
     "missing_scope": (401, MISSING_SCOPE, "invalid_request_error"),
     "unknown_pid": (403, UNKNOWN_PID, "server_error"),
+    # What the API answers a request whose ?pid= was lost (a proxy stripping the query
+    # string): every request, whatever events it carries, names none of them.
+    "missing_pid": (400, MISSING_PID, "invalid_request_error"),
     "auth_backend_failure": (503, AUTH_BACKEND_FAILURE, "server_error"),
     # Not documented: the shape of the 503 above, with another status.
     "server_error": (500, "500: Internal server error", "server_error"),

@@ -84,6 +84,8 @@ class _Fault:
     kind: str
     retry_after: int
     seconds: float
+    #: For :meth:`FakeConversionsAPI.answer_every_request`: the answer to give as it is.
+    canned: FakeResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,28 @@ class FakeConversionsAPI:
     ) -> None:
         """Answer every request with ``kind`` until ``outage(None)``; after ``fail_next``."""
         fault = None if kind is None else _fault(kind, retry_after, seconds)
+        with self._lock:
+            self._outage = fault
+
+    def answer_every_request(
+        self,
+        status: int | None,
+        body: Mapping[str, Any] | bytes = b"",
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Answer every request with *status* and *body*, until ``answer_every_request(None)``.
+
+        For answers the API should not give, but might: a 400 that blames
+        ``events[5000]`` whatever the request carried, a proxy's page. A mapping is sent
+        as JSON, bytes as they are. It takes the place of an :meth:`outage`;
+        :meth:`fail_next` still comes first.
+        """
+        fault = None
+        if status is not None:
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            canned = FakeResponse(status, dict(headers or {}), raw)
+            fault = _Fault("answer", retry_after=0, seconds=0.0, canned=canned)
         with self._lock:
             self._outage = fault
 
@@ -591,6 +615,9 @@ def _response(
 
 
 def _fault_response(request_id: str, fault: _Fault) -> FakeResponse:
+    if fault.canned is not None:
+        headers = {"x-request-id": request_id, **fault.canned.headers}
+        return FakeResponse(fault.canned.status, headers, fault.canned.body)
     status, message, error_type = errors.FAULT_ANSWERS[fault.kind]
     extra = {"Retry-After": str(fault.retry_after)} if status == 429 else None
     return _response(

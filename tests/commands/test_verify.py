@@ -435,7 +435,12 @@ def test_a_refused_test_event_is_a_bug_to_report_with_the_request_id(
 def test_a_refused_test_event_without_request_id(
     api: responses.RequestsMock, run_failing: Run
 ) -> None:
-    answer(api, 413, "Request Entity Too Large", request_id=None)
+    answer(
+        api,
+        400,
+        {"error": {"message": "Invalid event at events[0].", "param": "events[0]"}},
+        request_id=None,
+    )
 
     output = run_failing("openai_capi_verify")
 

@@ -333,7 +333,7 @@ def test_a_refusal_is_not_written_over_a_newer_claim(
     )
     reap_expired_leases()
     assert claim_batch("test-pixel", size=1) is not None
-    api.post(ENDPOINT, status=400, body=error_envelope(None))
+    api.post(ENDPOINT, status=400, body=error_envelope(0))
 
     report = deliver(stale_claim, validate_only=False, worker="old")
 

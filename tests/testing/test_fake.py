@@ -512,6 +512,39 @@ def test_an_outage_can_rate_limit():
     assert answer(fake, BODY).headers["Retry-After"] == "30"
 
 
+def test_a_lost_pid_can_be_played_for_a_request_that_has_one():
+    fake = fixed_fake()
+    fake.fail_next("missing_pid")
+
+    refused = answer(fake, BODY)
+
+    assert refused.status == 400
+    assert refused.json() == envelope(MISSING_PID)
+    assert answer(fake, BODY).status == 200
+
+
+def test_every_request_can_get_the_same_answer_until_it_is_lifted():
+    fake = fixed_fake()
+    blame = envelope("Invalid event at events[9].", param="events[9]")
+    fake.answer_every_request(400, blame)
+    fake.fail_next("server_error")
+
+    first, second, third = (answer(fake, BODY) for _ in range(3))
+    fake.answer_every_request(
+        502, b"<html>Bad gateway</html>", headers={"X-Proxy": "1"}
+    )
+    proxied = answer(fake, BODY)
+    fake.answer_every_request(None)
+
+    assert [first.status, second.status, third.status] == [500, 400, 400]
+    assert second.json() == blame
+    assert second.headers["x-request-id"] == fake.requests[1].request_id
+    assert (proxied.status, proxied.body) == (502, b"<html>Bad gateway</html>")
+    assert proxied.headers["X-Proxy"] == "1"
+    assert answer(fake, BODY).status == 200
+    assert fake.accepted_ids() == ["order-1"]
+
+
 def test_the_fault_kinds_are_the_typed_ones():
     assert set(get_args(FaultKind)) == FAULT_KINDS
 
