@@ -23,7 +23,7 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.E016`` OPENAI_CAPI_INTEGRATION_SOURCE does not fit the API's format
 * ``django_openai_capi.E017`` OPENAI_CAPI_RETENTION_DAYS is not a positive int
 * ``django_openai_capi.E018`` OPENAI_CAPI_ENDPOINT contains credentials (user:password@)
-* ``django_openai_capi.E019`` OPENAI_CAPI_RAISE_ERRORS is not True, False or None
+* ``django_openai_capi.E019`` OPENAI_CAPI_RAISE_ERRORS is not True or False
 * ``django_openai_capi.E020`` USE_TZ is False
 * ``django_openai_capi.E021`` OPENAI_CAPI_DISPATCH is "task" but no Tasks framework is installed
 * ``django_openai_capi.E022`` OPENAI_CAPI_DISPATCH is "task" but the task's backend cannot be loaded (TASKS)
@@ -519,13 +519,16 @@ def _check_retention_days() -> list[CheckMessage]:
 
 def _check_raise_errors() -> list[CheckMessage]:
     value = raw_setting("OPENAI_CAPI_RAISE_ERRORS")
-    if value is None or isinstance(value, bool):
+    if isinstance(value, bool):
         return []
+    # None is named: it once meant "follow DEBUG", and would now quietly mean False.
+    shown = "None" if value is None else type(value).__name__
     return [
         Error(
-            f"OPENAI_CAPI_RAISE_ERRORS should be True, False or None, not {type(value).__name__}.",
-            hint="None follows DEBUG; set True in test settings, so that a broken "
-            + "conversion fails the test that caused it.",
+            f"OPENAI_CAPI_RAISE_ERRORS should be True or False, not {shown}.",
+            hint="False (the default, whatever DEBUG says) records a broken conversion "
+            + "as a failed event and keeps the host's save; set True in test settings, "
+            + "so that a broken conversion fails the test that caused it.",
             id="django_openai_capi.E019",
         )
     ]

@@ -566,3 +566,11 @@ def test_e004_refuses_a_pixel_id_with_a_nul_character(settings):
     assert error.id == PREFIX + "E004"
     assert "contains a NUL character" in error.msg
 
+
+def test_e019_refuses_none_which_no_longer_follows_debug(settings):
+    settings.OPENAI_CAPI_RAISE_ERRORS = None
+    (error,) = check_settings()
+    assert error.id == PREFIX + "E019"
+    assert error.msg == "OPENAI_CAPI_RAISE_ERRORS should be True or False, not None."
+    assert error.hint is not None
+    assert "DEBUG" in error.hint and "test settings" in error.hint

@@ -168,6 +168,19 @@ def test_with_raise_errors_a_broken_hook_fails_the_save(swap_conversion: Swap) -
     assert not Order.objects.exists()
 
 
+def test_under_debug_a_broken_hook_still_keeps_the_order(
+    swap_conversion: Swap, settings: Any
+) -> None:
+    # A staging server: startproject's DEBUG = True, OPENAI_CAPI_RAISE_ERRORS unset.
+    settings.DEBUG = True
+    del settings.OPENAI_CAPI_RAISE_ERRORS
+    swap_conversion(Order, Explodes)
+    with transaction.atomic():
+        order = Order.objects.create(number="A-1")
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert ConversionEvent.objects.get().status == Status.FAILED
+
+
 @pytest.mark.usefixtures("record_failures")
 def test_a_broken_hook_never_breaks_the_save_and_is_recorded_as_failed(
     swap_conversion: Swap, caplog: pytest.LogCaptureFixture
