@@ -51,8 +51,16 @@ def redact(text: str, *, limit: int = MAX_ERROR_LENGTH) -> str:
 
 def describe_exception(exc: BaseException) -> str:
     """``"ValueError: message"``, redacted: how a foreign exception is stored and logged."""
-    message = str(exc)
     name = type(exc).__qualname__
+    try:
+        message = str(exc)
+    except Exception as unreadable:
+        # Described inside the handlers that record a failure: raising here would
+        # break the save they protect.
+        message = (
+            "<its message could not be read: str() raised "
+            + f"{type(unreadable).__qualname__}>"
+        )
     return redact(f"{name}: {message}" if message else name)
 
 
