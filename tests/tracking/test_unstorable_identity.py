@@ -314,3 +314,33 @@ def test_a_pixel_id_attribute_with_whitespace_or_nul_fails_at_registration(
 
     with pytest.raises(CapiConfigurationError, match="Elsewhere.pixel_id"):
         ConversionRegistry().register(Note, Elsewhere)
+
+
+def test_an_error_names_the_pixel_id_attribute_it_came_from(
+    swap_conversion: Swap,
+) -> None:
+    class Routed(ModelConversion[Order]):
+        event_type = "order_created"
+        pixel_id = "px-2"
+
+    conversion = swap_conversion(Order, Routed)
+    type(conversion).pixel_id = "px 2"  # changed after its registration was checked
+    with pytest.raises(ConversionError) as caught:
+        Order.objects.create(number="A-1")
+    assert str(caught.value).startswith(
+        "pixel_id from Routed.pixel_id contains whitespace"
+    )
+
+
+def test_an_event_type_changed_after_registration_is_refused_by_name(
+    swap_conversion: Swap,
+) -> None:
+    conversion = swap_conversion(Order, returning())
+    type(conversion).event_type = "purchase"  # type: ignore[misc]
+    with pytest.raises(
+        ConversionError,
+        match=re.escape(
+            "event_type from Odd.event_type is not one of the API's event types"
+        ),
+    ):
+        Order.objects.create(number="A-1")
