@@ -246,6 +246,7 @@ def plans(draw: st.DrawFn) -> dict[str, object]:
     plan = {}
     for name in HOOKS:
         working = st.just(DEFAULT) | PLAUSIBLE[name]
+        breaking: st.SearchStrategy[object]
         # A falsy should_track rightly records nothing: it is never junk here.
         if name == "should_track":
             breaking = raising | st.builds(Hostile)

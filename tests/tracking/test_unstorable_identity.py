@@ -336,7 +336,7 @@ def test_an_event_type_changed_after_registration_is_refused_by_name(
     swap_conversion: Swap,
 ) -> None:
     conversion = swap_conversion(Order, returning())
-    type(conversion).event_type = "purchase"  # type: ignore[misc]
+    type(conversion).event_type = "purchase"
     with pytest.raises(
         ConversionError,
         match=re.escape(
