@@ -52,10 +52,12 @@ def text_problem(value: object, limit: int) -> str | None:
             f"contains a NUL character at position {position} ({_quoted(value)}), "
             + "which the database cannot store"
         )
-    for position, char in enumerate(value):
-        if unicodedata.category(char) == "Cs":
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
             return (
-                f"contains a lone surrogate at position {position} ({_quoted(value)}), "
+                f"contains a lone surrogate at position {exc.start} ({_quoted(value)}), "
                 + "which is not valid Unicode text"
             )
     if len(value) > limit:

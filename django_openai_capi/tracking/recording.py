@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -252,52 +253,21 @@ def check_identity(
     raise out of the ``INSERT`` and abort the host's transaction, order and all.
     Raises :class:`ConversionError` naming the field and where its value came from.
     """
-    problems = (
-        _problem(
-            "pixel_id",
-            origin.pixel_id,
-            pixel_id_problem(pixel_id),
-            "a Pixel ID: a non-empty string of at most "
-            + f"{PIXEL_ID_MAX_LENGTH} characters without whitespace",
-        ),
-        _problem(
-            "event_id",
-            origin.event_id,
-            _event_id_problem(event_id),
-            f"a non-empty string of at most {EVENT_ID_MAX_LENGTH} characters, "
-            + "without NUL characters or lone surrogates",
-        ),
-        _problem(
-            "event_type",
-            origin.event_type,
-            None
-            if one_of(event_type, spec.EVENT_TYPES)
-            else "is not one of the API's event types",
-            "one of " + ", ".join(sorted(spec.EVENT_TYPES)),
-        ),
-        _problem(
-            "source_label",
-            origin.source_label,
-            text_problem(source_label, SOURCE_LABEL_MAX_LENGTH),
-            f"a string of at most {SOURCE_LABEL_MAX_LENGTH} characters, "
-            + "without NUL characters or lone surrogates",
-        ),
-        _problem(
-            "event_time",
-            origin.event_time,
-            _event_time_problem(event_time),
-            "a timezone-aware datetime at most 10 minutes ahead of the clock",
-        ),
-    )
-    found = [problem for problem in problems if problem is not None]
+    values = {
+        "pixel_id": pixel_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "source_label": source_label,
+        "event_time": event_time,
+    }
+    found = []
+    for field, rule, problem_of in _IDENTITY_RULES:
+        problem = problem_of(values[field])
+        if problem is not None:
+            source = getattr(origin, field)
+            found.append(f"{field} from {source} {problem}; {field} must be {rule}.")
     if found:
         raise ConversionError(" ".join(found))
-
-
-def _problem(field: str, origin: str, problem: str | None, rule: str) -> str | None:
-    if problem is None:
-        return None
-    return f"{field} from {origin} {problem}; {field} must be {rule}."
 
 
 def _event_id_problem(value: object) -> str | None:
@@ -322,6 +292,49 @@ def _event_time_problem(value: object) -> str | None:
         )
     return None
 
+
+def _event_type_problem(value: object) -> str | None:
+    if one_of(value, spec.EVENT_TYPES):
+        return None
+    return "is not one of the API's event types"
+
+
+def _source_label_problem(value: object) -> str | None:
+    return text_problem(value, SOURCE_LABEL_MAX_LENGTH)
+
+
+#: Each identity field, what it must be (said by every error about it), and what
+#: keeps a value from being that.
+_IDENTITY_RULES: tuple[tuple[str, str, Callable[[object], str | None]], ...] = (
+    (
+        "pixel_id",
+        f"a Pixel ID: a non-empty string of at most {PIXEL_ID_MAX_LENGTH} characters "
+        + "without whitespace",
+        pixel_id_problem,
+    ),
+    (
+        "event_id",
+        f"a non-empty string of at most {EVENT_ID_MAX_LENGTH} characters, "
+        + "without NUL characters or lone surrogates",
+        _event_id_problem,
+    ),
+    (
+        "event_type",
+        "one of " + ", ".join(sorted(spec.EVENT_TYPES)),
+        _event_type_problem,
+    ),
+    (
+        "source_label",
+        f"a string of at most {SOURCE_LABEL_MAX_LENGTH} characters, "
+        + "without NUL characters or lone surrogates",
+        _source_label_problem,
+    ),
+    (
+        "event_time",
+        "a timezone-aware datetime at most 10 minutes ahead of the clock",
+        _event_time_problem,
+    ),
+)
 
 #: How far ahead of the clock an event time may be (the API's limit).
 MAX_AHEAD = timedelta(milliseconds=spec.MAX_EVENT_SKEW_MS)
