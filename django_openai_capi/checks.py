@@ -23,7 +23,7 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.E016`` OPENAI_CAPI_INTEGRATION_SOURCE does not fit the API's format
 * ``django_openai_capi.E017`` OPENAI_CAPI_RETENTION_DAYS is not a positive int
 * ``django_openai_capi.E018`` OPENAI_CAPI_ENDPOINT contains credentials (user:password@)
-* ``django_openai_capi.E019`` OPENAI_CAPI_RAISE_ERRORS is not True, False or None
+* ``django_openai_capi.E019`` OPENAI_CAPI_RAISE_ERRORS is not True or False
 * ``django_openai_capi.E020`` USE_TZ is False
 * ``django_openai_capi.E021`` OPENAI_CAPI_DISPATCH is "task" but no Tasks framework is installed
 * ``django_openai_capi.E022`` OPENAI_CAPI_DISPATCH is "task" but the task's backend cannot be loaded (TASKS)
@@ -59,6 +59,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from django_openai_capi.api import spec
+from django_openai_capi.api.identifiers import looks_like_api_key, pixel_id_problem
 from django_openai_capi.conf import (
     SETTING_NAMES,
     Dispatch,
@@ -181,7 +182,7 @@ def _check_pixel_id() -> list[CheckMessage]:
                 id="django_openai_capi.W002",
             )
         ]
-    if isinstance(value, str) and _looks_like_api_key(value):
+    if isinstance(value, str) and looks_like_api_key(value):
         # The pixel id travels in the URL's ?pid=, and from there into access logs.
         message = "OPENAI_CAPI_PIXEL_ID should be a Pixel ID; it looks like an API key."
         hint = (
@@ -189,7 +190,8 @@ def _check_pixel_id() -> list[CheckMessage]:
             + "key in OPENAI_CAPI_API_KEY and the Pixel ID from Ads Manager → Conversions here."
         )
     else:
-        problem = _token_problem(value)
+        # The rule every conversion's own pixel id is held to when it is recorded.
+        problem = pixel_id_problem(value)
         if problem is None:
             return []
         message = f"OPENAI_CAPI_PIXEL_ID should be a non-empty string without whitespace; it {problem}."
@@ -211,13 +213,13 @@ def _check_pixel_api_keys() -> list[CheckMessage]:
 
 
 def _pixel_keys_entry_error(pixel_id: object, key: object) -> CheckMessage | None:
-    if isinstance(pixel_id, str) and _looks_like_api_key(pixel_id):
+    if isinstance(pixel_id, str) and looks_like_api_key(pixel_id):
         # Probably {key: pixel_id} instead of {pixel_id: key}; naming it would leak it.
         return _pixel_keys_error(
             "OPENAI_CAPI_PIXEL_API_KEYS has a pixel id that looks like an API key.",
             hint="The dict maps pixel id → API key; check that it is not the other way round.",
         )
-    pixel_problem = _token_problem(pixel_id)
+    pixel_problem = pixel_id_problem(pixel_id)
     if pixel_problem is not None:
         label = f" {pixel_id!r}" if isinstance(pixel_id, str) else ""
         return _pixel_keys_error(
@@ -235,11 +237,6 @@ def _pixel_keys_entry_error(pixel_id: object, key: object) -> CheckMessage | Non
     )
 
 
-def _looks_like_api_key(pixel_id: str) -> bool:
-    # OpenAI keys start with "sk-" and are long; a Pixel ID is neither.
-    return pixel_id.strip().startswith("sk-") or len(pixel_id) > 64
-
-
 def _pixel_keys_error(message: str, *, hint: str) -> CheckMessage:
     return Error(message, hint=hint, id="django_openai_capi.E004")
 
@@ -252,8 +249,8 @@ def _check_default_pixel_key() -> list[CheckMessage]:
     pixel_id = raw_setting("OPENAI_CAPI_PIXEL_ID")
     if (
         not isinstance(pixel_id, str)
-        or _token_problem(pixel_id) is not None
-        or _looks_like_api_key(pixel_id)
+        or pixel_id_problem(pixel_id) is not None
+        or looks_like_api_key(pixel_id)
     ):
         return []
     api_key = raw_setting("OPENAI_CAPI_API_KEY")
@@ -531,13 +528,16 @@ def _check_retention_days() -> list[CheckMessage]:
 
 def _check_raise_errors() -> list[CheckMessage]:
     value = raw_setting("OPENAI_CAPI_RAISE_ERRORS")
-    if value is None or isinstance(value, bool):
+    if isinstance(value, bool):
         return []
+    # None is named: it once meant "follow DEBUG", and would now quietly mean False.
+    shown = "None" if value is None else type(value).__name__
     return [
         Error(
-            f"OPENAI_CAPI_RAISE_ERRORS should be True, False or None, not {type(value).__name__}.",
-            hint="None follows DEBUG; set True in test settings, so that a broken "
-            + "conversion fails the test that caused it.",
+            f"OPENAI_CAPI_RAISE_ERRORS should be True or False, not {shown}.",
+            hint="False (the default, whatever DEBUG says) records a broken conversion "
+            + "as a failed event and keeps the host's save; set True in test settings, "
+            + "so that a broken conversion fails the test that caused it.",
             id="django_openai_capi.E019",
         )
     ]

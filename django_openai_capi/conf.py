@@ -63,8 +63,9 @@ DEFAULTS: Mapping[str, object] = MappingProxyType(
         "OPENAI_CAPI_LEASE_SECONDS": 300,
         "OPENAI_CAPI_INTEGRATION_SOURCE": None,
         "OPENAI_CAPI_RETENTION_DAYS": 30,
-        # None follows DEBUG.
-        "OPENAI_CAPI_RAISE_ERRORS": None,
+        # Not DEBUG: a staging server runs with DEBUG = True, and raising there would
+        # roll back the very orders it is meant to try out.
+        "OPENAI_CAPI_RAISE_ERRORS": False,
         # The browser side (middleware, template tags) and consent.
         # Dotted path to consent(request, event) -> bool; None: every event may be recorded.
         "OPENAI_CAPI_CONSENT": None,
@@ -237,12 +238,12 @@ class Settings:
     def OPENAI_CAPI_RAISE_ERRORS(self) -> bool:
         """Whether a conversion that cannot be built raises instead of being recorded as failed.
 
-        ``None`` (the default) follows ``DEBUG``. Test settings should set it to True:
-        Django runs tests with ``DEBUG = False``, and a broken conversion should fail the
-        test that caused it.
+        ``False`` by default, whatever ``DEBUG`` says: raising inside a save rolls the
+        host's transaction back, order and all. Test settings should set it to True, so
+        that a broken conversion fails the test that caused it.
         """
-        value: bool | None = _read("OPENAI_CAPI_RAISE_ERRORS")
-        return bool(settings.DEBUG) if value is None else value
+        # Anything but True (E019 reports it) keeps the host's save.
+        return _read("OPENAI_CAPI_RAISE_ERRORS") is True
 
     @property
     def OPENAI_CAPI_CONSENT(self) -> str | None:

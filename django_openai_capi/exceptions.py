@@ -88,8 +88,8 @@ class EventValidationError(CapiError, ValueError):
 class ConversionError(CapiError):
     """A registered conversion, or a ``track()`` call, could not produce its event.
 
-    Raised only where the project asks for errors (``OPENAI_CAPI_RAISE_ERRORS``, on by
-    default under ``DEBUG``); otherwise the event is recorded as failed with the same
+    Raised only where the project asks for errors (``OPENAI_CAPI_RAISE_ERRORS = True``,
+    for test settings); otherwise the event is recorded as failed with the same
     message, and logged. The original exception is the ``__cause__``.
     """
 

@@ -19,15 +19,16 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_openai_capi.api import spec
+from django_openai_capi.api.identifiers import (
+    EVENT_ID_MAX_LENGTH,
+    EVENT_TYPE_MAX_LENGTH,
+    PIXEL_ID_MAX_LENGTH,
+    SOURCE_LABEL_MAX_LENGTH,
+)
 
 #: How long after its ``timestamp_ms`` the API still accepts an event.
 ACCEPTANCE_WINDOW = timedelta(milliseconds=spec.MAX_EVENT_AGE_MS)
 
-# Column sizes. The API documents no limit on an event id; 255 holds every id a host is
-# likely to use (UUIDs, "<app_label>.<model>:<pk>" labels) and stays indexable everywhere.
-EVENT_ID_MAX_LENGTH = 255
-PIXEL_ID_MAX_LENGTH = 64
-SOURCE_LABEL_MAX_LENGTH = 255
 #: Claims recorded in ConversionEvent.claim_ids ("<32 hex digits> " each).
 MAX_CLAIMS_KEPT = 100
 CLAIM_ID_ENTRY_LENGTH = 33
@@ -70,7 +71,7 @@ class ConversionEvent(models.Model):
     pixel_id = models.CharField(_("pixel ID"), max_length=PIXEL_ID_MAX_LENGTH)
     event_type = models.CharField(
         _("event type"),
-        max_length=32,
+        max_length=EVENT_TYPE_MAX_LENGTH,
         choices=[(name, name) for name in spec.EVENT_DATA_TYPES],
     )
     event_id = models.CharField(_("event ID"), max_length=EVENT_ID_MAX_LENGTH)

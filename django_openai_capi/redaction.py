@@ -10,6 +10,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Mapping
 
+from django_openai_capi.api.identifiers import escape_unstorable
 from django_openai_capi.conf import conf
 
 REDACTED = "[redacted]"
@@ -36,12 +37,13 @@ def configured_keys() -> list[str]:
 def redact(text: str, *, limit: int = MAX_ERROR_LENGTH) -> str:
     """*text* with every configured key replaced, cut to *limit* characters.
 
-    NUL characters are escaped too: PostgreSQL text cannot hold them, and an error
-    message that cannot be stored would leave its event unrecorded.
+    NUL characters and lone surrogates are escaped too: PostgreSQL text cannot hold
+    the first, UTF-8 cannot encode the second, and an error message that cannot be
+    stored would leave its event unrecorded (and break the write it was part of).
     """
     for key in configured_keys():
         text = text.replace(key, REDACTED)
-    text = text.replace("\x00", "\\x00")
+    text = escape_unstorable(text)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -49,8 +51,16 @@ def redact(text: str, *, limit: int = MAX_ERROR_LENGTH) -> str:
 
 def describe_exception(exc: BaseException) -> str:
     """``"ValueError: message"``, redacted: how a foreign exception is stored and logged."""
-    message = str(exc)
     name = type(exc).__qualname__
+    try:
+        message = str(exc)
+    except Exception as unreadable:
+        # Described inside the handlers that record a failure: raising here would
+        # break the save they protect.
+        message = (
+            "<its message could not be read: str() raised "
+            + f"{type(unreadable).__qualname__}>"
+        )
     return redact(f"{name}: {message}" if message else name)
 
 

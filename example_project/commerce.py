@@ -1,8 +1,9 @@
 """What the shop and billing apps share: the currencies they sell in, the phone rule.
 
 Both exist so that the admin refuses, at the form, a value the Conversions API would
-refuse later: an event that cannot be built is recorded as failed (or, with ``DEBUG``,
-raised from the admin's save), which is a worse place to learn about a typo.
+refuse later: an event that cannot be built is recorded as failed (or, with
+``OPENAI_CAPI_RAISE_ERRORS``, raised from the admin's save), which is a worse place to
+learn about a typo.
 """
 
 from __future__ import annotations

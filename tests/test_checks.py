@@ -556,3 +556,35 @@ def test_e024_names_the_entry_that_is_not_an_address(settings):
     settings.OPENAI_CAPI_TRUSTED_PROXIES = ["10.0.0.0/8", "proxy.local"]
     [message] = check_settings()
     assert "'proxy.local'" in message.msg
+
+
+# The pixel id's rules are one rule: the setting's, the per-pixel keys' and each
+# conversion's (its pixel_id attribute, get_pixel_id(), track(pixel_id=...)) alike.
+
+
+@pytest.mark.parametrize("pixel", ["px\x00main", "px\x07main", "px\ud800main"])
+def test_e003_refuses_a_pixel_id_the_database_cannot_store_or_the_url_cannot_carry(
+    settings, pixel
+):
+    settings.OPENAI_CAPI_PIXEL_ID = pixel
+    (error,) = check_settings()
+    assert error.id == PREFIX + "E003"
+    assert error.msg.startswith(
+        "OPENAI_CAPI_PIXEL_ID should be a non-empty string without whitespace; it contains a "
+    )
+
+
+def test_e004_refuses_a_pixel_id_with_a_nul_character(settings):
+    settings.OPENAI_CAPI_PIXEL_API_KEYS = {"px\x00b": "key-b"}
+    (error,) = check_settings()
+    assert error.id == PREFIX + "E004"
+    assert "contains a NUL character" in error.msg
+
+
+def test_e019_refuses_none_which_no_longer_follows_debug(settings):
+    settings.OPENAI_CAPI_RAISE_ERRORS = None
+    (error,) = check_settings()
+    assert error.id == PREFIX + "E019"
+    assert error.msg == "OPENAI_CAPI_RAISE_ERRORS should be True or False, not None."
+    assert error.hint is not None
+    assert "DEBUG" in error.hint and "test settings" in error.hint

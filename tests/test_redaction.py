@@ -44,3 +44,20 @@ def test_an_exception_is_described_by_its_type_and_message(settings: Any) -> Non
         == f"ValueError: key {REDACTED} refused"
     )
     assert describe_exception(KeyError()) == "KeyError"
+
+
+class Unreadable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() of this exception raises")
+
+
+def test_an_exception_whose_message_cannot_be_read_is_still_described() -> None:
+    # A hook's exception is described inside the handler that records the failure:
+    # raising there would break the very save the handler protects.
+    assert describe_exception(Unreadable()) == (
+        "Unreadable: <its message could not be read: str() raised RuntimeError>"
+    )
+
+
+def test_lone_surrogates_are_escaped_like_nul() -> None:
+    assert redact("a\ud800b\x00c") == "a\\ud800b\\x00c"

@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import re
 import string
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -61,11 +62,14 @@ def normalize_email(value: str) -> str:
         or not local
         or not domain
         or "@" in domain
-        or any(c.isspace() for c in email)
+        # A control character (NUL above all) is no more part of an address than a
+        # space is, and hashed in it would match nobody.
+        or any(c.isspace() or unicodedata.category(c) == "Cc" for c in email)
     ):
         raise Rejected(
             "invalid_email",
-            "must be an email address: one @ with text on both sides and no spaces",
+            "must be an email address: one @ with text on both sides and no spaces "
+            "or control characters",
         )
     return email
 

@@ -19,11 +19,8 @@ from django.db import DEFAULT_DB_ALIAS, router, transaction
 from django.db.models import Max, Model
 from django.utils import timezone
 
-from django_openai_capi.models import (
-    ACCEPTANCE_WINDOW,
-    SOURCE_LABEL_MAX_LENGTH,
-    ConversionEvent,
-)
+from django_openai_capi.api.identifiers import SOURCE_LABEL_MAX_LENGTH, storable
+from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent
 from django_openai_capi.redaction import describe_exception
 from django_openai_capi.tracking.conversion import ModelConversion
 from django_openai_capi.tracking.recording import record_save
@@ -211,7 +208,10 @@ def _record_chunk(
     )
     written: list[str] = []
     for obj in chunk:
-        label = f"{conversion.model._meta.label}:{obj.pk}"[:SOURCE_LABEL_MAX_LENGTH]
+        # As record_save stores it, so that the read-back below finds the row.
+        label = storable(
+            f"{conversion.model._meta.label}:{obj.pk}", SOURCE_LABEL_MAX_LENGTH
+        )
         try:
             # One savepoint per object: a hook whose query fails must not abort the
             # transaction the rest of the chunk is written in.

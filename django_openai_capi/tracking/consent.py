@@ -16,7 +16,7 @@ sent with an event that *is* measured, and only opts it out of personalization.
 A callable that raises, or returns something other than ``True`` or ``False``, is
 taken as a refusal (and logged): for consent, the safe mistake is to measure one
 conversion too few, not one the visitor refused. With ``OPENAI_CAPI_RAISE_ERRORS``
-(tests, ``DEBUG``) it raises :class:`ConversionError` instead.
+(test settings) it raises :class:`ConversionError` instead.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ into a no-op without a read first and without aborting a PostgreSQL transaction.
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -18,18 +21,27 @@ from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
 
 from django_openai_capi.api import spec
+from django_openai_capi.api.identifiers import (
+    EVENT_ID_MAX_LENGTH,
+    EVENT_TYPE_MAX_LENGTH,
+    PIXEL_ID_MAX_LENGTH,
+    SOURCE_LABEL_MAX_LENGTH,
+    pixel_id_problem,
+    starts_like_api_key,
+    storable,
+    text_problem,
+)
+from django_openai_capi.api.values import one_of
 from django_openai_capi.conf import conf
 from django_openai_capi.dispatch import wake_up
 from django_openai_capi.exceptions import ConversionError
-from django_openai_capi.models import (
-    ACCEPTANCE_WINDOW,
-    EVENT_ID_MAX_LENGTH,
-    PIXEL_ID_MAX_LENGTH,
-    SOURCE_LABEL_MAX_LENGTH,
-    ConversionEvent,
-    ErrorKind,
+from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent, ErrorKind
+from django_openai_capi.redaction import (
+    REDACTED,
+    describe_exception,
+    format_traceback,
+    redact,
 )
-from django_openai_capi.redaction import describe_exception, format_traceback
 from django_openai_capi.signals import event_recorded, send
 from django_openai_capi.tracking.consent import ConsentEvent, consent_given
 from django_openai_capi.tracking.context import (
@@ -76,18 +88,23 @@ def record_save(
     object, is kept on the row; ``OPENAI_CAPI_CONSENT`` decides before anything is.
     """
     label = f"{conversion.model._meta.label}:{instance.pk}"
+    # What the hooks gave, kept for the failed row if one of them (or the check) fails.
+    pixel_id: object = None
+    event_id: object = None
     try:
         if not conversion.should_track(instance, created):
             return False
         pixel_id = conversion.get_pixel_id(instance)
         event_id = conversion.get_event_id(instance)
         event_time = conversion.get_event_time(instance)
-        check_identity(pixel_id=pixel_id, event_id=event_id, event_time=event_time)
-        if len(label) > SOURCE_LABEL_MAX_LENGTH:
-            raise ConversionError(
-                "the primary key is too long to name the object in source_label "
-                + f"(at most {SOURCE_LABEL_MAX_LENGTH} characters with the model's label)"
-            )
+        check_identity(
+            pixel_id=pixel_id,
+            event_id=event_id,
+            event_time=event_time,
+            event_type=conversion.event_type,
+            source_label=label,
+            origin=Origin.of(conversion),
+        )
         context = _saving_context(conversion, instance)
     except Exception as exc:
         if conf.OPENAI_CAPI_RAISE_ERRORS:
@@ -98,11 +115,12 @@ def record_save(
         )
         logger.error("%s\n%s", message, format_traceback(exc))
         event = failed_event(
-            pixel_id=conversion.pixel_id or conf.OPENAI_CAPI_PIXEL_ID or "",
+            pixel_id=pixel_id
+            if pixel_id is not None
+            else conversion.pixel_id or conf.OPENAI_CAPI_PIXEL_ID,
             event_type=conversion.event_type,
-            event_id=f"{conversion.model._meta.label_lower}:{instance.pk}"[
-                :EVENT_ID_MAX_LENGTH
-            ],
+            event_id=event_id,
+            fallback_event_id=f"{conversion.model._meta.label_lower}:{instance.pk}",
             event_time=timezone.now(),
             kind=ErrorKind.BUILD,
             error=message,
@@ -189,45 +207,134 @@ def store_event(event: ConversionEvent, *, using: str) -> bool:
     return inserted
 
 
-def check_identity(*, pixel_id: object, event_id: object, event_time: object) -> None:
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where each identity value came from (a hook, an argument, a setting): what an
+    error names, so that the person reading it knows what to fix."""
+
+    pixel_id: str
+    event_id: str
+    event_time: str
+    event_type: str
+    source_label: str
+
+    @classmethod
+    def of(cls, conversion: ModelConversion[Any]) -> Origin:
+        """The hooks and attributes of a model conversion."""
+        name = type(conversion).__name__
+        if type(conversion).get_pixel_id is not ModelConversion.get_pixel_id:
+            pixel = f"{name}.get_pixel_id()"
+        elif conversion.pixel_id is not None:
+            pixel = f"{name}.pixel_id"
+        else:
+            pixel = "OPENAI_CAPI_PIXEL_ID"
+        return cls(
+            pixel_id=pixel,
+            event_id=f"{name}.get_event_id()",
+            event_time=f"{name}.get_event_time()",
+            event_type=f"{name}.event_type",
+            source_label=f"the primary key of {conversion.model._meta.label}",
+        )
+
+
+def check_identity(
+    *,
+    pixel_id: object,
+    event_id: object,
+    event_time: object,
+    event_type: object,
+    source_label: object,
+    origin: Origin,
+) -> None:
     """Refuse what the outbox row cannot hold, or the API could never take.
 
-    Raises :class:`ConversionError`.
+    Every way an event is recorded (a save, ``track()``, a backfill) passes here
+    before anything is written: a value the database cannot store would otherwise
+    raise out of the ``INSERT`` and abort the host's transaction, order and all.
+    Raises :class:`ConversionError` naming the field and where its value came from.
     """
-    if (
-        not (isinstance(pixel_id, str) and pixel_id.strip())
-        or len(pixel_id) > PIXEL_ID_MAX_LENGTH
-    ):
-        raise ConversionError(
-            f"pixel_id must be a non-empty string of at most {PIXEL_ID_MAX_LENGTH} characters, "
-            + f"got {type(pixel_id).__name__}"
-        )
-    if (
-        not (isinstance(event_id, str) and event_id.strip())
-        or len(event_id) > EVENT_ID_MAX_LENGTH
-    ):
-        raise ConversionError(
-            f"event_id must be a non-empty string of at most {EVENT_ID_MAX_LENGTH} characters, "
-            + f"got {_describe_id(event_id)}"
-        )
-    if not isinstance(event_time, datetime) or timezone.is_naive(event_time):
-        raise ConversionError(
-            "event_time must be a timezone-aware datetime, got "
-            + (
-                "a naive datetime"
-                if isinstance(event_time, datetime)
-                else type(event_time).__name__
-            )
-        )
-    ahead = event_time - timezone.now()
+    values = {
+        "pixel_id": pixel_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "source_label": source_label,
+        "event_time": event_time,
+    }
+    found = []
+    for field, rule, problem_of in _IDENTITY_RULES:
+        problem = problem_of(values[field])
+        if problem is not None:
+            source = getattr(origin, field)
+            found.append(f"{field} from {source} {problem}; {field} must be {rule}.")
+    if found:
+        raise ConversionError(" ".join(found))
+
+
+def _event_id_problem(value: object) -> str | None:
+    problem = text_problem(value, EVENT_ID_MAX_LENGTH)
+    if problem is None and isinstance(value, str) and not value.strip():
+        return "is blank"
+    return problem
+
+
+def _event_time_problem(value: object) -> str | None:
+    if not isinstance(value, datetime):
+        return f"is of type {type(value).__name__}, not a datetime"
+    if timezone.is_naive(value):
+        return "is a naive datetime"
+    ahead = value - timezone.now()
     if ahead > MAX_AHEAD:
         # The API refuses it now, and waiting for it would hold the event back
         # unseen: a clock or a hook is wrong, so say so.
-        raise ConversionError(
-            f"event_time is {ahead.total_seconds() / 60:.0f} minutes in the future; "
+        return (
+            f"is {ahead.total_seconds() / 60:.0f} minutes in the future; "
             + "the API accepts at most 10"
         )
+    return None
 
+
+def _event_type_problem(value: object) -> str | None:
+    if one_of(value, spec.EVENT_TYPES):
+        return None
+    return "is not one of the API's event types"
+
+
+def _source_label_problem(value: object) -> str | None:
+    return text_problem(value, SOURCE_LABEL_MAX_LENGTH)
+
+
+#: Each identity field, what it must be (said by every error about it), and what
+#: keeps a value from being that.
+_IDENTITY_RULES: tuple[tuple[str, str, Callable[[object], str | None]], ...] = (
+    (
+        "pixel_id",
+        f"a Pixel ID: a non-empty string of at most {PIXEL_ID_MAX_LENGTH} characters "
+        + "without whitespace",
+        pixel_id_problem,
+    ),
+    (
+        "event_id",
+        f"a non-empty string of at most {EVENT_ID_MAX_LENGTH} characters, "
+        + "without NUL characters or lone surrogates",
+        _event_id_problem,
+    ),
+    (
+        "event_type",
+        "one of " + ", ".join(sorted(spec.EVENT_TYPES)),
+        _event_type_problem,
+    ),
+    (
+        "source_label",
+        f"a string of at most {SOURCE_LABEL_MAX_LENGTH} characters, "
+        + "without NUL characters or lone surrogates",
+        _source_label_problem,
+    ),
+    (
+        "event_time",
+        "a timezone-aware datetime at most 10 minutes ahead of the clock",
+        _event_time_problem,
+    ),
+)
 
 #: How far ahead of the clock an event time may be (the API's limit).
 MAX_AHEAD = timedelta(milliseconds=spec.MAX_EVENT_SKEW_MS)
@@ -244,38 +351,52 @@ def expire_if_too_old(event: ConversionEvent) -> None:
         )
 
 
-def _describe_id(value: object) -> str:
-    if isinstance(value, str):
-        return (
-            f"a string of {len(value)} characters"
-            if value.strip()
-            else "a blank string"
-        )
-    return type(value).__name__
-
-
 def failed_event(
     *,
-    pixel_id: str,
+    pixel_id: object,
     event_type: str,
-    event_id: str,
-    event_time: datetime,
+    event_id: object,
+    fallback_event_id: str,
+    event_time: object,
     kind: ErrorKind,
     error: str,
-    source_label: str,
+    source_label: object,
 ) -> ConversionEvent:
-    """A row for a conversion that happened but cannot be sent as it is."""
-    return ConversionEvent(
-        pixel_id=pixel_id[:PIXEL_ID_MAX_LENGTH],
-        event_type=event_type,
-        event_id=event_id,
-        event_time=event_time,
-        expires_at=event_time + ACCEPTANCE_WINDOW,
-        status=_Status.FAILED,
-        last_error=error,
-        last_error_kind=kind,
-        source_label=source_label[:SOURCE_LABEL_MAX_LENGTH],
+    """A row for a conversion that happened but cannot be sent as it is.
+
+    Its identity may be the very values that were refused, so each is stored as a
+    rendering the database can hold (escaped and cut, keys redacted); an event id
+    that leaves nothing to show is replaced by *fallback_event_id*, and an event time
+    that cannot be one by the time of recording.
+    """
+    shown_id = _rendered(event_id, EVENT_ID_MAX_LENGTH)
+    when = (
+        event_time
+        if isinstance(event_time, datetime) and _event_time_problem(event_time) is None
+        else timezone.now()
     )
+    return ConversionEvent(
+        pixel_id=REDACTED
+        if isinstance(pixel_id, str) and starts_like_api_key(pixel_id)
+        else _rendered(pixel_id, PIXEL_ID_MAX_LENGTH),
+        event_type=_rendered(event_type, EVENT_TYPE_MAX_LENGTH),
+        event_id=shown_id
+        if shown_id.strip()
+        else _rendered(fallback_event_id, EVENT_ID_MAX_LENGTH),
+        event_time=when,
+        expires_at=when + ACCEPTANCE_WINDOW,
+        status=_Status.FAILED,
+        last_error=redact(error),
+        last_error_kind=kind,
+        source_label=_rendered(source_label, SOURCE_LABEL_MAX_LENGTH),
+    )
+
+
+def _rendered(value: object, limit: int) -> str:
+    """*value* as a failed row can store it: keys redacted, escaped, cut; "" if no text."""
+    if not isinstance(value, str):
+        return ""
+    return storable(redact(value, limit=sys.maxsize), limit)
 
 
 def insert_event(event: ConversionEvent, *, using: str) -> bool:

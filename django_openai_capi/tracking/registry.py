@@ -17,10 +17,10 @@ from django.db import models
 from django.utils.module_loading import autodiscover_modules
 
 from django_openai_capi.api import spec
+from django_openai_capi.api.identifiers import PIXEL_ID_MAX_LENGTH, pixel_id_problem
 from django_openai_capi.api.issues import IssueCollector
 from django_openai_capi.api.validation import check_event
 from django_openai_capi.exceptions import CapiConfigurationError
-from django_openai_capi.models import PIXEL_ID_MAX_LENGTH
 from django_openai_capi.tracking.conversion import ModelConversion
 
 C = TypeVar("C", bound=type[ModelConversion[Any]])
@@ -207,12 +207,13 @@ def _check_conversion_class(conversion_class: object) -> None:
             f"{name} cannot make valid events: " + "; ".join(problems)
         )
     pixel_id: object = conversion_class.pixel_id
-    if pixel_id is not None and not (
-        isinstance(pixel_id, str) and 0 < len(pixel_id.strip()) <= PIXEL_ID_MAX_LENGTH
-    ):
+    problem = None if pixel_id is None else pixel_id_problem(pixel_id)
+    if problem is not None:
+        # The rules of OPENAI_CAPI_PIXEL_ID (check E003), which this attribute replaces.
         raise CapiConfigurationError(
-            f"{name}.pixel_id should be a Pixel ID string (at most {PIXEL_ID_MAX_LENGTH} "
-            + "characters), or None for OPENAI_CAPI_PIXEL_ID."
+            f"{name}.pixel_id should be a Pixel ID string (no whitespace, at most "
+            + f"{PIXEL_ID_MAX_LENGTH} characters), or None for OPENAI_CAPI_PIXEL_ID; "
+            + f"it {problem}."
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS
@@ -20,6 +21,7 @@ from django.utils import timezone
 from django_openai_capi.api import spec
 from django_openai_capi.api.events import encode_event
 from django_openai_capi.api.validation import now_ms
+from django_openai_capi.api.values import given, one_of
 from django_openai_capi.conf import conf
 from django_openai_capi.exceptions import (
     CapiConfigurationError,
@@ -37,6 +39,7 @@ from django_openai_capi.tracking.context import (
 )
 from django_openai_capi.tracking.enrich import build_with_context
 from django_openai_capi.tracking.recording import (
+    Origin,
     check_identity,
     expire_if_too_old,
     failed_event,
@@ -81,22 +84,16 @@ def track(
     other problem (invalid data, no pixel configured) records the event as failed with
     the reason and logs it, or, with ``OPENAI_CAPI_RAISE_ERRORS``, raises.
     """
-    if event_type not in spec.EVENT_TYPES:
+    if not one_of(event_type, spec.EVENT_TYPES):
         raise EventValidationError(
             [
                 ValidationIssue(
-                    "type", "invalid_event_type", f"unknown event type {event_type!r}"
+                    "type",
+                    "invalid_event_type",
+                    f"unknown event type {given(event_type)}",
                 )
             ]
         )
-    asked = ConsentEvent(
-        pixel_id=pixel_id or conf.OPENAI_CAPI_PIXEL_ID or "",
-        event_type=event_type,
-        event_id=event_id,
-        source_label=source_label,
-    )
-    if not consent_given(request or current_request(), asked):
-        return False
     when = timezone.now() if event_time is None else event_time
     if request is not None:
         context = RequestContext.from_request(request)
@@ -104,74 +101,111 @@ def track(
         context = current_context() or RequestContext()
     try:
         pixel = pixel_id or conf.default_pixel_id()
-        check_identity(pixel_id=pixel, event_id=event_id, event_time=when)
-        event = build_with_context(
-            event_type,
-            context=context,
+        check_identity(
+            pixel_id=pixel,
             event_id=event_id,
             event_time=when,
-            data=data,
-            user=user,
-            custom_event_name=custom_event_name,
-            action_source=action_source,
-            source_url=source_url,
-            oppref=oppref,
-            opt_out=opt_out,
-            now=now_ms(),
+            event_type=event_type,
+            source_label=source_label,
+            origin=_ORIGIN if pixel_id else _ORIGIN_DEFAULT_PIXEL,
         )
-    except (ConversionError, CapiConfigurationError, EventValidationError) as exc:
+    except (ConversionError, CapiConfigurationError) as exc:
         if conf.OPENAI_CAPI_RAISE_ERRORS:
             raise
-        return _record_failure(
+        event = _failure(
             exc,
             event_type=event_type,
             event_id=event_id,
             event_time=when,
-            pixel_id=pixel_id or conf.OPENAI_CAPI_PIXEL_ID or "",
+            pixel_id=pixel_id or conf.OPENAI_CAPI_PIXEL_ID,
             source_label=source_label,
-            using=using,
         )
-    return record(
-        ConversionEvent(
+    else:
+        event = ConversionEvent(
             pixel_id=pixel,
             event_type=event_type,
             event_id=event_id,
-            payload=encode_event(event),
             event_time=when,
             expires_at=when + ACCEPTANCE_WINDOW,
             source_label=source_label,
-        ),
-        using=using,
+        )
+    # Asked with the identity the row will have: a refused value is asked about as it
+    # is stored, so that a consent callable never gets what cannot be stored either.
+    asked = ConsentEvent(
+        pixel_id=event.pixel_id,
+        event_type=event.event_type,
+        event_id=event.event_id,
+        source_label=event.source_label,
     )
+    if not consent_given(request or current_request(), asked):
+        return False
+    if event.status == ConversionEvent.Status.PENDING:
+        try:
+            event.payload = encode_event(
+                build_with_context(
+                    event_type,
+                    context=context,
+                    event_id=event_id,
+                    event_time=when,
+                    data=data,
+                    user=user,
+                    custom_event_name=custom_event_name,
+                    action_source=action_source,
+                    source_url=source_url,
+                    oppref=oppref,
+                    opt_out=opt_out,
+                    now=now_ms(),
+                )
+            )
+        except EventValidationError as exc:
+            if conf.OPENAI_CAPI_RAISE_ERRORS:
+                raise
+            event = _failure(
+                exc,
+                event_type=event_type,
+                event_id=event_id,
+                event_time=when,
+                pixel_id=pixel,
+                source_label=source_label,
+            )
+            # Too old is not bad data: the conversion came too late, as one built too
+            # late does.
+            expire_if_too_old(event)
+    return record(event, using=using)
 
 
-def _record_failure(
+#: Where track()'s identity values come from, as its errors name them.
+_ORIGIN = Origin(
+    pixel_id="track(pixel_id=...)",
+    event_id="track(event_id=...)",
+    event_time="track(event_time=...)",
+    event_type="track(event_type)",
+    source_label="track(source_label=...)",
+)
+_ORIGIN_DEFAULT_PIXEL = replace(_ORIGIN, pixel_id="OPENAI_CAPI_PIXEL_ID")
+
+
+def _failure(
     exc: Exception,
     *,
     event_type: str,
     event_id: object,
     event_time: object,
-    pixel_id: str,
-    source_label: str,
-    using: str,
-) -> bool:
+    pixel_id: object,
+    source_label: object,
+) -> ConversionEvent:
     message = f"track({event_type!r}) could not record its event: {redact(str(exc))}"
     logger.error("%s", message)
-    usable_id = isinstance(event_id, str) and event_id.strip() and len(event_id) <= 255
-    usable_time = isinstance(event_time, datetime) and timezone.is_aware(event_time)
-    event = failed_event(
+    return failed_event(
         pixel_id=pixel_id,
         event_type=event_type,
+        event_id=event_id,
         # The row needs an id to exist at all; a fresh one keeps the failure visible.
-        event_id=event_id if usable_id else f"{INVALID_ID_PREFIX}{uuid.uuid4().hex}",  # type: ignore[arg-type]
-        event_time=event_time if usable_time else timezone.now(),  # type: ignore[arg-type]
+        fallback_event_id=f"{INVALID_ID_PREFIX}{uuid.uuid4().hex}",
+        event_time=event_time,
         kind=ErrorKind.INVALID
         if isinstance(exc, EventValidationError)
         else ErrorKind.BUILD,
         error=message,
         source_label=source_label,
     )
-    if isinstance(event_time, datetime) and timezone.is_aware(event_time):
-        # Too old is not bad data: the conversion came too late, as one built too late does.
-        expire_if_too_old(event)
-    return record(event, using=using)

@@ -33,6 +33,21 @@ class TestNormalize:
         with pytest.raises(Rejected, match="email address"):
             normalize("email", value)
 
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "ada\x00@example.com",
+            "ada@example.com\x00",
+            "ada@exa\x07mple.com",
+            "ada\x7f@x.io",
+        ],
+    )
+    def test_email_with_a_nul_or_control_character_is_rejected_like_an_inner_space(
+        self, value
+    ):
+        with pytest.raises(Rejected, match="no spaces or control characters"):
+            normalize("email", value)
+
     def test_phone_keeps_digits_with_country_code(self):
         assert normalize("phone", "+44 (0)20.7946-0958") == "4402079460958"
 

@@ -168,6 +168,19 @@ def test_with_raise_errors_a_broken_hook_fails_the_save(swap_conversion: Swap) -
     assert not Order.objects.exists()
 
 
+def test_under_debug_a_broken_hook_still_keeps_the_order(
+    swap_conversion: Swap, settings: Any
+) -> None:
+    # A staging server: startproject's DEBUG = True, OPENAI_CAPI_RAISE_ERRORS unset.
+    settings.DEBUG = True
+    del settings.OPENAI_CAPI_RAISE_ERRORS
+    swap_conversion(Order, Explodes)
+    with transaction.atomic():
+        order = Order.objects.create(number="A-1")
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert ConversionEvent.objects.get().status == Status.FAILED
+
+
 @pytest.mark.usefixtures("record_failures")
 def test_a_broken_hook_never_breaks_the_save_and_is_recorded_as_failed(
     swap_conversion: Swap, caplog: pytest.LogCaptureFixture
@@ -205,17 +218,37 @@ def test_a_missing_pixel_is_recorded_not_raised(
         (
             "get_event_id",
             "",
-            "event_id must be a non-empty string of at most 255 characters, got a blank string",
+            "event_id from Odd.get_event_id() is blank; event_id must be a non-empty "
+            + "string of at most 255 characters",
         ),
-        ("get_event_id", "x" * 256, "got a string of 256 characters"),
-        ("get_event_id", 42, "got int"),
-        ("get_pixel_id", "p" * 65, "pixel_id must be a non-empty string of at most 64"),
+        (
+            "get_event_id",
+            "x" * 256,
+            "event_id from Odd.get_event_id() is 256 characters long, more than the 255 that fit",
+        ),
+        (
+            "get_event_id",
+            42,
+            "event_id from Odd.get_event_id() is of type int, not a string",
+        ),
+        (
+            "get_pixel_id",
+            "p" * 65,
+            "pixel_id from Odd.get_pixel_id() is 65 characters long, more than the 64 "
+            + "that fit; pixel_id must be a Pixel ID: a non-empty string of at most 64 "
+            + "characters without whitespace",
+        ),
         (
             "get_event_time",
             datetime(2026, 11, 20),
-            "event_time must be a timezone-aware datetime, got a naive datetime",
+            "event_time from Odd.get_event_time() is a naive datetime; event_time must "
+            + "be a timezone-aware datetime",
         ),
-        ("get_event_time", "2026-11-20", "got str"),
+        (
+            "get_event_time",
+            "2026-11-20",
+            "event_time from Odd.get_event_time() is of type str, not a datetime",
+        ),
     ],
 )
 def test_an_identity_the_outbox_cannot_hold_is_refused_by_name(
@@ -298,9 +331,9 @@ def test_a_primary_key_too_long_for_the_source_label_is_refused_by_name(
     event = ConversionEvent.objects.get()
     assert event.status == Status.FAILED
     assert (
-        "the primary key is too long to name the object in source_label"
-        in event.last_error
-    )
+        "source_label from the primary key of testapp.Coupon is 275 characters long, "
+        + "more than the 255 that fit"
+    ) in event.last_error
     assert len(event.source_label) == 255
 
 
@@ -314,7 +347,8 @@ def test_an_event_time_far_in_the_future_is_refused(swap_conversion: Swap) -> No
     swap_conversion(Order, Ahead)
     with pytest.raises(
         ConversionError,
-        match="event_time is 120 minutes in the future; the API accepts at most 10",
+        match="event_time from Ahead.get_event_time\\(\\) is 120 minutes in the future; "
+        + "the API accepts at most 10",
     ):
         Order.objects.create(number="A-1")
 

@@ -227,8 +227,10 @@ def test_with_raise_errors_no_pixel_raises(settings: Any) -> None:
 
 
 @pytest.mark.usefixtures("record_failures")
-@pytest.mark.parametrize("event_id", ["", "   ", "x" * 256, None])
-def test_an_unusable_event_id_is_recorded_under_a_fresh_id(event_id: Any) -> None:
+@pytest.mark.parametrize("event_id", ["", "   ", None, 42])
+def test_an_event_id_with_nothing_to_show_is_recorded_under_a_fresh_id(
+    event_id: Any,
+) -> None:
     track("lead_created", event_id=event_id)
     event = ConversionEvent.objects.get()
     assert event.status == Status.FAILED

@@ -1,0 +1,89 @@
+"""The rules for the text an event is stored and sent under."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from django_openai_capi.api.identifiers import (
+    escape_unstorable,
+    pixel_id_problem,
+    storable,
+    text_problem,
+)
+
+
+def test_nul_and_lone_surrogates_are_escaped_and_everything_else_kept() -> None:
+    assert escape_unstorable("ord\x00er") == "ord\\x00er"
+    assert escape_unstorable("évt\ud800\udfff 💥\n") == "évt\\ud800\\udfff 💥\n"
+
+
+@given(st.text(st.characters(codec=None, exclude_categories=())))
+def test_an_escaped_text_can_always_be_encoded_and_holds_no_nul(text: str) -> None:
+    escaped = escape_unstorable(text)
+    escaped.encode("utf-8")
+    assert "\x00" not in escaped
+
+
+def test_storable_escapes_before_it_cuts() -> None:
+    assert storable("a\x00" * 10, 7) == "a\\x00a\\"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("fine", None),
+        ("x" * 10, None),
+        ("x" * 11, "is 11 characters long, more than the 10 that fit"),
+        (
+            "ab\x00c",
+            'contains a NUL character at position 2 ("ab\\x00c"), which the database '
+            + "cannot store",
+        ),
+        (
+            "ab\udc80",
+            'contains a lone surrogate at position 2 ("ab\\udc80"), which is not valid '
+            + "Unicode text",
+        ),
+        (b"bytes", "is of type bytes, not a string"),
+        (None, "is of type NoneType, not a string"),
+    ],
+)
+def test_text_problem_says_what_keeps_a_value_out_of_the_column(
+    value: object, problem: str | None
+) -> None:
+    assert text_problem(value, 10) == problem
+
+
+def test_a_long_value_is_quoted_shortened_with_its_control_characters_escaped() -> None:
+    problem = text_problem("\n" + "x" * 60 + "\x00", 255)
+    assert problem == (
+        'contains a NUL character at position 61 ("\\n'
+        + "x" * 39
+        + '…"), '
+        + "which the database cannot store"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("px-main_2", None),
+        ("", "is empty"),
+        (" px", "starts or ends with whitespace"),
+        ("px\n", "starts or ends with whitespace"),
+        ("px main", "contains whitespace"),
+        ("px\u2003main", "contains whitespace"),
+        ("px\x07main", "contains a control character"),
+        ("sk-proj-abc", "looks like an API key"),
+        # A key is never quoted, even when it has something else wrong with it.
+        ("sk-proj-\x00abc", "looks like an API key"),
+        ("p" * 65, "is 65 characters long, more than the 64 that fit"),
+        (42, "is of type int, not a string"),
+    ],
+)
+def test_a_pixel_id_is_a_non_empty_string_without_whitespace_or_control_characters(
+    value: object, problem: str | None
+) -> None:
+    assert pixel_id_problem(value) == problem

@@ -1,0 +1,346 @@
+"""Identity values the database cannot store never reach it, and never break the save.
+
+PostgreSQL text cannot hold NUL, a lone surrogate is not UTF-8 at all, and a varchar
+refuses what is longer than its column: any of them, let through, raised a ``DataError``
+or ``UnicodeEncodeError`` out of the host's ``save()`` and aborted its transaction. Each
+is refused by name instead, and the conversion recorded as failed under a rendering of
+the value that can be stored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from django_openai_capi import ModelConversion, track
+from django_openai_capi.exceptions import CapiConfigurationError, ConversionError
+from django_openai_capi.maintenance.backfill import backfill
+from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.tracking.building import build_pending
+from django_openai_capi.tracking.registry import ConversionRegistry
+from tests.conftest import Swap, UseConsent
+from tests.testapp.models import Note, Order
+
+pytestmark = pytest.mark.django_db
+
+Status = ConversionEvent.Status
+
+# (what a hook returns, what the failed row stores, what the error says about it)
+UNSTORABLE_TEXT = [
+    pytest.param("ord\x00er", "ord\\x00er", "a NUL character", id="nul"),
+    pytest.param("evt\ud800", "evt\\ud800", "a lone surrogate", id="lone-surrogate"),
+]
+
+
+def returning(**hooks: object) -> type[ModelConversion[Order]]:
+    """A conversion of Order whose named hooks return the given values."""
+    namespace: dict[str, Any] = {"event_type": "order_created"}
+    for hook, value in hooks.items():
+        namespace[hook] = lambda self, obj, value=value: value
+    return type("Odd", (ModelConversion,), namespace)
+
+
+def the_event() -> ConversionEvent:
+    return ConversionEvent.objects.get()
+
+
+# Model saves.
+
+
+@pytest.mark.parametrize("hook", ["get_event_id", "get_pixel_id"])
+@pytest.mark.parametrize(("value", "stored", "problem"), UNSTORABLE_TEXT)
+def test_with_raise_errors_an_unstorable_identity_is_refused_naming_hook_and_field(
+    swap_conversion: Swap, hook: str, value: str, stored: str, problem: str
+) -> None:
+    swap_conversion(Order, returning(**{hook: value}))
+    field = hook.removeprefix("get_")
+    with pytest.raises(ConversionError) as caught:
+        Order.objects.create(number="A-1")
+    message = str(caught.value)
+    assert f"{field} from Odd.{hook}() contains {problem}" in message
+    assert stored in message  # where it is, escaped
+    assert not ConversionEvent.objects.exists()
+
+
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(("value", "stored", "problem"), UNSTORABLE_TEXT)
+def test_an_unstorable_event_id_from_a_hook_never_breaks_the_hosts_transaction(
+    swap_conversion: Swap, value: str, stored: str, problem: str
+) -> None:
+    swap_conversion(Order, returning(get_event_id=value))
+    with transaction.atomic():
+        order = Order.objects.create(number="A-1")
+        # An aborted PostgreSQL transaction would refuse this query.
+        assert Order.objects.filter(pk=order.pk).exists()
+        Note.objects.create(text="written after the order, in the same transaction")
+    assert Order.objects.filter(pk=order.pk).exists()
+    event = the_event()
+    assert (event.status, event.last_error_kind) == (Status.FAILED, ErrorKind.BUILD)
+    assert event.event_id == stored
+    assert f"event_id from Odd.get_event_id() contains {problem}" in event.last_error
+
+
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(("value", "stored", "problem"), UNSTORABLE_TEXT)
+def test_an_unstorable_pixel_id_from_a_hook_is_recorded_failed_under_its_rendering(
+    swap_conversion: Swap, value: str, stored: str, problem: str
+) -> None:
+    swap_conversion(Order, returning(get_pixel_id=value))
+    with transaction.atomic():
+        order = Order.objects.create(number="A-1")
+    assert Order.objects.filter(pk=order.pk).exists()
+    event = the_event()
+    assert (event.status, event.pixel_id) == (Status.FAILED, stored)
+    assert event.event_id == f"testapp.order:{order.pk}"
+    assert f"pixel_id from Odd.get_pixel_id() contains {problem}" in event.last_error
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_an_over_long_event_id_is_recorded_failed_under_its_first_255_characters(
+    swap_conversion: Swap,
+) -> None:
+    swap_conversion(Order, returning(get_event_id="e" * 300))
+    Order.objects.create(number="A-1")
+    event = the_event()
+    assert (event.status, event.event_id) == (Status.FAILED, "e" * 255)
+    assert (
+        "event_id from Odd.get_event_id() is 300 characters long, more than the 255 that fit"
+        in event.last_error
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(("value", "stored", "problem"), UNSTORABLE_TEXT)
+def test_in_autocommit_the_order_and_its_failed_event_are_both_kept(
+    swap_conversion: Swap, value: str, stored: str, problem: str
+) -> None:
+    swap_conversion(Order, returning(get_event_id=value))
+    order = Order.objects.create(number="A-1")
+    assert Order.objects.filter(pk=order.pk).exists()
+    event = the_event()
+    assert (event.status, event.event_id) == (Status.FAILED, stored)
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_failed_rows_fallback_pixel_is_rendered_storably_too(
+    swap_conversion: Swap, settings: Any
+) -> None:
+    # should_track raises before any hook names a pixel: the row falls back to the
+    # setting, which here is itself unstorable.
+    settings.OPENAI_CAPI_PIXEL_ID = "pix\x00el"
+    swap_conversion(Order, Explodes)
+    with transaction.atomic():
+        order = Order.objects.create(number="A-1")
+    assert Order.objects.filter(pk=order.pk).exists()
+    event = the_event()
+    assert (event.status, event.pixel_id) == (Status.FAILED, "pix\\x00el")
+
+
+class Explodes(ModelConversion[Order]):
+    event_type = "order_created"
+
+    def should_track(self, obj: Order, created: bool) -> bool:
+        raise ValueError("cannot read the order's flag \x00\ud800")
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_an_error_quoting_unstorable_text_is_stored_escaped(
+    swap_conversion: Swap,
+) -> None:
+    swap_conversion(Order, Explodes)
+    with transaction.atomic():
+        order = Order.objects.create(number="A-1")
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert the_event().last_error.endswith(
+        "ValueError: cannot read the order's flag \\x00\\ud800"
+    )
+
+
+class DataExplodes(ModelConversion[Order]):
+    event_type = "order_created"
+
+    def get_data(self, obj: Order) -> dict[str, object]:
+        raise ValueError("no price for \x00\ud800")
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_the_build_stores_an_error_quoting_unstorable_text_escaped(
+    swap_conversion: Swap,
+) -> None:
+    swap_conversion(Order, DataExplodes)
+    Order.objects.create(number="A-1")
+    report = build_pending()
+    assert report.failed == 1
+    event = the_event()
+    assert event.status == Status.FAILED
+    assert event.last_error.endswith("raised ValueError: no price for \\x00\\ud800")
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_backfill_records_an_unstorable_identity_as_a_failure_it_counts(
+    swap_conversion: Swap,
+) -> None:
+    class Backfilled(ModelConversion[Order]):
+        event_type = "order_created"
+
+        def get_backfill_queryset(self, since: Any, until: Any) -> Any:
+            return self.get_queryset()
+
+        def get_event_id(self, obj: Order) -> str:
+            return f"order\x00{obj.pk}"
+
+    Order.objects.create(number="A-1", is_paid=False)  # testapp: no event for it
+    swap_conversion(Order, Backfilled)
+    report = backfill(since=timezone.now() - timedelta(days=1), models=[Order])
+    (result,) = report.models
+    assert (result.problem, result.failed, result.recorded) == (None, 1, 0)
+    assert "contains a NUL character" in result.errors[0]
+    assert the_event().event_id.startswith("order\\x00")
+
+
+# track().
+
+
+@pytest.mark.parametrize(
+    ("arguments", "source"),
+    [
+        ({"event_id": "l3\x00"}, "event_id from track(event_id=...) contains a NUL"),
+        (
+            {"pixel_id": "p\udc80"},
+            "pixel_id from track(pixel_id=...) contains a lone surrogate",
+        ),
+        (
+            {"source_label": "x" * 300},
+            "source_label from track(source_label=...) is 300 characters long, more than the 255 that fit",
+        ),
+        (
+            {"source_label": 42},
+            "source_label from track(source_label=...) is of type int, not a string",
+        ),
+    ],
+)
+def test_with_raise_errors_track_refuses_an_unstorable_argument_by_name(
+    arguments: dict[str, Any], source: str
+) -> None:
+    call: dict[str, Any] = {"event_id": "l-1", **arguments}
+    with pytest.raises(ConversionError, match="^" + re.escape(source)):
+        track("lead_created", **call)
+    assert not ConversionEvent.objects.exists()
+
+
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(
+    ("arguments", "field", "stored"),
+    [
+        ({"event_id": "l3\x00"}, "event_id", "l3\\x00"),
+        ({"pixel_id": "p\udc80"}, "pixel_id", "p\\udc80"),
+        ({"source_label": "x" * 300}, "source_label", "x" * 255),
+        ({"source_label": "lbl\x00"}, "source_label", "lbl\\x00"),
+    ],
+)
+def test_track_records_an_unstorable_argument_as_failed_under_its_rendering(
+    arguments: dict[str, Any], field: str, stored: str
+) -> None:
+    call: dict[str, Any] = {"event_id": "l-1", **arguments}
+    with transaction.atomic():
+        order = Order.objects.create(number="A-1")
+        assert track("lead_created", **call) is True
+        assert Order.objects.filter(pk=order.pk).exists()
+    event = ConversionEvent.objects.get(event_type="lead_created")
+    assert event.status == Status.FAILED
+    assert getattr(event, field) == stored
+    assert f"{field} from track({field}=...)" in event.last_error
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_consent_is_asked_with_the_identity_the_row_stores(
+    use_consent: UseConsent,
+) -> None:
+    calls = use_consent("granted")
+    track("lead_created", event_id="l3\x00", source_label="form\ud800")
+    ((_request, asked),) = calls
+    assert (asked.event_id, asked.source_label) == ("l3\\x00", "form\\ud800")
+    event = the_event()
+    assert (event.event_id, event.source_label) == ("l3\\x00", "form\\ud800")
+
+
+# The pixel id's own rules: those of OPENAI_CAPI_PIXEL_ID.
+
+
+@pytest.mark.parametrize("pixel", ["pix el", " pixel", "pixel\n", "pix\tel"])
+def test_a_pixel_id_with_whitespace_from_a_hook_is_refused_like_the_setting(
+    swap_conversion: Swap, pixel: str
+) -> None:
+    swap_conversion(Order, returning(get_pixel_id=pixel))
+    with pytest.raises(ConversionError, match="pixel_id from Odd.get_pixel_id()"):
+        Order.objects.create(number="A-1")
+
+
+def test_a_pixel_id_with_whitespace_in_track_is_refused_like_the_setting() -> None:
+    with pytest.raises(
+        ConversionError,
+        match="pixel_id from track\\(pixel_id=...\\) contains whitespace",
+    ):
+        track("lead_created", event_id="l-1", pixel_id="pix el")
+
+
+def test_a_pixel_id_that_looks_like_an_api_key_is_refused_like_the_setting() -> None:
+    with pytest.raises(ConversionError, match="looks like an API key"):
+        track("lead_created", event_id="l-1", pixel_id="sk-proj-" + "x" * 40)
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_failed_row_never_stores_a_key_given_as_its_pixel() -> None:
+    key = "sk-proj-" + "x" * 40
+    track("lead_created", event_id="l-1", pixel_id=key)
+    event = the_event()
+    assert event.status == Status.FAILED
+    assert key not in event.pixel_id and key not in event.last_error
+
+
+@pytest.mark.parametrize("pixel", ["pix el", "pix\x00el"])
+def test_a_pixel_id_attribute_with_whitespace_or_nul_fails_at_registration(
+    pixel: str,
+) -> None:
+    class Elsewhere(ModelConversion[Note]):
+        event_type = "lead_created"
+        pixel_id = pixel
+
+    with pytest.raises(CapiConfigurationError, match="Elsewhere.pixel_id"):
+        ConversionRegistry().register(Note, Elsewhere)
+
+
+def test_an_error_names_the_pixel_id_attribute_it_came_from(
+    swap_conversion: Swap,
+) -> None:
+    class Routed(ModelConversion[Order]):
+        event_type = "order_created"
+        pixel_id = "px-2"
+
+    conversion = swap_conversion(Order, Routed)
+    type(conversion).pixel_id = "px 2"  # changed after its registration was checked
+    with pytest.raises(ConversionError) as caught:
+        Order.objects.create(number="A-1")
+    assert str(caught.value).startswith(
+        "pixel_id from Routed.pixel_id contains whitespace"
+    )
+
+
+def test_an_event_type_changed_after_registration_is_refused_by_name(
+    swap_conversion: Swap,
+) -> None:
+    conversion = swap_conversion(Order, returning())
+    type(conversion).event_type = "purchase"
+    with pytest.raises(
+        ConversionError,
+        match=re.escape(
+            "event_type from Odd.event_type is not one of the API's event types"
+        ),
+    ):
+        Order.objects.create(number="A-1")
