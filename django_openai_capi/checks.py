@@ -108,22 +108,6 @@ def _is_positive_number(value: object) -> TypeGuard[float]:
     return math.isfinite(value) and value > 0
 
 
-def _token_problem(value: object) -> str | None:
-    """Say what keeps *value* from being a non-empty string without whitespace.
-
-    The answer describes the value without quoting it, so it is safe for API keys.
-    """
-    if not isinstance(value, str):
-        return f"is of type {type(value).__name__}"
-    if not value:
-        return "is empty"
-    if value != value.strip():
-        return "starts or ends with whitespace"
-    if any(char.isspace() for char in value):
-        return "contains whitespace"
-    return None
-
-
 # Credentials and pixels.
 
 
