@@ -235,6 +235,8 @@ def deliver(
                 _refused(claim, step, report, using)
                 resolved.add(step.event.pk)
             else:
+                if step.request_fault:
+                    _refused_requests(claim, requests, using)
                 _stopped(claim, step, report, using)
                 resolved.update(event.pk for event in step.events)
     except LeaseLost:
@@ -296,6 +298,18 @@ def _record_request(
         created_at=started,
         finished_at=timezone.now(),
     )
+
+
+def _refused_requests(
+    claim: Claim, requests: Sequence[DeliveryBatch], using: str
+) -> None:
+    # Each request was recorded when its answer came, as a rejection: only the lone
+    # events refused after it showed that the API refuses the request itself.
+    DeliveryBatch.objects.using(using).filter(
+        claim_id=claim.batch_id,
+        pk__in=[request.pk for request in requests],
+        outcome=DeliveryBatch.Outcome.REJECTED,
+    ).update(outcome=DeliveryBatch.Outcome.REQUEST_REFUSED)
 
 
 def _record_request_alone(

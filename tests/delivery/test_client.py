@@ -14,6 +14,7 @@ from django_openai_capi import client
 from django_openai_capi.api.responses import ApiErrorBody, event_index, parse_error
 from django_openai_capi.delivery.isolation import Answer, Refused, Stopped, isolate
 from django_openai_capi.delivery.policy import (
+    OUTCOME_KIND,
     Verdict,
     batch_outcome,
     classify,
@@ -165,7 +166,12 @@ def test_event_index(param: str | None, index: int | None) -> None:
         (404, Verdict.HALT, ErrorKind.UNEXPECTED, DeliveryBatch.Outcome.UNEXPECTED),
         (301, Verdict.HALT, ErrorKind.UNEXPECTED, DeliveryBatch.Outcome.UNEXPECTED),
         (408, Verdict.RETRY, ErrorKind.SERVER, DeliveryBatch.Outcome.RETRY),
-        (429, Verdict.RETRY, ErrorKind.RATE_LIMITED, DeliveryBatch.Outcome.RETRY),
+        (
+            429,
+            Verdict.RETRY,
+            ErrorKind.RATE_LIMITED,
+            DeliveryBatch.Outcome.RATE_LIMITED,
+        ),
         (503, Verdict.RETRY, ErrorKind.SERVER, DeliveryBatch.Outcome.RETRY),
         (None, Verdict.RETRY, ErrorKind.NETWORK, DeliveryBatch.Outcome.NETWORK_ERROR),
     ],
@@ -177,6 +183,17 @@ def test_what_each_status_means(
     assert batch_outcome(status) == outcome
     if kind is not None:
         assert error_kind(status) == kind
+        # The status page files the request under the kind its events got.
+        assert OUTCOME_KIND[outcome] == kind
+
+
+def test_every_failed_outcome_is_filed_under_a_kind_and_a_refused_request_as_one() -> (
+    None
+):
+    failed = {outcome for outcome in DeliveryBatch.Outcome if outcome != "accepted"}
+
+    assert set(OUTCOME_KIND) == failed
+    assert OUTCOME_KIND[DeliveryBatch.Outcome.REQUEST_REFUSED] is ErrorKind.REQUEST
 
 
 def test_the_wait_doubles_to_its_cap_with_jitter_in_the_upper_half(

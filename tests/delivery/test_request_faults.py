@@ -33,7 +33,12 @@ from django_openai_capi.delivery.isolation import (
 from django_openai_capi.delivery.policy import isolation_budget
 from django_openai_capi.delivery.validation import Check, validate_pending
 from django_openai_capi.delivery.verification import Diagnosis, verify
-from django_openai_capi.models import ConversionEvent, ErrorKind, PixelPause
+from django_openai_capi.models import (
+    ConversionEvent,
+    DeliveryBatch,
+    ErrorKind,
+    PixelPause,
+)
 from django_openai_capi.testing import FakeConversionsAPI
 from tests.outbox import ENDPOINT, MakeEvents, error_envelope, statuses
 
@@ -94,6 +99,10 @@ def test_a_400_that_names_no_event_fails_no_event_and_pauses_the_pixel(
     assert pause.reason == ErrorKind.REQUEST
     assert pause.http_status == 400
     assert "test-pixel" in report.paused
+    # Each request is recorded as the request's refusal, not as a refused event.
+    assert [batch.outcome for batch in DeliveryBatch.objects.all()] == [
+        DeliveryBatch.Outcome.REQUEST_REFUSED
+    ] * 3
     assert "Not the events' fault" in caplog.text
 
     again = send_pending()
