@@ -93,10 +93,6 @@ class Stopped(Generic[T]):
 
 Step = Accepted[T] | Refused[T] | Stopped[T]
 
-#: The most requests a claim makes before a refusal is found to be the request's:
-#: the claim, then its first event alone, then its last event alone.
-REQUEST_FAULT_REQUESTS = 3
-
 
 def isolate(
     events: Sequence[T],
@@ -113,8 +109,8 @@ def isolate(
     refused group is split into its first event alone and two halves of the rest; if
     that first event is refused naming none too, the last event is sent alone. Two
     lone events refused, and none passed: the request is at fault, and every event is
-    stopped with ``request_fault``, failing none, after at most
-    :data:`REQUEST_FAULT_REQUESTS` requests. A lone event refused while another passed
+    stopped with ``request_fault``, failing none, after three requests at most (the
+    claim, its first event, its last event). A lone event refused while another passed
     alone is a bad event, and fails as one; so does a lone event refused naming no
     event once anything passed. A claim of one event refused naming none has nothing
     to compare with, and is a request fault too: it is tried again with the pixel's
