@@ -534,8 +534,8 @@ def _request_fault_advice(message: str) -> str:
         )
     return (
         "Not the events' fault: the API refuses these requests whatever they carry, "
-        + "even a single event, without naming an event in them, and no event has "
-        + f"passed. {cause} Run manage.py openai_capi_verify once it is fixed: a "
+        + "naming no event in them (its error points at the request itself, or lone "
+        + f"events were refused too and none passed). {cause} Run manage.py openai_capi_verify once it is fixed: a "
         + "passing check resumes delivery at once."
     )
 
