@@ -39,6 +39,7 @@ from django_openai_capi.models import (
     PixelPause,
 )
 from django_openai_capi.testing import FakeConversionsAPI
+from django_openai_capi.testing.errors import MISSING_PID, envelope
 from tests.outbox import ENDPOINT, MakeEvents, error_envelope, statuses
 
 Status = ConversionEvent.Status
@@ -167,6 +168,25 @@ def test_checking_the_backlog_under_a_lost_pid_marks_nothing_refused(
     assert {verdict.check for verdict in verdicts} == {Check.NOT_CHECKED}
     assert "without its pid query parameter" in verdicts[0].message
     assert len(fake.requests) == 1
+
+
+def test_only_the_requests_naming_no_event_are_filed_as_the_requests_refusal(
+    make_events: MakeEvents, api: responses.RequestsMock
+) -> None:
+    make_events(3)
+    api.post(ENDPOINT, status=400, body=error_envelope(0))
+    api.post(ENDPOINT, status=400, json=envelope(MISSING_PID))
+
+    report = send_pending()
+
+    assert (report.failed, report.retried) == (1, 2)
+    assert [
+        (batch.size, batch.outcome)
+        for batch in DeliveryBatch.objects.order_by("created_at")
+    ] == [
+        (3, DeliveryBatch.Outcome.REJECTED),
+        (2, DeliveryBatch.Outcome.REQUEST_REFUSED),
+    ]
 
 
 # A bad event the API does not name is still found ------------------------------------
