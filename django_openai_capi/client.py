@@ -12,6 +12,8 @@ Every request goes through :func:`post_events` (the worker, ``validate_only`` ru
   that drips its answer a byte at a time would otherwise hold a batch past its lease,
   and another worker would send it again.
 * At most :data:`BODY_LIMIT` bytes of a body are read, whatever its length says.
+* A 2xx is a 2xx once its status line has come, however its body ends: sending its
+  events again because the body dripped past the deadline would duplicate them.
 * The ``x-request-id`` is text from outside: it is cleaned before anything stores,
   logs or shows it.
 """
@@ -150,15 +152,23 @@ def read_body(response: requests.Response, deadline: Deadline) -> bytes:
     """The first :data:`BODY_LIMIT` bytes of *response*'s body; never more is read.
 
     One byte past the limit is asked for, to tell a body cut short from one that fits.
+    The body of a 2xx cut by the deadline or broken off by the server is kept as far
+    as it came: the status line already said the API took the events, and no answer
+    would send them again. Any other answer's body is what delivery acts on (which
+    event was refused), so its cut is a failure.
     """
     kept = bytearray()
-    while len(kept) <= BODY_LIMIT:
-        deadline.check()
-        wanted = min(_CHUNK, BODY_LIMIT + 1 - len(kept))
-        chunk: bytes = response.raw.read(wanted, decode_content=False)
-        if not chunk:
-            break
-        kept += chunk
+    try:
+        while len(kept) <= BODY_LIMIT:
+            deadline.check()
+            wanted = min(_CHUNK, BODY_LIMIT + 1 - len(kept))
+            chunk: bytes = response.raw.read(wanted, decode_content=False)
+            if not chunk:
+                break
+            kept += chunk
+    except (TransportError, urllib3.exceptions.HTTPError):
+        if not 200 <= response.status_code < 300:
+            raise
     return bytes(kept[:BODY_LIMIT])
 
 

@@ -238,7 +238,11 @@ class DeliveryBatch(models.Model):
     class Outcome(models.TextChoices):
         ACCEPTED = "accepted", _("accepted")
         REJECTED = "rejected", _("rejected")
+        # Written over REJECTED once delivery finds that the API refuses the request
+        # whatever it carries: its status alone would file it as a refused event.
+        REQUEST_REFUSED = "request_refused", _("request refused")
         AUTH_ERROR = "auth_error", _("auth error")
+        RATE_LIMITED = "rate_limited", _("rate limited")
         RETRY = "retry", _("retry later")
         NETWORK_ERROR = "network_error", _("network error")
         UNEXPECTED = "unexpected", _("unexpected answer")

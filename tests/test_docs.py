@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 from django_openai_capi.conf import DEFAULTS, SETTING_NAMES
+from django_openai_capi.delivery.policy import isolation_budget
+from django_openai_capi.dispatch import MAX_BATCHES_PER_WAKE_UP
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -28,3 +30,20 @@ def test_every_check_id_is_documented():
     for cell in re.findall(r"^\| ((?:`[EW]\d{3}`[ ,/]*)+) \|", README, re.MULTILINE):
         documented.update(re.findall(r"[EW]\d{3}", cell))
     assert ids and documented == ids
+
+
+def test_the_inline_modes_worst_wait_is_the_one_the_code_allows():
+    bullet = README[README.index('- `"inline"` sends') :].split("\n- ")[0]
+    text = " ".join(bullet.split())
+    batch_size, timeout = (
+        DEFAULTS["OPENAI_CAPI_BATCH_SIZE"],
+        DEFAULTS["OPENAI_CAPI_TIMEOUT"],
+    )
+    assert isinstance(batch_size, int) and isinstance(timeout, float)
+    batches = MAX_BATCHES_PER_WAKE_UP
+    requests = isolation_budget(batch_size)
+    minutes = batches * requests * timeout / 60
+
+    assert f"up to {batches} batches" in text
+    assert f"up to {requests} requests" in text
+    assert f"{batches} × {requests} timeouts: {minutes:g} minutes" in text

@@ -13,6 +13,15 @@ import re
 from dataclasses import dataclass, field
 
 _EVENT_PARAM = re.compile(r"^events\[(\d+)\]")
+#: A validation error's ``loc`` inside its message, as the API's framework words it:
+#: ``'loc': ('query', 'pid')`` (observed), or JSON's ``"loc": ["query", "pid"]``.
+_LOC = re.compile(r"""['"]loc['"]\s*:\s*[(\[]([^)\]]*)[)\]]""")
+_LOC_PART = re.compile(r"""['"]([^'"]*)['"]|(\d+)""")
+#: Where a ``loc`` can start outside the request's body: no event lives there.
+_OUTSIDE_BODY = frozenset({"query", "header", "path", "cookie"})
+#: The request's own fields, beside its events: ``pid`` in the query string, the rest
+#: in the body (``api.events.encode_request``).
+_REQUEST_PARAMS = frozenset({"pid", "integration_source", "validate_only"})
 
 #: The one error code known to mean "too old", which makes an event expired, not failed.
 TIMESTAMP_TOO_OLD = "event_timestamp_too_old"
@@ -51,6 +60,19 @@ class ApiErrorBody:
             blamed[top] = [ErrorDetail(self.message, self.param, self.code)]
         return blamed
 
+    def names_the_request(self) -> bool:
+        """Whether the error points at the request itself, and at no event.
+
+        The missing-pid body's ``('query', 'pid')`` does: such a refusal repeats
+        whatever events the request carries, so no lone event needs to show it. Every
+        ``loc`` in a message and every ``param`` must point outside the events.
+        """
+        outside = [*_locs_outside_events(self.message), *_param_outside(self.param)]
+        for detail in self.details:
+            outside += _locs_outside_events(detail.message)
+            outside += _param_outside(detail.param)
+        return bool(outside) and all(outside)
+
     def describe(self, index: int | None = None) -> str:
         """The message to store, for the whole error or for the event at *index*."""
         if index is not None:
@@ -66,6 +88,28 @@ class ApiErrorBody:
 def _detail_text(detail: ErrorDetail) -> str:
     text = f"{detail.param}: {detail.message}" if detail.param else detail.message
     return f"{text} [{detail.code}]" if detail.code else text
+
+
+def _locs_outside_events(message: str) -> list[bool]:
+    """For each ``loc`` in *message*, whether it points outside the events.
+
+    A query parameter, a header, or a field of the body beside ``events`` does; a bare
+    ``('body',)`` (a body that did not parse) says nothing either way.
+    """
+    outside = []
+    for loc in _LOC.finditer(message):
+        parts = [text or number for text, number in _LOC_PART.findall(loc.group(1))]
+        where, name = (*parts, "", "")[:2]
+        outside.append(
+            where in _OUTSIDE_BODY or (where == "body" and name not in ("", "events"))
+        )
+    return outside
+
+
+def _param_outside(param: str | None) -> list[bool]:
+    # Only the request's own fields: another name ("data.type") may be a field of an
+    # event the API did not number.
+    return [] if param is None else [param in _REQUEST_PARAMS]
 
 
 def event_index(param: object) -> int | None:

@@ -9,7 +9,8 @@ way a budget bounds the requests one claim can make.
 A refusal can also be the request's fault, not its events': the API refuses a request
 that lost its ``pid`` whatever events it carries, naming none. Before halving anything,
 lone events tell the two apart (see :func:`isolate`), so that such a refusal fails no
-event and costs at most three requests.
+event and costs at most three requests; one, when the error itself points at the
+request (the lost ``pid``'s ``('query', 'pid')``).
 
 This module only decides what to send next; the caller posts and records. That keeps
 one algorithm for delivery, which records outcomes, and for validation, which does not.
@@ -93,10 +94,6 @@ class Stopped(Generic[T]):
 
 Step = Accepted[T] | Refused[T] | Stopped[T]
 
-#: The most requests a claim makes before a refusal is found to be the request's:
-#: the claim, then its first event alone, then its last event alone.
-REQUEST_FAULT_REQUESTS = 3
-
 
 def isolate(
     events: Sequence[T],
@@ -113,8 +110,9 @@ def isolate(
     refused group is split into its first event alone and two halves of the rest; if
     that first event is refused naming none too, the last event is sent alone. Two
     lone events refused, and none passed: the request is at fault, and every event is
-    stopped with ``request_fault``, failing none, after at most
-    :data:`REQUEST_FAULT_REQUESTS` requests. A lone event refused while another passed
+    stopped with ``request_fault``, failing none, after three requests at most (the
+    claim, its first event, its last event); at once when the error points only at
+    the request's own fields (``ApiErrorBody.names_the_request``). A lone event refused while another passed
     alone is a bad event, and fails as one; so does a lone event refused naming no
     event once anything passed. A claim of one event refused naming none has nothing
     to compare with, and is a request fault too: it is tried again with the pixel's
@@ -145,6 +143,16 @@ def isolate(
         if verdict is Verdict.ACCEPTED:
             yield Accepted(group, answer)
         elif verdict is Verdict.REJECTED:
+            if (
+                not blamed
+                and answer.error is not None
+                and answer.error.names_the_request()
+            ):
+                # The error itself points at the request (its query string, a field
+                # beside the events): lone events would only be refused the same way.
+                events_left = [*_held(suspect), *group, *_waiting(queue)]
+                yield Stopped(events_left, answer, request_fault=True)
+                return
             if len(group) == 1 and (blamed or proven):
                 yield _refused(group[0], answer, 0 if 0 in blamed else None)
             elif blamed:

@@ -73,11 +73,27 @@ def batch_outcome(status: int | None) -> DeliveryBatch.Outcome:
         return DeliveryBatch.Outcome.REJECTED
     if status is None:
         return DeliveryBatch.Outcome.NETWORK_ERROR
+    if status == 429:
+        return DeliveryBatch.Outcome.RATE_LIMITED
     if verdict is Verdict.RETRY:
         return DeliveryBatch.Outcome.RETRY
     if status in _AUTH:
         return DeliveryBatch.Outcome.AUTH_ERROR
     return DeliveryBatch.Outcome.UNEXPECTED
+
+
+#: The kind of error a failed request's outcome files it under: what delivery decided
+#: when it recorded the request, which its HTTP status alone does not say (a 400 can be
+#: a refused event or a refused request).
+OUTCOME_KIND: dict[str, ErrorKind] = {
+    DeliveryBatch.Outcome.REJECTED: ErrorKind.REJECTED,
+    DeliveryBatch.Outcome.REQUEST_REFUSED: ErrorKind.REQUEST,
+    DeliveryBatch.Outcome.AUTH_ERROR: ErrorKind.AUTH,
+    DeliveryBatch.Outcome.RATE_LIMITED: ErrorKind.RATE_LIMITED,
+    DeliveryBatch.Outcome.RETRY: ErrorKind.SERVER,
+    DeliveryBatch.Outcome.NETWORK_ERROR: ErrorKind.NETWORK,
+    DeliveryBatch.Outcome.UNEXPECTED: ErrorKind.UNEXPECTED,
+}
 
 
 def retry_delay(

@@ -153,6 +153,9 @@ def deliver(
     lease_seconds = conf.OPENAI_CAPI_LEASE_SECONDS
     started = time.monotonic()
     requests: list[DeliveryBatch] = []
+    # The requests refused naming none of their events: the ones a request fault
+    # found later is about.
+    unblamed: list[DeliveryBatch] = []
     resolved: set[int] = set()
 
     def send(group: Sequence[ClaimedEvent]) -> Answer:
@@ -193,6 +196,8 @@ def deliver(
             using=using,
         )
         requests.append(batch)
+        if answer.verdict is Verdict.REJECTED and not answer.blamed(len(group)):
+            unblamed.append(batch)
         report.requests += 1
         return answer
 
@@ -235,6 +240,8 @@ def deliver(
                 _refused(claim, step, report, using)
                 resolved.add(step.event.pk)
             else:
+                if step.request_fault:
+                    _refused_requests(claim, unblamed, using)
                 _stopped(claim, step, report, using)
                 resolved.update(event.pk for event in step.events)
     except LeaseLost:
@@ -296,6 +303,18 @@ def _record_request(
         created_at=started,
         finished_at=timezone.now(),
     )
+
+
+def _refused_requests(
+    claim: Claim, requests: Sequence[DeliveryBatch], using: str
+) -> None:
+    # Each was recorded as a rejection when its answer came, before delivery could
+    # tell that the API refuses the request itself, not its events.
+    DeliveryBatch.objects.using(using).filter(
+        claim_id=claim.batch_id,
+        pk__in=[request.pk for request in requests],
+        outcome=DeliveryBatch.Outcome.REJECTED,
+    ).update(outcome=DeliveryBatch.Outcome.REQUEST_REFUSED)
 
 
 def _record_request_alone(
@@ -520,9 +539,10 @@ def _request_fault_advice(message: str) -> str:
         )
     return (
         "Not the events' fault: the API refuses these requests whatever they carry, "
-        + "even a single event, without naming an event in them, and no event has "
-        + f"passed. {cause} Run manage.py openai_capi_verify once it is fixed: a "
-        + "passing check resumes delivery at once."
+        + "naming no event in them (its error points at the request itself, or lone "
+        + f"events were refused too and none passed). {cause} Run manage.py "
+        + "openai_capi_verify once it is fixed: a passing check resumes delivery at "
+        + "once."
     )
 
 

@@ -18,7 +18,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from django_openai_capi.delivery.policy import error_kind
+from django_openai_capi.delivery.policy import OUTCOME_KIND
 from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
 
 _Status = ConversionEvent.Status
@@ -169,8 +169,6 @@ def _last_event_error(events: QuerySet[ConversionEvent], kind: str) -> LastError
 
 def _last_failed_request(outcome: str, using: str) -> LastError | None:
     # One outcome at a time, so that each is one probe of the failed-request index.
-    # Filed under the kind its status gives the events it carried; 429s and 5xxs
-    # share the "retry" outcome, so only the newer of the two is looked at.
     row = (
         DeliveryBatch.objects.using(using)
         .filter(FAILED_REQUEST, outcome=outcome)
@@ -181,7 +179,10 @@ def _last_failed_request(outcome: str, using: str) -> LastError | None:
     if row is None:
         return None
     pk, http_status, error, request_id, created_at = row
-    kind = error_kind(http_status)
+    # Filed as delivery filed it when it recorded the request, not re-derived from
+    # its status: a 400 is a refused event or, once delivery has found so, a refused
+    # request.
+    kind = OUTCOME_KIND[outcome]
     return LastError(
         kind=kind,
         label=str(kind.label),

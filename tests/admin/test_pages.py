@@ -18,6 +18,7 @@ from django_openai_capi.models import (
     ErrorKind,
     PixelPause,
 )
+from django_openai_capi.testing import FakeConversionsAPI
 from tests.admin.conftest import STATUS_PAGE, StaffClient
 from tests.outbox import ENDPOINT, MakeEvents, error_envelope, statuses
 
@@ -401,3 +402,35 @@ def test_the_hourly_figures_cover_every_hour_of_the_days_asked(db: None) -> None
     assert all(h.delivered == 0 for h in hours[:-1])
     with pytest.raises(ValueError, match="days must be at least 1, got 0"):
         summary.delivery_status(days=0)
+
+
+def test_requests_refused_for_a_lost_pid_are_filed_as_request_faults_not_rejections(
+    admin_client: Any, make_events: MakeEvents, settings: Any
+) -> None:
+    with FakeConversionsAPI(api_key="test-key", pixels=["test-pixel"]) as fake:
+        settings.OPENAI_CAPI_ENDPOINT = fake.url
+        settings.OPENAI_CAPI_API_KEY = "test-key"
+        make_events(3)
+        fake.outage("missing_pid")
+        send_pending()
+
+        refused = summary.delivery_status().last_errors
+
+        fake.outage(None)
+        PixelPause.objects.all().delete()
+        ConversionEvent.objects.update(next_attempt_at=timezone.now())
+        send_pending()
+
+    assert [error.kind for error in refused] == [ErrorKind.REQUEST]
+    assert set(statuses().values()) == {Status.SENT}
+    (after,) = summary.delivery_status().last_errors
+    assert (after.kind, after.status, after.http_status) == (
+        ErrorKind.REQUEST,
+        "request refused",
+        400,
+    )
+    assert after.request_pk is not None
+    errors = admin_client.get(STATUS_PAGE).content.decode()
+    errors = errors[errors.index('class="capi-errors"') :]
+    assert "request refused, not its events" in errors
+    assert "rejected" not in errors

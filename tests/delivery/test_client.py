@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,9 +12,15 @@ import requests
 import responses
 
 from django_openai_capi import client
-from django_openai_capi.api.responses import ApiErrorBody, event_index, parse_error
+from django_openai_capi.api.responses import (
+    ApiErrorBody,
+    ErrorDetail,
+    event_index,
+    parse_error,
+)
 from django_openai_capi.delivery.isolation import Answer, Refused, Stopped, isolate
 from django_openai_capi.delivery.policy import (
+    OUTCOME_KIND,
     Verdict,
     batch_outcome,
     classify,
@@ -23,6 +30,7 @@ from django_openai_capi.delivery.policy import (
 )
 from django_openai_capi.exceptions import CapiConfigurationError, TransportError
 from django_openai_capi.models import DeliveryBatch, ErrorKind
+from django_openai_capi.testing.errors import MISSING_PID
 from tests.outbox import ENDPOINT
 
 
@@ -165,7 +173,12 @@ def test_event_index(param: str | None, index: int | None) -> None:
         (404, Verdict.HALT, ErrorKind.UNEXPECTED, DeliveryBatch.Outcome.UNEXPECTED),
         (301, Verdict.HALT, ErrorKind.UNEXPECTED, DeliveryBatch.Outcome.UNEXPECTED),
         (408, Verdict.RETRY, ErrorKind.SERVER, DeliveryBatch.Outcome.RETRY),
-        (429, Verdict.RETRY, ErrorKind.RATE_LIMITED, DeliveryBatch.Outcome.RETRY),
+        (
+            429,
+            Verdict.RETRY,
+            ErrorKind.RATE_LIMITED,
+            DeliveryBatch.Outcome.RATE_LIMITED,
+        ),
         (503, Verdict.RETRY, ErrorKind.SERVER, DeliveryBatch.Outcome.RETRY),
         (None, Verdict.RETRY, ErrorKind.NETWORK, DeliveryBatch.Outcome.NETWORK_ERROR),
     ],
@@ -177,6 +190,17 @@ def test_what_each_status_means(
     assert batch_outcome(status) == outcome
     if kind is not None:
         assert error_kind(status) == kind
+        # The status page files the request under the kind its events got.
+        assert OUTCOME_KIND[outcome] == kind
+
+
+def test_every_failed_outcome_is_filed_under_a_kind_and_a_refused_request_as_one() -> (
+    None
+):
+    failed = {outcome for outcome in DeliveryBatch.Outcome if outcome != "accepted"}
+
+    assert set(OUTCOME_KIND) == failed
+    assert OUTCOME_KIND[DeliveryBatch.Outcome.REQUEST_REFUSED] is ErrorKind.REQUEST
 
 
 def test_the_wait_doubles_to_its_cap_with_jitter_in_the_upper_half(
@@ -254,6 +278,63 @@ def test_a_stop_for_the_budget_has_no_answer() -> None:
 
     assert len(steps) == 1 and isinstance(steps[0], Stopped)
     assert (sorted(steps[0].events), steps[0].answer) == ([1, 2], None)
+
+
+@pytest.mark.parametrize(
+    ("error", "names_the_request"),
+    [
+        # The API's answer to a request that lost its ?pid= (observed).
+        (ApiErrorBody(MISSING_PID), True),
+        (ApiErrorBody('[{"loc": ["header", "authorization"], "msg": "x"}]'), True),
+        (ApiErrorBody("[{'loc': ('body', 'integration_source'), 'msg': 'x'}]"), True),
+        (ApiErrorBody("Invalid.", param="integration_source"), True),
+        (ApiErrorBody("Invalid.", param="pid"), True),
+        # Inside the events, or nowhere in particular: for the events to show.
+        (ApiErrorBody("[{'loc': ('body', 'events', 0, 'data'), 'msg': 'x'}]"), False),
+        (ApiErrorBody("[{'loc': ('body',), 'msg': 'Invalid JSON'}]"), False),
+        (ApiErrorBody("Invalid event.", param="events[2].data"), False),
+        (ApiErrorBody("Invalid event.", param="data.type"), False),
+        (ApiErrorBody("Invalid event."), False),
+        (
+            ApiErrorBody(
+                MISSING_PID,
+                details=(ErrorDetail("Invalid event.", "events[0]", None),),
+            ),
+            False,
+        ),
+    ],
+    ids=[
+        "missing pid",
+        "a header",
+        "a body field beside the events",
+        "param integration_source",
+        "param pid",
+        "an event's field",
+        "an unparsed body",
+        "param naming an event",
+        "param of an unnumbered event's field",
+        "nothing named",
+        "the request and an event",
+    ],
+)
+def test_an_error_naming_only_the_requests_own_fields_names_the_request(
+    error: ApiErrorBody, names_the_request: bool
+) -> None:
+    assert error.names_the_request() is names_the_request
+
+
+def test_an_error_naming_the_request_stops_at_once_as_a_request_fault() -> None:
+    calls: list[int] = []
+
+    def post(group: Sequence[int]) -> Answer:
+        calls.append(len(group))
+        return Answer(status=400, error=ApiErrorBody(MISSING_PID))
+
+    (step,) = isolate(range(10), post)
+
+    assert isinstance(step, Stopped) and step.request_fault
+    assert list(step.events) == list(range(10))
+    assert calls == [10]
 
 
 def test_an_index_beyond_the_batch_is_not_trusted() -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -73,10 +74,27 @@ def serve(settings: Any, script: Script, **kwargs: Any) -> HostileServer:
 
 
 def drip_body(wire: Wire) -> bool:
-    """A 200 whose 100-byte body comes at 5 bytes a second: 20 s in all."""
-    wire.send(head(200, {"Content-Length": "100"}))
+    """A 503 whose 100-byte body comes at 5 bytes a second: 20 s in all.
+
+    Not a 2xx: the body of any other answer is what delivery acts on, so cutting it
+    leaves no answer (a 2xx is the 2xx however its body ends: ``drip_accepted``).
+    """
+    wire.send(head(503, {"Content-Length": "100"}))
     wire.drip(b"x" * 100, every=0.2)
     return True
+
+
+def drip_accepted(wire: Wire) -> bool:
+    """A 200 at once, then its 100-byte body at 5 bytes a second: 20 s in all."""
+    wire.send(head(200, {"Content-Length": "100", "x-request-id": "req_dripped"}))
+    wire.drip(b"x" * 100, every=0.2)
+    return True
+
+
+def break_off_accepted(wire: Wire) -> bool:
+    """A 200 promising 100 bytes of body that hangs up after 10."""
+    wire.send(head(200, {"Content-Length": "100"}) + b"x" * 10)
+    return False
 
 
 def drip_head(wire: Wire) -> bool:
@@ -288,12 +306,13 @@ def test_a_request_past_its_deadline_before_connecting_does_not_connect(
     assert server.requests == 0
 
 
-def test_a_request_cut_by_the_deadline_is_retried_by_delivery(
-    settings: Any, make_events: MakeEvents
+@pytest.mark.parametrize("script", [drip_body, drip_head], ids=["503 body", "head"])
+def test_a_request_cut_by_the_deadline_before_a_2xx_is_retried_by_delivery(
+    settings: Any, make_events: MakeEvents, script: Script
 ) -> None:
     settings.OPENAI_CAPI_TIMEOUT = 1.0
     make_events(3)
-    with serve(settings, drip_body):
+    with serve(settings, script):
         report = send_pending()
 
     assert (report.sent, report.failed, report.retried) == (0, 0, 3)
@@ -307,6 +326,54 @@ def test_a_request_cut_by_the_deadline_is_retried_by_delivery(
     assert batch.outcome == DeliveryBatch.Outcome.NETWORK_ERROR
     assert batch.http_status is None and batch.duration_ms is not None
     assert batch.duration_ms < (1 + SLACK) * 1000
+
+
+def test_a_2xx_whose_body_drips_past_the_deadline_is_the_2xx_at_the_deadline(
+    settings: Any,
+) -> None:
+    settings.OPENAI_CAPI_TIMEOUT = 1.0
+    with serve(settings, drip_accepted) as server:
+        with Stopwatch() as clock:
+            first = post_events("test-pixel", b"{}")
+        second = post_events("test-pixel", b"{}")
+
+    assert clock.cut_near(1.0), clock.seconds
+    assert (first.status, first.request_id) == (200, "req_dripped")
+    assert 950 <= first.duration_ms < (1 + SLACK) * 1000
+    # The half-read connection was closed, not pooled: the next request opened one.
+    assert (second.status, server.connections) == (200, 2)
+
+
+def test_a_2xx_whose_body_breaks_off_is_the_2xx(settings: Any) -> None:
+    with serve(settings, break_off_accepted) as server:
+        response = post_events("test-pixel", b"{}")
+
+    assert response.status == 200
+    assert server.requests == 1
+
+
+def test_a_200_whose_body_drips_is_recorded_as_sent_once(
+    settings: Any, make_events: MakeEvents
+) -> None:
+    settings.OPENAI_CAPI_TIMEOUT = 1.0
+    make_events(3)
+    with serve(settings, drip_accepted) as server:
+        report = send_pending()
+        ConversionEvent.objects.update(next_attempt_at=timezone.now())
+        again = send_pending()
+
+    assert (report.sent, report.retried, report.failed) == (3, 0, 0)
+    assert again.requests == 0
+    assert server.requests == 1
+    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
+        Status.SENT
+    }
+    batch = DeliveryBatch.objects.get()
+    assert (batch.outcome, batch.http_status, batch.request_id) == (
+        DeliveryBatch.Outcome.ACCEPTED,
+        200,
+        "req_dripped",
+    )
 
 
 def test_a_prompt_answer_is_not_cut_and_its_connection_is_reused(

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from django_openai_capi.api.responses import ApiErrorBody
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.delivery.isolation import (
-    REQUEST_FAULT_REQUESTS,
     Accepted,
     Answer,
     Refused,
@@ -33,8 +32,14 @@ from django_openai_capi.delivery.isolation import (
 from django_openai_capi.delivery.policy import isolation_budget
 from django_openai_capi.delivery.validation import Check, validate_pending
 from django_openai_capi.delivery.verification import Diagnosis, verify
-from django_openai_capi.models import ConversionEvent, ErrorKind, PixelPause
+from django_openai_capi.models import (
+    ConversionEvent,
+    DeliveryBatch,
+    ErrorKind,
+    PixelPause,
+)
 from django_openai_capi.testing import FakeConversionsAPI
+from django_openai_capi.testing.errors import MISSING_PID, envelope
 from tests.outbox import ENDPOINT, MakeEvents, error_envelope, statuses
 
 Status = ConversionEvent.Status
@@ -81,9 +86,10 @@ def test_a_400_that_names_no_event_fails_no_event_and_pauses_the_pixel(
     with caplog.at_level(logging.ERROR, "django_openai_capi"):
         report = send_pending()
 
-    # The bound: the claim, its first event alone, its last event alone.
-    assert REQUEST_FAULT_REQUESTS == 3
-    assert [request.event_count for request in fake.requests] == [1000, 1, 1]
+    # The bound: the claim, its first event alone, its last event alone; the claim
+    # alone when the error itself points at the request (its lost pid).
+    requests = [1000] if how == "missing pid" else [1000, 1, 1]
+    assert [request.event_count for request in fake.requests] == requests
     assert (report.failed, report.sent, report.retried) == (0, 0, 1000)
     events = ConversionEvent.objects.all()
     assert {event.status for event in events} == {Status.PENDING}
@@ -94,12 +100,16 @@ def test_a_400_that_names_no_event_fails_no_event_and_pauses_the_pixel(
     assert pause.reason == ErrorKind.REQUEST
     assert pause.http_status == 400
     assert "test-pixel" in report.paused
+    # Each request is recorded as the request's refusal, not as a refused event.
+    assert [batch.outcome for batch in DeliveryBatch.objects.all()] == [
+        DeliveryBatch.Outcome.REQUEST_REFUSED
+    ] * len(requests)
     assert "Not the events' fault" in caplog.text
 
     again = send_pending()
 
     assert again.requests == 0
-    assert len(fake.requests) == 3
+    assert len(fake.requests) == len(requests)
 
 
 def test_a_lost_pid_says_to_check_the_endpoint_and_proxies_everywhere(
@@ -157,7 +167,26 @@ def test_checking_the_backlog_under_a_lost_pid_marks_nothing_refused(
 
     assert {verdict.check for verdict in verdicts} == {Check.NOT_CHECKED}
     assert "without its pid query parameter" in verdicts[0].message
-    assert len(fake.requests) == 3
+    assert len(fake.requests) == 1
+
+
+def test_only_the_requests_naming_no_event_are_filed_as_the_requests_refusal(
+    make_events: MakeEvents, api: responses.RequestsMock
+) -> None:
+    make_events(3)
+    api.post(ENDPOINT, status=400, body=error_envelope(0))
+    api.post(ENDPOINT, status=400, json=envelope(MISSING_PID))
+
+    report = send_pending()
+
+    assert (report.failed, report.retried) == (1, 2)
+    assert [
+        (batch.size, batch.outcome)
+        for batch in DeliveryBatch.objects.order_by("created_at")
+    ] == [
+        (3, DeliveryBatch.Outcome.REJECTED),
+        (2, DeliveryBatch.Outcome.REQUEST_REFUSED),
+    ]
 
 
 # A bad event the API does not name is still found ------------------------------------
@@ -279,4 +308,7 @@ def test_when_every_request_is_refused_naming_none_nothing_fails(size: int) -> N
     assert isinstance(step, Stopped)
     assert step.request_fault
     assert sorted(step.events) == list(range(size))
+    # The bound, whatever the claim's size: the claim, its first event alone, its
+    # last event alone (a claim of one has only itself).
+    assert calls == ([size, 1, 1] if size > 1 else [1])
     assert calls == ([1] if size == 1 else [size, 1, 1])
