@@ -18,6 +18,8 @@ PIXEL_ID_MAX_LENGTH: Final = 64
 SOURCE_LABEL_MAX_LENGTH: Final = 255
 #: The ``event_type`` column; the longest of the API's names is 22 characters.
 EVENT_TYPE_MAX_LENGTH: Final = 32
+#: The ``request_id`` columns: the longest ``x-request-id`` the client keeps.
+REQUEST_ID_MAX_LENGTH: Final = 128
 
 
 def escape_unstorable(text: str) -> str:
