@@ -271,7 +271,7 @@ def check_identity(
 
 
 def _event_id_problem(value: object) -> str | None:
-    problem = text_problem(value, EVENT_ID_MAX_LENGTH)
+    problem = text_problem(value, EVENT_ID_MAX_LENGTH, redact=redact)
     if problem is None and isinstance(value, str) and not value.strip():
         return "is blank"
     return problem
@@ -300,7 +300,7 @@ def _event_type_problem(value: object) -> str | None:
 
 
 def _source_label_problem(value: object) -> str | None:
-    return text_problem(value, SOURCE_LABEL_MAX_LENGTH)
+    return text_problem(value, SOURCE_LABEL_MAX_LENGTH, redact=redact)
 
 
 #: Each identity field, what it must be (said by every error about it), and what
@@ -310,7 +310,7 @@ _IDENTITY_RULES: tuple[tuple[str, str, Callable[[object], str | None]], ...] = (
         "pixel_id",
         f"a Pixel ID: a non-empty string of at most {PIXEL_ID_MAX_LENGTH} characters "
         + "without whitespace",
-        pixel_id_problem,
+        partial(pixel_id_problem, redact=redact),
     ),
     (
         "event_id",

@@ -344,3 +344,83 @@ def test_an_event_type_changed_after_registration_is_refused_by_name(
         ),
     ):
         Order.objects.create(number="A-1")
+
+
+# The API key in a refused identity value: never quoted, not even in part.
+
+KEY = "sk-proj-Qv7Lm2Xc9Rt4Wb8Nz1Hk5Jp3Sd6Fg0AyE2uT"
+#: As much of the key as a shortened quote of it would show.
+KEY_START = KEY[:16]
+
+# A value that is refused, and quoted by the error that refuses it, with the key in it.
+WITH_THE_KEY = [
+    pytest.param(f"id-{KEY}\x00", id="nul"),
+    pytest.param(f"id-{KEY}\ud800", id="lone-surrogate"),
+    pytest.param(f"id-{KEY}" + "x" * 300, id="too-long"),
+]
+
+
+def everything_stored() -> str:
+    return repr(list(ConversionEvent.objects.values()))
+
+
+@pytest.fixture
+def key(settings: Any) -> str:
+    settings.OPENAI_CAPI_API_KEY = KEY
+    return KEY
+
+
+@pytest.mark.usefixtures("key", "record_failures")
+@pytest.mark.parametrize("value", WITH_THE_KEY)
+@pytest.mark.parametrize("field", ["event_id", "pixel_id", "source_label"])
+def test_a_refused_track_argument_never_shows_the_key_in_the_log_or_the_row(
+    caplog: pytest.LogCaptureFixture, field: str, value: str
+) -> None:
+    call: dict[str, Any] = {"event_id": "l-1", field: value}
+    track("lead_created", **call)
+    event = the_event()
+    assert event.status == Status.FAILED
+    assert f"{field} from track({field}=...)" in event.last_error
+    assert KEY_START not in everything_stored()
+    assert KEY_START not in caplog.text
+
+
+@pytest.mark.usefixtures("key")
+@pytest.mark.parametrize("value", WITH_THE_KEY)
+@pytest.mark.parametrize("field", ["event_id", "pixel_id", "source_label"])
+def test_with_raise_errors_a_refused_track_argument_never_shows_the_key(
+    field: str, value: str
+) -> None:
+    call: dict[str, Any] = {"event_id": "l-1", field: value}
+    with pytest.raises(ConversionError) as caught:
+        track("lead_created", **call)
+    assert str(caught.value).startswith(f"{field} from track({field}=...)")
+    assert KEY_START not in str(caught.value)
+
+
+@pytest.mark.usefixtures("key", "record_failures")
+@pytest.mark.parametrize("value", WITH_THE_KEY)
+@pytest.mark.parametrize("hook", ["get_event_id", "get_pixel_id"])
+def test_a_refused_hook_value_never_shows_the_key_in_the_log_or_the_row(
+    swap_conversion: Swap, caplog: pytest.LogCaptureFixture, hook: str, value: str
+) -> None:
+    swap_conversion(Order, returning(**{hook: value}))
+    Order.objects.create(number="A-1")
+    event = the_event()
+    assert event.status == Status.FAILED
+    assert f"from Odd.{hook}()" in event.last_error
+    assert KEY_START not in everything_stored()
+    assert KEY_START not in caplog.text
+
+
+@pytest.mark.usefixtures("key")
+@pytest.mark.parametrize("value", WITH_THE_KEY)
+@pytest.mark.parametrize("hook", ["get_event_id", "get_pixel_id"])
+def test_with_raise_errors_a_refused_hook_value_never_shows_the_key(
+    swap_conversion: Swap, hook: str, value: str
+) -> None:
+    swap_conversion(Order, returning(**{hook: value}))
+    with pytest.raises(ConversionError) as caught:
+        Order.objects.create(number="A-1")
+    assert f"from Odd.{hook}()" in str(caught.value)
+    assert KEY_START not in str(caught.value)
