@@ -365,11 +365,27 @@ def failed_event(
     """A row for a conversion that happened but cannot be sent as it is.
 
     Its identity may be the very values that were refused, so each is stored as a
-    rendering the database can hold (escaped and cut, keys redacted); an event id
-    that leaves nothing to show is replaced by *fallback_event_id*, and an event time
-    that cannot be one by the time of recording.
+    rendering the database can hold (escaped and cut, keys redacted), and an event
+    time that cannot be one is replaced by the time of recording. An event id is
+    stored only as it is: a rendering of a refused one could equal another event's id
+    (two ids that differ past the cut, an escaped NUL and a real backslash), and the
+    unique constraint would then drop this row without a word. A refused id is
+    replaced by *fallback_event_id*, unique to the conversion, and shown in the error.
     """
-    shown_id = _rendered(event_id, EVENT_ID_MAX_LENGTH)
+    if (
+        isinstance(event_id, str)
+        and _event_id_problem(event_id) is None
+        # Never stored with a key in it; redacted, it would be some other id.
+        and redact(event_id, limit=sys.maxsize) == event_id
+    ):
+        stored_id = event_id
+    else:
+        stored_id = _rendered(fallback_event_id, EVENT_ID_MAX_LENGTH)
+        if isinstance(event_id, str):
+            shown = redact(event_id, limit=EVENT_ID_MAX_LENGTH + 1)
+            error += (
+                f' Recorded under {stored_id}, not the unusable event id "{shown}".'
+            )
     when = (
         event_time
         if isinstance(event_time, datetime) and _event_time_problem(event_time) is None
@@ -380,9 +396,7 @@ def failed_event(
         if isinstance(pixel_id, str) and starts_like_api_key(pixel_id)
         else _rendered(pixel_id, PIXEL_ID_MAX_LENGTH),
         event_type=_rendered(event_type, EVENT_TYPE_MAX_LENGTH),
-        event_id=shown_id
-        if shown_id.strip()
-        else _rendered(fallback_event_id, EVENT_ID_MAX_LENGTH),
+        event_id=stored_id,
         event_time=when,
         expires_at=when + ACCEPTANCE_WINDOW,
         status=_Status.FAILED,

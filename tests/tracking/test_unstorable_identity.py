@@ -81,8 +81,9 @@ def test_an_unstorable_event_id_from_a_hook_never_breaks_the_hosts_transaction(
     assert Order.objects.filter(pk=order.pk).exists()
     event = the_event()
     assert (event.status, event.last_error_kind) == (Status.FAILED, ErrorKind.BUILD)
-    assert event.event_id == stored
+    assert event.event_id == f"testapp.order:{order.pk}"
     assert f"event_id from Odd.get_event_id() contains {problem}" in event.last_error
+    assert f'not the unusable event id "{stored}"' in event.last_error
 
 
 @pytest.mark.usefixtures("record_failures")
@@ -101,17 +102,50 @@ def test_an_unstorable_pixel_id_from_a_hook_is_recorded_failed_under_its_renderi
 
 
 @pytest.mark.usefixtures("record_failures")
-def test_an_over_long_event_id_is_recorded_failed_under_its_first_255_characters(
+def test_an_over_long_event_id_is_recorded_failed_under_the_fallback_id(
     swap_conversion: Swap,
 ) -> None:
     swap_conversion(Order, returning(get_event_id="e" * 300))
-    Order.objects.create(number="A-1")
+    order = Order.objects.create(number="A-1")
     event = the_event()
-    assert (event.status, event.event_id) == (Status.FAILED, "e" * 255)
+    assert (event.status, event.event_id) == (
+        Status.FAILED,
+        f"testapp.order:{order.pk}",
+    )
     assert (
         "event_id from Odd.get_event_id() is 300 characters long, more than the 255 that fit"
         in event.last_error
     )
+    assert f'not the unusable event id "{"e" * 255}…"' in event.last_error
+
+
+def ids_by_number(ids: dict[str, str]) -> type[ModelConversion[Order]]:
+    """A conversion of Order whose event id is looked up by the order's number."""
+    namespace: dict[str, Any] = {
+        "event_type": "order_created",
+        "get_event_id": lambda self, obj: ids[obj.number],
+    }
+    return type("IdPerOrder", (ModelConversion,), namespace)
+
+
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pytest.param({"A-1": "x" * 300 + "1", "A-2": "x" * 300 + "2"}, id="cut-alike"),
+        # The first is refused, and its escaped rendering is the second, a real id.
+        pytest.param({"A-1": "evt\x00", "A-2": "evt\\x00"}, id="escaped-alike"),
+    ],
+)
+def test_two_orders_whose_refused_ids_would_be_stored_alike_get_two_failed_rows(
+    swap_conversion: Swap, ids: dict[str, str]
+) -> None:
+    swap_conversion(Order, ids_by_number(ids))
+    with transaction.atomic():
+        first = Order.objects.create(number="A-1")
+        second = Order.objects.create(number="A-2")
+    labels = set(ConversionEvent.objects.values_list("source_label", flat=True))
+    assert labels == {f"testapp.Order:{first.pk}", f"testapp.Order:{second.pk}"}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -124,7 +158,10 @@ def test_in_autocommit_the_order_and_its_failed_event_are_both_kept(
     order = Order.objects.create(number="A-1")
     assert Order.objects.filter(pk=order.pk).exists()
     event = the_event()
-    assert (event.status, event.event_id) == (Status.FAILED, stored)
+    assert (event.status, event.event_id) == (
+        Status.FAILED,
+        f"testapp.order:{order.pk}",
+    )
 
 
 @pytest.mark.usefixtures("record_failures")
@@ -195,13 +232,13 @@ def test_a_backfill_records_an_unstorable_identity_as_a_failure_it_counts(
         def get_event_id(self, obj: Order) -> str:
             return f"order\x00{obj.pk}"
 
-    Order.objects.create(number="A-1", is_paid=False)  # testapp: no event for it
+    order = Order.objects.create(number="A-1", is_paid=False)  # testapp: no event
     swap_conversion(Order, Backfilled)
     report = backfill(since=timezone.now() - timedelta(days=1), models=[Order])
     (result,) = report.models
     assert (result.problem, result.failed, result.recorded) == (None, 1, 0)
     assert "contains a NUL character" in result.errors[0]
-    assert the_event().event_id.startswith("order\\x00")
+    assert the_event().event_id == f"testapp.order:{order.pk}"
 
 
 # track().
@@ -238,7 +275,6 @@ def test_with_raise_errors_track_refuses_an_unstorable_argument_by_name(
 @pytest.mark.parametrize(
     ("arguments", "field", "stored"),
     [
-        ({"event_id": "l3\x00"}, "event_id", "l3\\x00"),
         ({"pixel_id": "p\udc80"}, "pixel_id", "p\\udc80"),
         ({"source_label": "x" * 300}, "source_label", "x" * 255),
         ({"source_label": "lbl\x00"}, "source_label", "lbl\\x00"),
@@ -265,9 +301,29 @@ def test_consent_is_asked_with_the_identity_the_row_stores(
     calls = use_consent("granted")
     track("lead_created", event_id="l3\x00", source_label="form\ud800")
     ((_request, asked),) = calls
-    assert (asked.event_id, asked.source_label) == ("l3\\x00", "form\\ud800")
+    assert asked.event_id.startswith("invalid-id:")
+    assert asked.source_label == "form\\ud800"
     event = the_event()
-    assert (event.event_id, event.source_label) == ("l3\\x00", "form\\ud800")
+    assert (event.event_id, event.source_label) == (asked.event_id, "form\\ud800")
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_track_records_a_refused_event_id_under_a_fresh_id_and_quotes_it_in_the_error() -> (
+    None
+):
+    track("lead_created", event_id="l3\x00")
+    event = the_event()
+    assert event.event_id.startswith("invalid-id:")
+    assert 'not the unusable event id "l3\\x00"' in event.last_error
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_two_track_calls_whose_refused_ids_differ_after_the_cut_get_two_failed_rows() -> (
+    None
+):
+    assert track("lead_created", event_id="x" * 300 + "1") is True
+    assert track("lead_created", event_id="x" * 300 + "2") is True
+    assert ConversionEvent.objects.filter(status=Status.FAILED).count() == 2
 
 
 # The pixel id's own rules: those of OPENAI_CAPI_PIXEL_ID.
