@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -262,12 +262,25 @@ def check_identity(
     }
     found = []
     for field, rule, problem_of in _IDENTITY_RULES:
-        problem = problem_of(values[field])
+        problem = _checked(problem_of, values[field])
         if problem is not None:
             source = getattr(origin, field)
             found.append(f"{field} from {source} {problem}; {field} must be {rule}.")
     if found:
         raise ConversionError(" ".join(found))
+
+
+def _checked(problem_of: Callable[[object], str | None], value: object) -> str | None:
+    """What *problem_of* finds wrong with *value*, an exception it raises included.
+
+    The value is the host's, and may run its own code when looked at (a ``str``
+    subclass, a ``tzinfo``): what it raises is a problem with the value, to be
+    refused by name like any other, not an error to escape the host's save.
+    """
+    try:
+        return problem_of(value)
+    except Exception as exc:
+        return f"could not be checked ({describe_exception(exc)})"
 
 
 def _event_id_problem(value: object) -> str | None:
@@ -280,9 +293,21 @@ def _event_id_problem(value: object) -> str | None:
 def _event_time_problem(value: object) -> str | None:
     if not isinstance(value, datetime):
         return f"is of type {type(value).__name__}, not a datetime"
-    if timezone.is_naive(value):
-        return "is a naive datetime"
-    ahead = value - timezone.now()
+    try:
+        if value.utcoffset() is None:
+            return "is a naive datetime"
+        utc = value.astimezone(UTC)
+    except Exception as exc:
+        # A time near year 1 or 9999 can overflow when shifted to UTC, and the
+        # tzinfo is the host's code: stored as it is, such a time would break the
+        # INSERT (SQLite) or every later read of the row (PostgreSQL).
+        return f"cannot be converted to UTC ({describe_exception(exc)})"
+    if utc < EPOCH:
+        return (
+            f"is before 1970-01-01 UTC ({utc:%Y-%m-%d %H:%M:%S} UTC); "
+            + "the API takes Unix milliseconds"
+        )
+    ahead = utc - timezone.now()
     if ahead > MAX_AHEAD:
         # The API refuses it now, and waiting for it would hold the event back
         # unseen: a clock or a hook is wrong, so say so.
@@ -331,13 +356,16 @@ _IDENTITY_RULES: tuple[tuple[str, str, Callable[[object], str | None]], ...] = (
     ),
     (
         "event_time",
-        "a timezone-aware datetime at most 10 minutes ahead of the clock",
+        "a timezone-aware datetime from 1970-01-01 UTC to 10 minutes ahead of the "
+        + "clock",
         _event_time_problem,
     ),
 )
 
 #: How far ahead of the clock an event time may be (the API's limit).
 MAX_AHEAD = timedelta(milliseconds=spec.MAX_EVENT_SKEW_MS)
+#: The earliest event time: the API takes it as Unix milliseconds.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def expire_if_too_old(event: ConversionEvent) -> None:
@@ -347,7 +375,10 @@ def expire_if_too_old(event: ConversionEvent) -> None:
         event.last_error_kind = ErrorKind.EXPIRED
         event.last_error = (
             "Recorded after its 7-day window had closed (event time "
-            + f"{event.event_time:%Y-%m-%d %H:%M %Z}): the API would refuse it."
+            # In UTC, as the build says it: the host's tzinfo is asked for its offset
+            # (the rule did that), never for a name it may not have.
+            + f"{event.event_time.astimezone(UTC):%Y-%m-%d %H:%M} UTC): the API would "
+            + "refuse it."
         )
 
 
@@ -374,7 +405,7 @@ def failed_event(
     """
     if (
         isinstance(event_id, str)
-        and _event_id_problem(event_id) is None
+        and _checked(_event_id_problem, event_id) is None
         # Never stored with a key in it; redacted, it would be some other id.
         and redact(event_id, limit=sys.maxsize) == event_id
     ):
@@ -388,7 +419,8 @@ def failed_event(
             )
     when = (
         event_time
-        if isinstance(event_time, datetime) and _event_time_problem(event_time) is None
+        if isinstance(event_time, datetime)
+        and _checked(_event_time_problem, event_time) is None
         else timezone.now()
     )
     return ConversionEvent(

@@ -10,7 +10,8 @@ the value that can be stored.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import timezone as dt_timezone
 from typing import Any
 
 import pytest
@@ -480,3 +481,114 @@ def test_with_raise_errors_a_refused_hook_value_never_shows_the_key(
         Order.objects.create(number="A-1")
     assert f"from Odd.{hook}()" in str(caught.value)
     assert KEY_START not in str(caught.value)
+
+
+# Event times: converted to UTC, and sent as Unix milliseconds.
+
+
+class Unreadable(tzinfo):
+    """A time zone whose offset cannot be read."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        raise RuntimeError("no offset for this zone")
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        raise RuntimeError("no offset for this zone")
+
+    def tzname(self, dt: datetime | None) -> str:
+        raise RuntimeError("no name for this zone")
+
+
+class Text(str):
+    """A string whose own methods raise."""
+
+    def isascii(self) -> bool:
+        raise RuntimeError("isascii() of a hostile string")
+
+
+# (what get_event_time returns, what the error says about it)
+UNUSABLE_TIMES = [
+    pytest.param(
+        datetime(1, 1, 1, 1, tzinfo=dt_timezone(timedelta(hours=5))),
+        "cannot be converted to UTC (OverflowError: date value out of range)",
+        id="year-1-east-of-utc",
+    ),
+    pytest.param(
+        datetime(9999, 12, 31, 23, tzinfo=dt_timezone(timedelta(hours=-5))),
+        "cannot be converted to UTC (OverflowError: date value out of range)",
+        id="year-9999-west-of-utc",
+    ),
+    pytest.param(
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+        "is before 1970-01-01 UTC (1969-12-31 23:59:59 UTC); the API takes Unix "
+        + "milliseconds",
+        id="before-1970",
+    ),
+    pytest.param(
+        datetime(1970, 1, 1, 4, tzinfo=dt_timezone(timedelta(hours=5))),
+        "is before 1970-01-01 UTC (1969-12-31 23:00:00 UTC)",
+        id="before-1970-in-utc",
+    ),
+    pytest.param(
+        datetime(2026, 11, 20, tzinfo=Unreadable()),
+        "cannot be converted to UTC (RuntimeError: no offset for this zone)",
+        id="tzinfo-raises",
+    ),
+]
+
+
+@pytest.mark.parametrize(("when", "problem"), UNUSABLE_TIMES)
+def test_with_raise_errors_an_unusable_event_time_is_refused_naming_hook_and_field(
+    swap_conversion: Swap, when: datetime, problem: str
+) -> None:
+    swap_conversion(Order, returning(get_event_time=when))
+    with pytest.raises(ConversionError) as caught:
+        Order.objects.create(number="A-1")
+    assert str(caught.value).startswith(
+        f"event_time from Odd.get_event_time() {problem}"
+    )
+    assert not ConversionEvent.objects.exists()
+
+
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(("when", "problem"), UNUSABLE_TIMES)
+def test_an_unusable_event_time_from_a_hook_is_recorded_failed_at_the_time_of_saving(
+    swap_conversion: Swap, when: datetime, problem: str
+) -> None:
+    swap_conversion(Order, returning(get_event_time=when))
+    before = timezone.now()
+    with transaction.atomic():
+        order = Order.objects.create(number="A-1")
+    assert Order.objects.filter(pk=order.pk).exists()
+    event = the_event()  # read back: a year-1 time would not be readable
+    assert event.status == Status.FAILED
+    assert event.event_time >= before
+    assert f"event_time from Odd.get_event_time() {problem}" in event.last_error
+
+
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(("when", "problem"), UNUSABLE_TIMES)
+def test_track_records_an_unusable_event_time_as_failed(
+    when: datetime, problem: str
+) -> None:
+    assert track("lead_created", event_id="l-1", event_time=when) is True
+    event = the_event()
+    assert (event.status, event.event_id) == (Status.FAILED, "l-1")
+    assert f"event_time from track(event_time=...) {problem}" in event.last_error
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_value_whose_own_methods_raise_is_refused_not_raised() -> None:
+    assert track("lead_created", event_id=Text("l-1")) is True
+    event = the_event()
+    assert event.status == Status.FAILED
+    assert event.event_id.startswith("invalid-id:")
+    assert (
+        "event_id from track(event_id=...) could not be checked "
+        + "(RuntimeError: isascii() of a hostile string)"
+    ) in event.last_error
+
+
+def test_with_raise_errors_a_value_whose_own_methods_raise_is_refused_by_name() -> None:
+    with pytest.raises(ConversionError, match="^event_id from track\\(event_id=...\\)"):
+        track("lead_created", event_id=Text("l-1"))
