@@ -103,7 +103,7 @@ def record_save(
             event_time=event_time,
             event_type=conversion.event_type,
             source_label=label,
-            origin=Origin.of(conversion),
+            origin=partial(Origin.of, conversion),
         )
         context = _saving_context(conversion, instance)
     except Exception as exc:
@@ -244,14 +244,15 @@ def check_identity(
     event_time: object,
     event_type: object,
     source_label: object,
-    origin: Origin,
+    origin: Callable[[], Origin],
 ) -> None:
     """Refuse what the outbox row cannot hold, or the API could never take.
 
     Every way an event is recorded (a save, ``track()``, a backfill) passes here
     before anything is written: a value the database cannot store would otherwise
     raise out of the ``INSERT`` and abort the host's transaction, order and all.
-    Raises :class:`ConversionError` naming the field and where its value came from.
+    Raises :class:`ConversionError` naming the field and where its value came from,
+    which *origin* says; it is called only then, not on every tracked save.
     """
     values = {
         "pixel_id": pixel_id,
@@ -264,10 +265,15 @@ def check_identity(
     for field, rule, problem_of in _IDENTITY_RULES:
         problem = _checked(problem_of, values[field])
         if problem is not None:
-            source = getattr(origin, field)
-            found.append(f"{field} from {source} {problem}; {field} must be {rule}.")
+            found.append((field, rule, problem))
     if found:
-        raise ConversionError(" ".join(found))
+        named = origin()
+        raise ConversionError(
+            " ".join(
+                f"{field} from {getattr(named, field)} {problem}; {field} must be {rule}."
+                for field, rule, problem in found
+            )
+        )
 
 
 def _checked(problem_of: Callable[[object], str | None], value: object) -> str | None:

@@ -107,7 +107,7 @@ def track(
             event_time=when,
             event_type=event_type,
             source_label=source_label,
-            origin=_ORIGIN if pixel_id else _ORIGIN_DEFAULT_PIXEL,
+            origin=lambda: _ORIGIN if pixel_id else _ORIGIN_DEFAULT_PIXEL,
         )
     except (ConversionError, CapiConfigurationError) as exc:
         if conf.OPENAI_CAPI_RAISE_ERRORS:
