@@ -105,6 +105,7 @@ def record_save(
             source_label=label,
             origin=partial(Origin.of, conversion),
         )
+        event_time = event_time.astimezone(UTC)
         context = _saving_context(conversion, instance)
     except Exception as exc:
         if conf.OPENAI_CAPI_RAISE_ERRORS:
@@ -253,6 +254,10 @@ def check_identity(
     raise out of the ``INSERT`` and abort the host's transaction, order and all.
     Raises :class:`ConversionError` naming the field and where its value came from,
     which *origin* says; it is called only then, not on every tracked save.
+
+    An event time that passes is stored converted to UTC: PostgreSQL takes no offset
+    of 16 hours or more, nor one with a fraction of a second, that a ``tzinfo`` may
+    have.
     """
     values = {
         "pixel_id": pixel_id,
@@ -381,10 +386,7 @@ def expire_if_too_old(event: ConversionEvent) -> None:
         event.last_error_kind = ErrorKind.EXPIRED
         event.last_error = (
             "Recorded after its 7-day window had closed (event time "
-            # In UTC, as the build says it: the host's tzinfo is asked for its offset
-            # (the rule did that), never for a name it may not have.
-            + f"{event.event_time.astimezone(UTC):%Y-%m-%d %H:%M} UTC): the API would "
-            + "refuse it."
+            + f"{event.event_time:%Y-%m-%d %H:%M %Z}): the API would refuse it."
         )
 
 
@@ -424,7 +426,7 @@ def failed_event(
                 f' Recorded under {stored_id}, not the unusable event id "{shown}".'
             )
     when = (
-        event_time
+        event_time.astimezone(UTC)
         if isinstance(event_time, datetime)
         and _checked(_event_time_problem, event_time) is None
         else timezone.now()

@@ -592,3 +592,26 @@ def test_a_value_whose_own_methods_raise_is_refused_not_raised() -> None:
 def test_with_raise_errors_a_value_whose_own_methods_raise_is_refused_by_name() -> None:
     with pytest.raises(ConversionError, match="^event_id from track\\(event_id=...\\)"):
         track("lead_created", event_id=Text("l-1"))
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [
+        pytest.param(timedelta(hours=23, minutes=59), id="+23:59"),
+        pytest.param(-timedelta(hours=23, minutes=59), id="-23:59"),
+        pytest.param(timedelta(hours=16), id="+16:00"),
+        pytest.param(timedelta(seconds=30), id="+00:00:30"),
+        pytest.param(timedelta(microseconds=1), id="+1us"),
+    ],
+)
+def test_an_event_time_in_any_zone_a_tzinfo_can_have_is_stored_as_the_same_moment(
+    swap_conversion: Swap, offset: timedelta
+) -> None:
+    # PostgreSQL takes no offset of 16 hours or more, nor one with microseconds: the
+    # INSERT failed, and the host's transaction with it.
+    when = (timezone.now() - timedelta(hours=1)).astimezone(dt_timezone(offset))
+    swap_conversion(Order, returning(get_event_time=when))
+    with transaction.atomic():
+        Order.objects.create(number="A-1")
+    track("lead_created", event_id="l-1", event_time=when)
+    assert [event.event_time for event in ConversionEvent.objects.all()] == [when] * 2
