@@ -68,7 +68,7 @@ from django_openai_capi.conf import (
     request_deadline,
 )
 from django_openai_capi.dispatch import tasks_framework
-from django_openai_capi.redaction import describe_exception
+from django_openai_capi.redaction import describe_exception, redact
 
 PREFIX = "OPENAI_CAPI_"
 
@@ -175,7 +175,7 @@ def _check_pixel_id() -> list[CheckMessage]:
         )
     else:
         # The rule every conversion's own pixel id is held to when it is recorded.
-        problem = pixel_id_problem(value)
+        problem = pixel_id_problem(value, redact=redact)
         if problem is None:
             return []
         message = f"OPENAI_CAPI_PIXEL_ID should be a non-empty string without whitespace; it {problem}."
@@ -203,7 +203,7 @@ def _pixel_keys_entry_error(pixel_id: object, key: object) -> CheckMessage | Non
             "OPENAI_CAPI_PIXEL_API_KEYS has a pixel id that looks like an API key.",
             hint="The dict maps pixel id → API key; check that it is not the other way round.",
         )
-    pixel_problem = pixel_id_problem(pixel_id)
+    pixel_problem = pixel_id_problem(pixel_id, redact=redact)
     if pixel_problem is not None:
         label = f" {pixel_id!r}" if isinstance(pixel_id, str) else ""
         return _pixel_keys_error(
@@ -233,7 +233,7 @@ def _check_default_pixel_key() -> list[CheckMessage]:
     pixel_id = raw_setting("OPENAI_CAPI_PIXEL_ID")
     if (
         not isinstance(pixel_id, str)
-        or pixel_id_problem(pixel_id) is not None
+        or pixel_id_problem(pixel_id, redact=redact) is not None
         or looks_like_api_key(pixel_id)
     ):
         return []

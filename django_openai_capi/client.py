@@ -39,14 +39,13 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 
+from django_openai_capi.api.identifiers import REQUEST_ID_MAX_LENGTH
 from django_openai_capi.conf import conf, request_deadline
 from django_openai_capi.exceptions import TransportError
 from django_openai_capi.redaction import describe_exception, redact
 
 #: How much of a response body is read, and kept for errors and the DeliveryBatch row.
 BODY_LIMIT = 64 * 1024
-#: The longest request id kept: the ``request_id`` columns' length.
-REQUEST_ID_MAX_LENGTH = 128
 #: Bytes asked of the socket per read while reading a body.
 _CHUNK = 16 * 1024
 

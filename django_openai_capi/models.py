@@ -23,6 +23,7 @@ from django_openai_capi.api.identifiers import (
     EVENT_ID_MAX_LENGTH,
     EVENT_TYPE_MAX_LENGTH,
     PIXEL_ID_MAX_LENGTH,
+    REQUEST_ID_MAX_LENGTH,
     SOURCE_LABEL_MAX_LENGTH,
 )
 
@@ -272,7 +273,7 @@ class DeliveryBatch(models.Model):
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
     # The response's x-request-id: what OpenAI support asks for.
     request_id = models.CharField(
-        _("request ID"), max_length=128, blank=True, default=""
+        _("request ID"), max_length=REQUEST_ID_MAX_LENGTH, blank=True, default=""
     )
     # The start of the error body or exception, with anything key-like redacted.
     error = models.TextField(_("error"), blank=True, default="")
@@ -322,7 +323,7 @@ class PixelPause(models.Model):
     )
     error = models.TextField(_("error"), blank=True, default="")
     request_id = models.CharField(
-        _("request ID"), max_length=128, blank=True, default=""
+        _("request ID"), max_length=REQUEST_ID_MAX_LENGTH, blank=True, default=""
     )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

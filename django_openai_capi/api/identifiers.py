@@ -9,6 +9,7 @@ system checks can use it before the app registry is ready.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import Final
 
 # Column sizes. The API documents no limit on an event id; 255 holds every id a host is
@@ -18,6 +19,8 @@ PIXEL_ID_MAX_LENGTH: Final = 64
 SOURCE_LABEL_MAX_LENGTH: Final = 255
 #: The ``event_type`` column; the longest of the API's names is 22 characters.
 EVENT_TYPE_MAX_LENGTH: Final = 32
+#: The ``request_id`` columns: the longest ``x-request-id`` the client keeps.
+REQUEST_ID_MAX_LENGTH: Final = 128
 
 
 def escape_unstorable(text: str) -> str:
@@ -38,43 +41,49 @@ def storable(text: str, limit: int) -> str:
     return escape_unstorable(text)[:limit]
 
 
-def text_problem(value: object, limit: int) -> str | None:
+def text_problem(
+    value: object, limit: int, *, redact: Callable[[str], str]
+) -> str | None:
     """Say what keeps *value* from being stored as text of at most *limit* characters.
 
-    The answer ("contains a NUL character at position 3") quotes the value only
-    escaped and shortened, and never when it is longer than the column.
+    A NUL character or a lone surrogate is pointed at with a quote of the value:
+    ``redact(value)`` shortened to 40 characters, unprintable ones escaped. *redact* is
+    the caller's (this module reads no settings) and must remove every secret first:
+    cut before it, a key is no longer whole for it to find. A value longer than the
+    column is not quoted at all.
     """
     if not isinstance(value, str):
         return f"is of type {type(value).__name__}, not a string"
     position = value.find("\x00")
     if position >= 0:
         return (
-            f"contains a NUL character at position {position} ({_quoted(value)}), "
-            + "which the database cannot store"
+            f"contains a NUL character at position {position} "
+            + f"({_quoted(redact(value))}), which the database cannot store"
         )
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
             return (
-                f"contains a lone surrogate at position {exc.start} ({_quoted(value)}), "
-                + "which is not valid Unicode text"
+                f"contains a lone surrogate at position {exc.start} "
+                + f"({_quoted(redact(value))}), which is not valid Unicode text"
             )
     if len(value) > limit:
         return f"is {len(value)} characters long, more than the {limit} that fit"
     return None
 
 
-def pixel_id_problem(value: object) -> str | None:
+def pixel_id_problem(value: object, *, redact: Callable[[str], str]) -> str | None:
     """Say what keeps *value* from being a Pixel ID, or ``None`` if it can be one.
 
     A Pixel ID is a non-empty string without whitespace or control characters, of at
     most :data:`PIXEL_ID_MAX_LENGTH` characters, that does not look like an API key
-    (it travels in the request's URL, and from there into access logs).
+    (it travels in the request's URL, and from there into access logs). *redact* is
+    :func:`text_problem`'s.
     """
     if isinstance(value, str) and starts_like_api_key(value):
         return "looks like an API key"  # and is not quoted, as text_problem would
-    problem = text_problem(value, limit=PIXEL_ID_MAX_LENGTH)
+    problem = text_problem(value, limit=PIXEL_ID_MAX_LENGTH, redact=redact)
     if problem is not None or not isinstance(value, str):
         return problem
     if not value:

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -103,8 +103,9 @@ def record_save(
             event_time=event_time,
             event_type=conversion.event_type,
             source_label=label,
-            origin=Origin.of(conversion),
+            origin=partial(Origin.of, conversion),
         )
+        event_time = event_time.astimezone(UTC)
         context = _saving_context(conversion, instance)
     except Exception as exc:
         if conf.OPENAI_CAPI_RAISE_ERRORS:
@@ -244,14 +245,19 @@ def check_identity(
     event_time: object,
     event_type: object,
     source_label: object,
-    origin: Origin,
+    origin: Callable[[], Origin],
 ) -> None:
     """Refuse what the outbox row cannot hold, or the API could never take.
 
     Every way an event is recorded (a save, ``track()``, a backfill) passes here
     before anything is written: a value the database cannot store would otherwise
     raise out of the ``INSERT`` and abort the host's transaction, order and all.
-    Raises :class:`ConversionError` naming the field and where its value came from.
+    Raises :class:`ConversionError` naming the field and where its value came from,
+    which *origin* says; it is called only then, not on every tracked save.
+
+    An event time that passes is stored converted to UTC: PostgreSQL takes no offset
+    of 16 hours or more, nor one with a fraction of a second, that a ``tzinfo`` may
+    have.
     """
     values = {
         "pixel_id": pixel_id,
@@ -262,16 +268,34 @@ def check_identity(
     }
     found = []
     for field, rule, problem_of in _IDENTITY_RULES:
-        problem = problem_of(values[field])
+        problem = _checked(problem_of, values[field])
         if problem is not None:
-            source = getattr(origin, field)
-            found.append(f"{field} from {source} {problem}; {field} must be {rule}.")
+            found.append((field, rule, problem))
     if found:
-        raise ConversionError(" ".join(found))
+        named = origin()
+        raise ConversionError(
+            " ".join(
+                f"{field} from {getattr(named, field)} {problem}; {field} must be {rule}."
+                for field, rule, problem in found
+            )
+        )
+
+
+def _checked(problem_of: Callable[[object], str | None], value: object) -> str | None:
+    """What *problem_of* finds wrong with *value*, an exception it raises included.
+
+    The value is the host's, and may run its own code when looked at (a ``str``
+    subclass, a ``tzinfo``): what it raises is a problem with the value, to be
+    refused by name like any other, not an error to escape the host's save.
+    """
+    try:
+        return problem_of(value)
+    except Exception as exc:
+        return f"could not be checked ({describe_exception(exc)})"
 
 
 def _event_id_problem(value: object) -> str | None:
-    problem = text_problem(value, EVENT_ID_MAX_LENGTH)
+    problem = text_problem(value, EVENT_ID_MAX_LENGTH, redact=redact)
     if problem is None and isinstance(value, str) and not value.strip():
         return "is blank"
     return problem
@@ -280,9 +304,21 @@ def _event_id_problem(value: object) -> str | None:
 def _event_time_problem(value: object) -> str | None:
     if not isinstance(value, datetime):
         return f"is of type {type(value).__name__}, not a datetime"
-    if timezone.is_naive(value):
-        return "is a naive datetime"
-    ahead = value - timezone.now()
+    try:
+        if value.utcoffset() is None:
+            return "is a naive datetime"
+        utc = value.astimezone(UTC)
+    except Exception as exc:
+        # A time near year 1 or 9999 can overflow when shifted to UTC, and the
+        # tzinfo is the host's code: stored as it is, such a time would break the
+        # INSERT (SQLite) or every later read of the row (PostgreSQL).
+        return f"cannot be converted to UTC ({describe_exception(exc)})"
+    if utc < EPOCH:
+        return (
+            f"is before 1970-01-01 UTC ({utc:%Y-%m-%d %H:%M:%S} UTC); "
+            + "the API takes Unix milliseconds"
+        )
+    ahead = utc - timezone.now()
     if ahead > MAX_AHEAD:
         # The API refuses it now, and waiting for it would hold the event back
         # unseen: a clock or a hook is wrong, so say so.
@@ -300,7 +336,7 @@ def _event_type_problem(value: object) -> str | None:
 
 
 def _source_label_problem(value: object) -> str | None:
-    return text_problem(value, SOURCE_LABEL_MAX_LENGTH)
+    return text_problem(value, SOURCE_LABEL_MAX_LENGTH, redact=redact)
 
 
 #: Each identity field, what it must be (said by every error about it), and what
@@ -310,7 +346,7 @@ _IDENTITY_RULES: tuple[tuple[str, str, Callable[[object], str | None]], ...] = (
         "pixel_id",
         f"a Pixel ID: a non-empty string of at most {PIXEL_ID_MAX_LENGTH} characters "
         + "without whitespace",
-        pixel_id_problem,
+        partial(pixel_id_problem, redact=redact),
     ),
     (
         "event_id",
@@ -331,13 +367,16 @@ _IDENTITY_RULES: tuple[tuple[str, str, Callable[[object], str | None]], ...] = (
     ),
     (
         "event_time",
-        "a timezone-aware datetime at most 10 minutes ahead of the clock",
+        "a timezone-aware datetime from 1970-01-01 UTC to 10 minutes ahead of the "
+        + "clock",
         _event_time_problem,
     ),
 )
 
 #: How far ahead of the clock an event time may be (the API's limit).
 MAX_AHEAD = timedelta(milliseconds=spec.MAX_EVENT_SKEW_MS)
+#: The earliest event time: the API takes it as Unix milliseconds.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def expire_if_too_old(event: ConversionEvent) -> None:
@@ -365,14 +404,31 @@ def failed_event(
     """A row for a conversion that happened but cannot be sent as it is.
 
     Its identity may be the very values that were refused, so each is stored as a
-    rendering the database can hold (escaped and cut, keys redacted); an event id
-    that leaves nothing to show is replaced by *fallback_event_id*, and an event time
-    that cannot be one by the time of recording.
+    rendering the database can hold (escaped and cut, keys redacted), and an event
+    time that cannot be one is replaced by the time of recording. An event id is
+    stored only as it is: a rendering of a refused one could equal another event's id
+    (two ids that differ past the cut, an escaped NUL and a real backslash), and the
+    unique constraint would then drop this row without a word. A refused id is
+    replaced by *fallback_event_id*, unique to the conversion, and shown in the error.
     """
-    shown_id = _rendered(event_id, EVENT_ID_MAX_LENGTH)
+    if (
+        isinstance(event_id, str)
+        and _checked(_event_id_problem, event_id) is None
+        # Never stored with a key in it; redacted, it would be some other id.
+        and redact(event_id, limit=sys.maxsize) == event_id
+    ):
+        stored_id = event_id
+    else:
+        stored_id = _rendered(fallback_event_id, EVENT_ID_MAX_LENGTH)
+        if isinstance(event_id, str):
+            shown = redact(event_id, limit=EVENT_ID_MAX_LENGTH + 1)
+            error += (
+                f' Recorded under {stored_id}, not the unusable event id "{shown}".'
+            )
     when = (
-        event_time
-        if isinstance(event_time, datetime) and _event_time_problem(event_time) is None
+        event_time.astimezone(UTC)
+        if isinstance(event_time, datetime)
+        and _checked(_event_time_problem, event_time) is None
         else timezone.now()
     )
     return ConversionEvent(
@@ -380,9 +436,7 @@ def failed_event(
         if isinstance(pixel_id, str) and starts_like_api_key(pixel_id)
         else _rendered(pixel_id, PIXEL_ID_MAX_LENGTH),
         event_type=_rendered(event_type, EVENT_TYPE_MAX_LENGTH),
-        event_id=shown_id
-        if shown_id.strip()
-        else _rendered(fallback_event_id, EVENT_ID_MAX_LENGTH),
+        event_id=stored_id,
         event_time=when,
         expires_at=when + ACCEPTANCE_WINDOW,
         status=_Status.FAILED,

@@ -21,6 +21,7 @@ from django_openai_capi.api.identifiers import PIXEL_ID_MAX_LENGTH, pixel_id_pro
 from django_openai_capi.api.issues import IssueCollector
 from django_openai_capi.api.validation import check_event
 from django_openai_capi.exceptions import CapiConfigurationError
+from django_openai_capi.redaction import redact
 from django_openai_capi.tracking.conversion import ModelConversion
 
 C = TypeVar("C", bound=type[ModelConversion[Any]])
@@ -207,7 +208,7 @@ def _check_conversion_class(conversion_class: object) -> None:
             f"{name} cannot make valid events: " + "; ".join(problems)
         )
     pixel_id: object = conversion_class.pixel_id
-    problem = None if pixel_id is None else pixel_id_problem(pixel_id)
+    problem = None if pixel_id is None else pixel_id_problem(pixel_id, redact=redact)
     if problem is not None:
         # The rules of OPENAI_CAPI_PIXEL_ID (check E003), which this attribute replaces.
         raise CapiConfigurationError(

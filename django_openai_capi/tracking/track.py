@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import DEFAULT_DB_ALIAS
 from django.http import HttpRequest
@@ -107,8 +107,9 @@ def track(
             event_time=when,
             event_type=event_type,
             source_label=source_label,
-            origin=_ORIGIN if pixel_id else _ORIGIN_DEFAULT_PIXEL,
+            origin=lambda: _ORIGIN if pixel_id else _ORIGIN_DEFAULT_PIXEL,
         )
+        when = when.astimezone(UTC)  # stored in UTC: see check_identity
     except (ConversionError, CapiConfigurationError) as exc:
         if conf.OPENAI_CAPI_RAISE_ERRORS:
             raise

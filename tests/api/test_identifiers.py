@@ -14,6 +14,10 @@ from django_openai_capi.api.identifiers import (
 )
 
 
+def unchanged(text: str) -> str:
+    return text
+
+
 def test_nul_and_lone_surrogates_are_escaped_and_everything_else_kept() -> None:
     assert escape_unstorable("ord\x00er") == "ord\\x00er"
     assert escape_unstorable("évt\ud800\udfff 💥\n") == "évt\\ud800\\udfff 💥\n"
@@ -53,11 +57,11 @@ def test_storable_escapes_before_it_cuts() -> None:
 def test_text_problem_says_what_keeps_a_value_out_of_the_column(
     value: object, problem: str | None
 ) -> None:
-    assert text_problem(value, 10) == problem
+    assert text_problem(value, 10, redact=unchanged) == problem
 
 
 def test_a_long_value_is_quoted_shortened_with_its_control_characters_escaped() -> None:
-    problem = text_problem("\n" + "x" * 60 + "\x00", 255)
+    problem = text_problem("\n" + "x" * 60 + "\x00", 255, redact=unchanged)
     assert problem == (
         'contains a NUL character at position 61 ("\\n'
         + "x" * 39
@@ -86,4 +90,26 @@ def test_a_long_value_is_quoted_shortened_with_its_control_characters_escaped() 
 def test_a_pixel_id_is_a_non_empty_string_without_whitespace_or_control_characters(
     value: object, problem: str | None
 ) -> None:
-    assert pixel_id_problem(value) == problem
+    assert pixel_id_problem(value, redact=unchanged) == problem
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("sk-SECRET-" + "s" * 40 + "\x00", '"[redacted]\\x00"'),
+        (
+            "x" * 30 + "sk-SECRET-" + "s" * 40 + "\ud800",
+            '"' + "x" * 30 + '[redacted]…"',
+        ),
+    ],
+)
+def test_the_quote_is_cut_from_the_redacted_value_so_no_part_of_a_secret_shows(
+    value: str, quoted: str
+) -> None:
+    def redact(text: str) -> str:
+        return text.replace("sk-SECRET-" + "s" * 40, "[redacted]")
+
+    problem = text_problem(value, 255, redact=redact)
+    assert problem is not None
+    assert f"({quoted})" in problem
+    assert "sk-SECRET" not in problem

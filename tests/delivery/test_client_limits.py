@@ -26,12 +26,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from django_openai_capi import client
-from django_openai_capi.client import (
-    BODY_LIMIT,
-    REQUEST_ID_MAX_LENGTH,
-    clean_request_id,
-    post_events,
-)
+from django_openai_capi.api.identifiers import REQUEST_ID_MAX_LENGTH
+from django_openai_capi.client import BODY_LIMIT, clean_request_id, post_events
 from django_openai_capi.conf import request_deadline
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.delivery.verification import verify

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_openai_capi import ModelConversion
 from django_openai_capi.exceptions import ConversionError
 from django_openai_capi.models import ConversionEvent, ErrorKind
-from django_openai_capi.tracking.recording import record_save
+from django_openai_capi.tracking.recording import Origin, record_save
 from django_openai_capi.tracking.registry import registry
 from tests.conftest import Swap
 from tests.testapp.models import Note, Order, RushOrder, Signup
@@ -337,13 +337,35 @@ def test_a_primary_key_too_long_for_the_source_label_is_refused_by_name(
     assert len(event.source_label) == 255
 
 
+def test_the_hooks_an_error_would_name_are_looked_up_only_for_an_error(
+    monkeypatch: pytest.MonkeyPatch, swap_conversion: Swap
+) -> None:
+    looked_up: list[object] = []
+    real = Origin.of
+
+    def of(conversion: Any) -> Origin:
+        looked_up.append(conversion)
+        return real(conversion)
+
+    monkeypatch.setattr(Origin, "of", of)
+    Order.objects.create(number="A-1")
+    assert ConversionEvent.objects.count() == 1
+    assert looked_up == []
+
+    conversion = swap_conversion(Order, Ahead)
+    with pytest.raises(ConversionError, match="from Ahead.get_event_time"):
+        Order.objects.create(number="A-2")
+    assert looked_up == [conversion]
+
+
+class Ahead(ModelConversion[Order]):
+    event_type = "order_created"
+
+    def get_event_time(self, obj: Order) -> datetime:
+        return timezone.now() + timedelta(hours=2)
+
+
 def test_an_event_time_far_in_the_future_is_refused(swap_conversion: Swap) -> None:
-    class Ahead(ModelConversion[Order]):
-        event_type = "order_created"
-
-        def get_event_time(self, obj: Order) -> datetime:
-            return timezone.now() + timedelta(hours=2)
-
     swap_conversion(Order, Ahead)
     with pytest.raises(
         ConversionError,

@@ -10,7 +10,8 @@ the value that can be stored.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import timezone as dt_timezone
 from typing import Any
 
 import pytest
@@ -81,8 +82,9 @@ def test_an_unstorable_event_id_from_a_hook_never_breaks_the_hosts_transaction(
     assert Order.objects.filter(pk=order.pk).exists()
     event = the_event()
     assert (event.status, event.last_error_kind) == (Status.FAILED, ErrorKind.BUILD)
-    assert event.event_id == stored
+    assert event.event_id == f"testapp.order:{order.pk}"
     assert f"event_id from Odd.get_event_id() contains {problem}" in event.last_error
+    assert f'not the unusable event id "{stored}"' in event.last_error
 
 
 @pytest.mark.usefixtures("record_failures")
@@ -101,17 +103,50 @@ def test_an_unstorable_pixel_id_from_a_hook_is_recorded_failed_under_its_renderi
 
 
 @pytest.mark.usefixtures("record_failures")
-def test_an_over_long_event_id_is_recorded_failed_under_its_first_255_characters(
+def test_an_over_long_event_id_is_recorded_failed_under_the_fallback_id(
     swap_conversion: Swap,
 ) -> None:
     swap_conversion(Order, returning(get_event_id="e" * 300))
-    Order.objects.create(number="A-1")
+    order = Order.objects.create(number="A-1")
     event = the_event()
-    assert (event.status, event.event_id) == (Status.FAILED, "e" * 255)
+    assert (event.status, event.event_id) == (
+        Status.FAILED,
+        f"testapp.order:{order.pk}",
+    )
     assert (
         "event_id from Odd.get_event_id() is 300 characters long, more than the 255 that fit"
         in event.last_error
     )
+    assert f'not the unusable event id "{"e" * 255}…"' in event.last_error
+
+
+def ids_by_number(ids: dict[str, str]) -> type[ModelConversion[Order]]:
+    """A conversion of Order whose event id is looked up by the order's number."""
+    namespace: dict[str, Any] = {
+        "event_type": "order_created",
+        "get_event_id": lambda self, obj: ids[obj.number],
+    }
+    return type("IdPerOrder", (ModelConversion,), namespace)
+
+
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pytest.param({"A-1": "x" * 300 + "1", "A-2": "x" * 300 + "2"}, id="cut-alike"),
+        # The first is refused, and its escaped rendering is the second, a real id.
+        pytest.param({"A-1": "evt\x00", "A-2": "evt\\x00"}, id="escaped-alike"),
+    ],
+)
+def test_two_orders_whose_refused_ids_would_be_stored_alike_get_two_failed_rows(
+    swap_conversion: Swap, ids: dict[str, str]
+) -> None:
+    swap_conversion(Order, ids_by_number(ids))
+    with transaction.atomic():
+        first = Order.objects.create(number="A-1")
+        second = Order.objects.create(number="A-2")
+    labels = set(ConversionEvent.objects.values_list("source_label", flat=True))
+    assert labels == {f"testapp.Order:{first.pk}", f"testapp.Order:{second.pk}"}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -124,7 +159,10 @@ def test_in_autocommit_the_order_and_its_failed_event_are_both_kept(
     order = Order.objects.create(number="A-1")
     assert Order.objects.filter(pk=order.pk).exists()
     event = the_event()
-    assert (event.status, event.event_id) == (Status.FAILED, stored)
+    assert (event.status, event.event_id) == (
+        Status.FAILED,
+        f"testapp.order:{order.pk}",
+    )
 
 
 @pytest.mark.usefixtures("record_failures")
@@ -195,13 +233,13 @@ def test_a_backfill_records_an_unstorable_identity_as_a_failure_it_counts(
         def get_event_id(self, obj: Order) -> str:
             return f"order\x00{obj.pk}"
 
-    Order.objects.create(number="A-1", is_paid=False)  # testapp: no event for it
+    order = Order.objects.create(number="A-1", is_paid=False)  # testapp: no event
     swap_conversion(Order, Backfilled)
     report = backfill(since=timezone.now() - timedelta(days=1), models=[Order])
     (result,) = report.models
     assert (result.problem, result.failed, result.recorded) == (None, 1, 0)
     assert "contains a NUL character" in result.errors[0]
-    assert the_event().event_id.startswith("order\\x00")
+    assert the_event().event_id == f"testapp.order:{order.pk}"
 
 
 # track().
@@ -238,7 +276,6 @@ def test_with_raise_errors_track_refuses_an_unstorable_argument_by_name(
 @pytest.mark.parametrize(
     ("arguments", "field", "stored"),
     [
-        ({"event_id": "l3\x00"}, "event_id", "l3\\x00"),
         ({"pixel_id": "p\udc80"}, "pixel_id", "p\\udc80"),
         ({"source_label": "x" * 300}, "source_label", "x" * 255),
         ({"source_label": "lbl\x00"}, "source_label", "lbl\\x00"),
@@ -265,9 +302,29 @@ def test_consent_is_asked_with_the_identity_the_row_stores(
     calls = use_consent("granted")
     track("lead_created", event_id="l3\x00", source_label="form\ud800")
     ((_request, asked),) = calls
-    assert (asked.event_id, asked.source_label) == ("l3\\x00", "form\\ud800")
+    assert asked.event_id.startswith("invalid-id:")
+    assert asked.source_label == "form\\ud800"
     event = the_event()
-    assert (event.event_id, event.source_label) == ("l3\\x00", "form\\ud800")
+    assert (event.event_id, event.source_label) == (asked.event_id, "form\\ud800")
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_track_records_a_refused_event_id_under_a_fresh_id_and_quotes_it_in_the_error() -> (
+    None
+):
+    track("lead_created", event_id="l3\x00")
+    event = the_event()
+    assert event.event_id.startswith("invalid-id:")
+    assert 'not the unusable event id "l3\\x00"' in event.last_error
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_two_track_calls_whose_refused_ids_differ_after_the_cut_get_two_failed_rows() -> (
+    None
+):
+    assert track("lead_created", event_id="x" * 300 + "1") is True
+    assert track("lead_created", event_id="x" * 300 + "2") is True
+    assert ConversionEvent.objects.filter(status=Status.FAILED).count() == 2
 
 
 # The pixel id's own rules: those of OPENAI_CAPI_PIXEL_ID.
@@ -344,3 +401,217 @@ def test_an_event_type_changed_after_registration_is_refused_by_name(
         ),
     ):
         Order.objects.create(number="A-1")
+
+
+# The API key in a refused identity value: never quoted, not even in part.
+
+KEY = "sk-proj-Qv7Lm2Xc9Rt4Wb8Nz1Hk5Jp3Sd6Fg0AyE2uT"
+#: As much of the key as a shortened quote of it would show.
+KEY_START = KEY[:16]
+
+# A value that is refused, and quoted by the error that refuses it, with the key in it.
+WITH_THE_KEY = [
+    pytest.param(f"id-{KEY}\x00", id="nul"),
+    pytest.param(f"id-{KEY}\ud800", id="lone-surrogate"),
+    pytest.param(f"id-{KEY}" + "x" * 300, id="too-long"),
+]
+
+
+def everything_stored() -> str:
+    return repr(list(ConversionEvent.objects.values()))
+
+
+@pytest.fixture
+def key(settings: Any) -> str:
+    settings.OPENAI_CAPI_API_KEY = KEY
+    return KEY
+
+
+@pytest.mark.usefixtures("key", "record_failures")
+@pytest.mark.parametrize("value", WITH_THE_KEY)
+@pytest.mark.parametrize("field", ["event_id", "pixel_id", "source_label"])
+def test_a_refused_track_argument_never_shows_the_key_in_the_log_or_the_row(
+    caplog: pytest.LogCaptureFixture, field: str, value: str
+) -> None:
+    call: dict[str, Any] = {"event_id": "l-1", field: value}
+    track("lead_created", **call)
+    event = the_event()
+    assert event.status == Status.FAILED
+    assert f"{field} from track({field}=...)" in event.last_error
+    assert KEY_START not in everything_stored()
+    assert KEY_START not in caplog.text
+
+
+@pytest.mark.usefixtures("key")
+@pytest.mark.parametrize("value", WITH_THE_KEY)
+@pytest.mark.parametrize("field", ["event_id", "pixel_id", "source_label"])
+def test_with_raise_errors_a_refused_track_argument_never_shows_the_key(
+    field: str, value: str
+) -> None:
+    call: dict[str, Any] = {"event_id": "l-1", field: value}
+    with pytest.raises(ConversionError) as caught:
+        track("lead_created", **call)
+    assert str(caught.value).startswith(f"{field} from track({field}=...)")
+    assert KEY_START not in str(caught.value)
+
+
+@pytest.mark.usefixtures("key", "record_failures")
+@pytest.mark.parametrize("value", WITH_THE_KEY)
+@pytest.mark.parametrize("hook", ["get_event_id", "get_pixel_id"])
+def test_a_refused_hook_value_never_shows_the_key_in_the_log_or_the_row(
+    swap_conversion: Swap, caplog: pytest.LogCaptureFixture, hook: str, value: str
+) -> None:
+    swap_conversion(Order, returning(**{hook: value}))
+    Order.objects.create(number="A-1")
+    event = the_event()
+    assert event.status == Status.FAILED
+    assert f"from Odd.{hook}()" in event.last_error
+    assert KEY_START not in everything_stored()
+    assert KEY_START not in caplog.text
+
+
+@pytest.mark.usefixtures("key")
+@pytest.mark.parametrize("value", WITH_THE_KEY)
+@pytest.mark.parametrize("hook", ["get_event_id", "get_pixel_id"])
+def test_with_raise_errors_a_refused_hook_value_never_shows_the_key(
+    swap_conversion: Swap, hook: str, value: str
+) -> None:
+    swap_conversion(Order, returning(**{hook: value}))
+    with pytest.raises(ConversionError) as caught:
+        Order.objects.create(number="A-1")
+    assert f"from Odd.{hook}()" in str(caught.value)
+    assert KEY_START not in str(caught.value)
+
+
+# Event times: converted to UTC, and sent as Unix milliseconds.
+
+
+class Unreadable(tzinfo):
+    """A time zone whose offset cannot be read."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        raise RuntimeError("no offset for this zone")
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        raise RuntimeError("no offset for this zone")
+
+    def tzname(self, dt: datetime | None) -> str:
+        raise RuntimeError("no name for this zone")
+
+
+class Text(str):
+    """A string whose own methods raise."""
+
+    def isascii(self) -> bool:
+        raise RuntimeError("isascii() of a hostile string")
+
+
+# (what get_event_time returns, what the error says about it)
+UNUSABLE_TIMES = [
+    pytest.param(
+        datetime(1, 1, 1, 1, tzinfo=dt_timezone(timedelta(hours=5))),
+        "cannot be converted to UTC (OverflowError: date value out of range)",
+        id="year-1-east-of-utc",
+    ),
+    pytest.param(
+        datetime(9999, 12, 31, 23, tzinfo=dt_timezone(timedelta(hours=-5))),
+        "cannot be converted to UTC (OverflowError: date value out of range)",
+        id="year-9999-west-of-utc",
+    ),
+    pytest.param(
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+        "is before 1970-01-01 UTC (1969-12-31 23:59:59 UTC); the API takes Unix "
+        + "milliseconds",
+        id="before-1970",
+    ),
+    pytest.param(
+        datetime(1970, 1, 1, 4, tzinfo=dt_timezone(timedelta(hours=5))),
+        "is before 1970-01-01 UTC (1969-12-31 23:00:00 UTC)",
+        id="before-1970-in-utc",
+    ),
+    pytest.param(
+        datetime(2026, 11, 20, tzinfo=Unreadable()),
+        "cannot be converted to UTC (RuntimeError: no offset for this zone)",
+        id="tzinfo-raises",
+    ),
+]
+
+
+@pytest.mark.parametrize(("when", "problem"), UNUSABLE_TIMES)
+def test_with_raise_errors_an_unusable_event_time_is_refused_naming_hook_and_field(
+    swap_conversion: Swap, when: datetime, problem: str
+) -> None:
+    swap_conversion(Order, returning(get_event_time=when))
+    with pytest.raises(ConversionError) as caught:
+        Order.objects.create(number="A-1")
+    assert str(caught.value).startswith(
+        f"event_time from Odd.get_event_time() {problem}"
+    )
+    assert not ConversionEvent.objects.exists()
+
+
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(("when", "problem"), UNUSABLE_TIMES)
+def test_an_unusable_event_time_from_a_hook_is_recorded_failed_at_the_time_of_saving(
+    swap_conversion: Swap, when: datetime, problem: str
+) -> None:
+    swap_conversion(Order, returning(get_event_time=when))
+    before = timezone.now()
+    with transaction.atomic():
+        order = Order.objects.create(number="A-1")
+    assert Order.objects.filter(pk=order.pk).exists()
+    event = the_event()  # read back: a year-1 time would not be readable
+    assert event.status == Status.FAILED
+    assert event.event_time >= before
+    assert f"event_time from Odd.get_event_time() {problem}" in event.last_error
+
+
+@pytest.mark.usefixtures("record_failures")
+@pytest.mark.parametrize(("when", "problem"), UNUSABLE_TIMES)
+def test_track_records_an_unusable_event_time_as_failed(
+    when: datetime, problem: str
+) -> None:
+    assert track("lead_created", event_id="l-1", event_time=when) is True
+    event = the_event()
+    assert (event.status, event.event_id) == (Status.FAILED, "l-1")
+    assert f"event_time from track(event_time=...) {problem}" in event.last_error
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_value_whose_own_methods_raise_is_refused_not_raised() -> None:
+    assert track("lead_created", event_id=Text("l-1")) is True
+    event = the_event()
+    assert event.status == Status.FAILED
+    assert event.event_id.startswith("invalid-id:")
+    assert (
+        "event_id from track(event_id=...) could not be checked "
+        + "(RuntimeError: isascii() of a hostile string)"
+    ) in event.last_error
+
+
+def test_with_raise_errors_a_value_whose_own_methods_raise_is_refused_by_name() -> None:
+    with pytest.raises(ConversionError, match="^event_id from track\\(event_id=...\\)"):
+        track("lead_created", event_id=Text("l-1"))
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [
+        pytest.param(timedelta(hours=23, minutes=59), id="+23:59"),
+        pytest.param(-timedelta(hours=23, minutes=59), id="-23:59"),
+        pytest.param(timedelta(hours=16), id="+16:00"),
+        pytest.param(timedelta(seconds=30), id="+00:00:30"),
+        pytest.param(timedelta(microseconds=1), id="+1us"),
+    ],
+)
+def test_an_event_time_in_any_zone_a_tzinfo_can_have_is_stored_as_the_same_moment(
+    swap_conversion: Swap, offset: timedelta
+) -> None:
+    # PostgreSQL takes no offset of 16 hours or more, nor one with microseconds: the
+    # INSERT failed, and the host's transaction with it.
+    when = (timezone.now() - timedelta(hours=1)).astimezone(dt_timezone(offset))
+    swap_conversion(Order, returning(get_event_time=when))
+    with transaction.atomic():
+        Order.objects.create(number="A-1")
+    track("lead_created", event_id="l-1", event_time=when)
+    assert [event.event_time for event in ConversionEvent.objects.all()] == [when] * 2
