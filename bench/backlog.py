@@ -79,8 +79,8 @@ def main() -> None:
         claiming = time.perf_counter() - started
         assert claim is not None
         # Back to pending: the worker sends these too.
-        ConversionEvent.objects.filter(batch_id=claim.batch_id).update(
-            status="pending", batch_id=None, lease_expires_at=None
+        ConversionEvent.objects.filter(claim_id=claim.id).update(
+            status="pending", claim_id=None, lease_expires_at=None
         )
 
         elapsed, rss, status = send_command(fake.url)

@@ -98,11 +98,7 @@ class ConversionError(CapiError):
         self.source_label = source_label
 
 
-class DeliveryError(CapiError):
-    """A request to the Conversions API did not get a usable answer."""
-
-
-class TransportError(DeliveryError):
+class TransportError(CapiError):
     """No HTTP response came back: a timeout, a refused or dropped connection, TLS.
 
     The request may or may not have reached the API; resending it is safe because the

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import models
 from django.db.models import Q
@@ -55,6 +55,58 @@ class ErrorKind(models.TextChoices):
     #: A 400-like refusal of any request, even of one event, naming no event: a lost
     #: ``pid`` (a proxy stripping the query string), a setting sent with every request.
     REQUEST = "request", _("request refused, not its events: check the endpoint")
+
+
+class ConversionEventQuerySet(models.QuerySet["ConversionEvent"]):
+    """The outbox's words for its rows, each defined once.
+
+    Delivery, validation, the build step, the commands and the admin all select through
+    these, so that "due" means the same rows wherever it is asked.
+    """
+
+    def pending(self) -> ConversionEventQuerySet:
+        return self.filter(status=ConversionEvent.Status.PENDING)
+
+    def built(self) -> ConversionEventQuerySet:
+        """Events whose payload exists: only these can be sent."""
+        return self.filter(payload__isnull=False)
+
+    def unbuilt(self) -> ConversionEventQuerySet:
+        """Recorded model conversions still waiting for the build step."""
+        return self.pending().filter(payload__isnull=True)
+
+    def due(
+        self, pixel_id: str | None = None, now: datetime | None = None
+    ) -> ConversionEventQuerySet:
+        """Pending, built events whose next attempt has come (of *pixel_id*, if given).
+
+        What a claim may take, unordered; the claim orders by ``(next_attempt_at,
+        id)``, which the partial index ``openai_capi_event_due`` serves.
+        """
+        due = (
+            self.pending()
+            .built()
+            .filter(next_attempt_at__lte=timezone.now() if now is None else now)
+        )
+        return due if pixel_id is None else due.filter(pixel_id=pixel_id)
+
+    def overdue(self, now: datetime) -> ConversionEventQuerySet:
+        """Pending events whose 7-day window has closed."""
+        return self.pending().filter(expires_at__lte=now)
+
+    def held_by(self, claim_id: uuid.UUID) -> ConversionEventQuerySet:
+        """The events a claim still holds: sending under its id.
+
+        Every outcome writes through this, so a worker that lost its lease (its events
+        taken back and claimed again under a new id) touches nothing.
+        """
+        return self.filter(claim_id=claim_id, status=ConversionEvent.Status.SENDING)
+
+    def lease_expired(self, now: datetime) -> ConversionEventQuerySet:
+        """Sending events whose worker is presumed dead."""
+        return self.filter(
+            status=ConversionEvent.Status.SENDING, lease_expires_at__lt=now
+        )
 
 
 class ConversionEvent(models.Model):
@@ -105,12 +157,13 @@ class ConversionEvent(models.Model):
     # Set while SENDING: past it, the worker that claimed the event is presumed dead and
     # the event goes back to PENDING.
     lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
-    # The request that carries (or last carried) the event. Every outcome is written
-    # only where the batch id still matches, so a worker that lost its lease cannot
-    # overwrite what the next one recorded. Also the id of its DeliveryBatch row.
-    batch_id = models.UUIDField(_("batch ID"), null=True, blank=True)
-    # Every claim that carried the event, oldest first: the hex of each batch id and a
-    # space, appended by the claim's own UPDATE (no statement of its own). batch_id
+    # The claim that holds (or last held) the event: the id a worker gave the events it
+    # took for one request. Every outcome is written only where the claim id still
+    # matches, so a worker that lost its lease cannot overwrite what the next one
+    # recorded. The requests of a claim are the DeliveryBatch rows of that claim_id.
+    claim_id = models.UUIDField(_("claim ID"), null=True, blank=True)
+    # Every claim that carried the event, oldest first: the hex of each claim id and a
+    # space, appended by the claim's own UPDATE (no statement of its own). claim_id
     # keeps only the latest; this finds every request the event went out in (the
     # admin's event page). Appending stops at MAX_CLAIMS_KEPT, so a row cannot grow
     # without end through a long outage of held, re-claimed batches.
@@ -135,6 +188,8 @@ class ConversionEvent(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
 
+    objects = ConversionEventQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("conversion event")
         verbose_name_plural = _("conversion events")
@@ -157,11 +212,11 @@ class ConversionEvent(models.Model):
                 condition=Q(status="pending"),
                 name="openai_capi_event_due",
             ),
-            # Claimed events: a claim's outcome finds its rows by batch id, in one
+            # Claimed events: a claim's outcome finds its rows by claim id, in one
             # probe and two parameters whatever the batch size; the reaper reads
             # the leases from the same entries (only events in flight are in it).
             models.Index(
-                fields=["batch_id", "lease_expires_at"],
+                fields=["claim_id", "lease_expires_at"],
                 condition=Q(status="sending"),
                 name="openai_capi_event_claimed",
             ),
@@ -249,7 +304,7 @@ class DeliveryBatch(models.Model):
         UNEXPECTED = "unexpected", _("unexpected answer")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # The claim this request belongs to: ConversionEvent.batch_id of the events it
+    # The claim this request belongs to: ConversionEvent.claim_id of the events it
     # carried. A claim normally makes one request; a rejected batch makes more while
     # its bad events are isolated, all with the same claim id.
     claim_id = models.UUIDField(_("claim ID"), db_index=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS
 
-from django_openai_capi.delivery.worker import DeliveryReport, send_pending
+from django_openai_capi.delivery import DeliveryReport, send_pending
 from django_openai_capi.dispatch import MAX_BATCHES_PER_WAKE_UP
 from django_openai_capi.exceptions import CapiError
 from django_openai_capi.redaction import describe_exception

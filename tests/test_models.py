@@ -1,18 +1,12 @@
 from __future__ import annotations
 
-import importlib
-import uuid
-from types import SimpleNamespace
+from pathlib import Path
 
 import pytest
-from django.apps import apps
-from django.db import connection
+from django.core.management import call_command
 
+from django_openai_capi import migrations
 from django_openai_capi.models import ConversionEvent, DeliveryBatch
-
-MIGRATION_0008 = importlib.import_module(
-    "django_openai_capi.migrations.0008_error_kind_request"
-)
 
 
 def test_rows_describe_themselves_for_the_admin_and_logs() -> None:
@@ -25,32 +19,10 @@ def test_rows_describe_themselves_for_the_admin_and_logs() -> None:
 
 
 @pytest.mark.django_db
-def test_migration_0008_gives_429s_recorded_as_retry_their_own_outcome_and_back() -> (
-    None
-):
-    def batch(outcome: str, http_status: int) -> DeliveryBatch:
-        return DeliveryBatch.objects.create(
-            claim_id=uuid.uuid4(),
-            pixel_id="px",
-            size=1,
-            outcome=outcome,
-            http_status=http_status,
-        )
-
-    limited = batch("retry", 429)
-    outage = batch("retry", 503)
-    refused = batch("request_refused", 400)
-    editor = SimpleNamespace(connection=connection)
-
-    MIGRATION_0008.rate_limited_outcome(apps, editor)
-    forward = {b.pk: b.outcome for b in DeliveryBatch.objects.all()}
-    MIGRATION_0008.retry_outcome(apps, editor)
-    backward = {b.pk: b.outcome for b in DeliveryBatch.objects.all()}
-
-    assert forward == {
-        limited.pk: "rate_limited",
-        outage.pk: "retry",
-        refused.pk: "request_refused",
-    }
-    # Back to the outcomes migration 0007 knows.
-    assert backward == {limited.pk: "retry", outage.pk: "retry", refused.pk: "rejected"}
+def test_the_schema_is_one_initial_migration_that_matches_the_models() -> None:
+    # The app is unreleased: nobody has an older schema to upgrade from.
+    names = sorted(
+        path.stem for path in Path(migrations.__file__).parent.glob("[0-9]*.py")
+    )
+    assert names == ["0001_initial"]
+    call_command("makemigrations", "django_openai_capi", "--check", "--dry-run")

@@ -80,7 +80,7 @@ class ConversionEventAdmin(ReadOnlyAdmin):
                     ("last_http_status", "last_error_kind"),
                     "error",
                     "request_id",
-                    "batch_id",
+                    "claim_id",
                     "batches",
                 ]
             },

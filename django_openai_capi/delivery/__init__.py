@@ -6,6 +6,7 @@ wake-up and the task all call it, so there is one claim and one policy.
 
 from __future__ import annotations
 
-from django_openai_capi.delivery.worker import DeliveryReport, send_pending
+from django_openai_capi.delivery.report import DeliveryReport
+from django_openai_capi.delivery.worker import send_pending
 
 __all__ = ["DeliveryReport", "send_pending"]

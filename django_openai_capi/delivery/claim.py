@@ -3,7 +3,7 @@
 A claim is one statement in a short transaction: it picks the oldest due, built,
 pending events of a pixel (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of
 workers can claim side by side without waiting on each other), moves them to
-``sending`` with a lease, a fresh batch id and one more attempt, and returns what the
+``sending`` with a lease, a fresh claim id and one more attempt, and returns what the
 request needs. The HTTP request happens after the commit, outside any transaction.
 """
 
@@ -54,7 +54,7 @@ class ClaimedEvent:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    batch_id: uuid.UUID
+    id: uuid.UUID
     pixel_id: str
     events: tuple[ClaimedEvent, ...]
     claimed_at: datetime
@@ -66,13 +66,13 @@ def claim_batch(pixel_id: str, *, size: int, using: str = "default") -> Claim | 
     connection = connections[using]
     now = timezone.now()
     lease = now + timedelta(seconds=conf.OPENAI_CAPI_LEASE_SECONDS)
-    batch_id = uuid.uuid4()
+    claim_id = uuid.uuid4()
     due = due_events(pixel_id, now, using)
     with transaction.atomic(using=using):
         if _can_claim_in_one_statement(connection):
-            rows = _claim_returning(connection, due, size, now, lease, batch_id)
+            rows = _claim_returning(connection, due, size, now, lease, claim_id)
         else:
-            rows = _claim_in_steps(connection, due, size, now, lease, batch_id, using)
+            rows = _claim_in_steps(connection, due, size, now, lease, claim_id, using)
     if not rows:
         return None
     events = tuple(
@@ -87,7 +87,7 @@ def claim_batch(pixel_id: str, *, size: int, using: str = "default") -> Claim | 
         )
         for row in sorted(rows)
     )
-    return Claim(batch_id, pixel_id, events, now, lease)
+    return Claim(claim_id, pixel_id, events, now, lease)
 
 
 def due_events(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
@@ -95,12 +95,7 @@ def due_events(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionE
     # The partial index openai_capi_event_due serves exactly this filter and order.
     return (
         ConversionEvent.objects.using(using)
-        .filter(
-            status=_Status.PENDING,
-            pixel_id=pixel_id,
-            next_attempt_at__lte=now,
-            payload__isnull=False,
-        )
+        .due(pixel_id, now)
         .order_by("next_attempt_at", "id")
     )
 
@@ -131,7 +126,7 @@ def _claim_returning(
     size: int,
     now: datetime,
     lease: datetime,
-    batch_id: uuid.UUID,
+    claim_id: uuid.UUID,
 ) -> list[tuple[Any, ...]]:
     picked = locked(due.values("id")[:size], connection)
     inner_sql, inner_params = picked.query.get_compiler(connection=connection).as_sql()
@@ -142,7 +137,7 @@ def _claim_returning(
     sql = (
         f"UPDATE {table} SET {column['status']} = %s, "  # noqa: S608
         f"{column['attempts']} = {column['attempts']} + 1, "
-        f"{column['lease_expires_at']} = %s, {column['batch_id']} = %s, "
+        f"{column['lease_expires_at']} = %s, {column['claim_id']} = %s, "
         f"{column['updated_at']} = %s, "
         f"{column['claim_ids']} = CASE WHEN LENGTH({column['claim_ids']}) < %s "
         f"THEN {column['claim_ids']} || %s ELSE {column['claim_ids']} END "
@@ -156,9 +151,9 @@ def _claim_returning(
     params = [
         _Status.SENDING.value,
         _prep("lease_expires_at", lease, connection),
-        _prep("batch_id", batch_id, connection),
+        _prep("claim_id", claim_id, connection),
         _prep("updated_at", now, connection),
-        *_claim_id_entry(batch_id),
+        *_claim_id_entry(claim_id),
         *inner_params,
         _Status.PENDING.value,
         _prep("expires_at", now + EXPIRY_MARGIN, connection),
@@ -174,7 +169,7 @@ def _claim_in_steps(
     size: int,
     now: datetime,
     lease: datetime,
-    batch_id: uuid.UUID,
+    claim_id: uuid.UUID,
     using: str,
 ) -> list[tuple[Any, ...]]:
     """Select, then compare-and-set: for databases without UPDATE ... RETURNING."""
@@ -189,26 +184,27 @@ def _claim_in_steps(
             status=_Status.SENDING,
             attempts=F("attempts") + 1,
             lease_expires_at=lease,
-            batch_id=batch_id,
+            claim_id=claim_id,
             updated_at=now,
-            claim_ids=_appended_claim_id(batch_id),
+            claim_ids=_appended_claim_id(claim_id),
         )
         rows.extend(
             (*row[:5], row[5] <= stale_after, row[6])
             for row in ConversionEvent.objects.using(using)
-            .filter(id__in=chunk, batch_id=batch_id, status=_Status.SENDING)
+            .held_by(claim_id)
+            .filter(id__in=chunk)
             .values_list(*_RETURNED)
         )
     return rows
 
 
-def _claim_id_entry(batch_id: uuid.UUID) -> tuple[int, str]:
+def _claim_id_entry(claim_id: uuid.UUID) -> tuple[int, str]:
     """The limit below which ``claim_ids`` still grows, and the entry it grows by."""
-    return MAX_CLAIMS_KEPT * CLAIM_ID_ENTRY_LENGTH, f"{batch_id.hex} "
+    return MAX_CLAIMS_KEPT * CLAIM_ID_ENTRY_LENGTH, f"{claim_id.hex} "
 
 
-def _appended_claim_id(batch_id: uuid.UUID) -> Case:
-    limit, entry = _claim_id_entry(batch_id)
+def _appended_claim_id(claim_id: uuid.UUID) -> Case:
+    limit, entry = _claim_id_entry(claim_id)
     return Case(
         When(
             LessThan(Length("claim_ids"), limit),
@@ -222,8 +218,8 @@ def _appended_claim_id(batch_id: uuid.UUID) -> Case:
 def claim_ids_of(event: ConversionEvent) -> list[uuid.UUID]:
     """Every claim that carried *event*, oldest first, the current one included."""
     claims = [uuid.UUID(entry) for entry in event.claim_ids.split()]
-    if event.batch_id is not None and event.batch_id not in claims:
-        claims.append(event.batch_id)
+    if event.claim_id is not None and event.claim_id not in claims:
+        claims.append(event.claim_id)
     return claims
 
 
@@ -267,7 +263,8 @@ def renew_lease(claim: Claim, pks: Iterable[int], *, using: str = "default") -> 
     for chunk in chunked(list(pks), using):
         renewed += (
             ConversionEvent.objects.using(using)
-            .filter(pk__in=chunk, batch_id=claim.batch_id, status=_Status.SENDING)
+            .held_by(claim.id)
+            .filter(pk__in=chunk)
             .update(lease_expires_at=lease)
         )
     return renewed > 0
@@ -294,9 +291,7 @@ def reap_expired_leases(*, using: str = "default") -> int:
     used every attempt become failed instead, and are logged and signalled.
     """
     now = timezone.now()
-    lost = ConversionEvent.objects.using(using).filter(
-        status=_Status.SENDING, lease_expires_at__lt=now
-    )
+    lost = ConversionEvent.objects.using(using).lease_expired(now)
     stopped = (
         "The worker sending it stopped before recording an answer (its lease expired "
         + f"at {now:%Y-%m-%d %H:%M:%S %Z} or before); the request may or may not have "
@@ -336,9 +331,7 @@ def expire_overdue(*, using: str = "default") -> int:
     the events of a pixel that has no key.
     """
     now = timezone.now()
-    overdue = ConversionEvent.objects.using(using).filter(
-        status=_Status.PENDING, expires_at__lte=now
-    )
+    overdue = ConversionEvent.objects.using(using).overdue(now)
     return _finish(
         overdue,
         using,

@@ -30,11 +30,9 @@ def _fenced_update(
 ) -> int:
     values.setdefault("lease_expires_at", None)
     values.setdefault("updated_at", timezone.now())
-    rows = ConversionEvent.objects.using(using).filter(
-        batch_id=claim.batch_id, status=_Status.SENDING
-    )
+    rows = ConversionEvent.objects.using(using).held_by(claim.id)
     if _is_whole(claim, events):
-        # The whole claim: its batch id alone names exactly its rows still sending,
+        # The whole claim: its claim id alone names exactly its rows still sending,
         # where a list of ids would cost a parameter (and an index probe) per event.
         return rows.update(**values)
     updated = 0

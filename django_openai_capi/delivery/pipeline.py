@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from django_openai_capi.delivery import outcomes, pauses
 from django_openai_capi.delivery.claim import Claim, claim_batch
-from django_openai_capi.delivery.sender import ClaimReport, Posted, deliver, post_claim
+from django_openai_capi.delivery.report import DeliveryReport
+from django_openai_capi.delivery.sender import Posted, deliver, post_claim
 
 
 @dataclass
@@ -40,10 +41,10 @@ class Drain:
     #: Called with each claim as it is taken, and each claim's report once recorded.
     on_claimed: Callable[[Claim], None]
     on_released: Callable[[Claim], None]
-    on_delivered: Callable[[ClaimReport], None]
+    on_delivered: Callable[[DeliveryReport], None]
     should_stop: Callable[[], bool]
 
-    def run(self, executor: ThreadPoolExecutor) -> ClaimReport | None:
+    def run(self, executor: ThreadPoolExecutor) -> DeliveryReport | None:
         """Claim and send until nothing is due or a limit is reached.
 
         Returns the report of the claim that paused the pixel, if one did.
@@ -72,7 +73,7 @@ class Drain:
                 posted=posted,
             )
             self.on_delivered(result)
-            if result.halted is not None:
+            if result.halted:
                 if upcoming is not None:
                     # Its request was not sent: the answer that halted was no 2xx.
                     self._release(upcoming)

@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -32,6 +32,7 @@ from django_openai_capi.delivery.policy import (
     batch_outcome,
     error_kind,
 )
+from django_openai_capi.delivery.report import DeliveryReport
 from django_openai_capi.exceptions import TransportError
 from django_openai_capi.models import (
     ConversionEvent,
@@ -44,21 +45,6 @@ from django_openai_capi.redaction import describe_exception, format_traceback, r
 logger = logging.getLogger("django_openai_capi.delivery")
 
 _Status = ConversionEvent.Status
-
-
-@dataclass
-class ClaimReport:
-    """What became of one claim's events."""
-
-    sent: int = 0
-    validated: int = 0
-    retried: int = 0
-    failed: int = 0
-    expired: int = 0
-    requests: int = 0
-    #: Set when the pixel was paused: the worker moves on to other pixels.
-    halted: Verdict | None = None
-    problems: list[str] = field(default_factory=list)
 
 
 def post(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answer:
@@ -139,13 +125,13 @@ def deliver(
     worker: str,
     using: str = "default",
     posted: Posted | None = None,
-) -> ClaimReport:
+) -> DeliveryReport:
     """Send the events of *claim* and record every outcome.
 
     *posted* is the claim's first request when ``post_claim`` has already sent it; its
     answer is recorded and acted on exactly as if it had been sent here.
     """
-    report = ClaimReport()
+    report = DeliveryReport()
     stale = [event for event in claim.events if event.stale]
     fresh = [event for event in claim.events if not event.stale]
     if stale:
@@ -188,8 +174,8 @@ def deliver(
             group,
             answer,
             # The first request of a claim takes the claim's id, so an event's
-            # batch_id finds the request that carried it.
-            batch_id=uuid.uuid4() if requests else claim.batch_id,
+            # claim_id finds the request that carried it.
+            row_id=uuid.uuid4() if requests else claim.id,
             validate_only=validate_only,
             worker=worker,
             started=request_started,
@@ -212,7 +198,7 @@ def deliver(
                     claim,
                     fresh,
                     posted.answer,
-                    batch_id=claim.batch_id,
+                    row_id=claim.id,
                     validate_only=validate_only,
                     worker=worker,
                     started=posted.started,
@@ -248,14 +234,12 @@ def deliver(
         logger.warning(
             "Lost the lease of batch %s while isolating rejected events; another "
             + "worker has taken them back.",
-            claim.batch_id,
+            claim.id,
         )
     except Exception as exc:
         # A bug here must not strand the claim in "sending" until its lease runs
         # out: what is still sending under this claim goes back, with backoff.
-        logger.error(
-            "Delivering batch %s failed:\n%s", claim.batch_id, format_traceback(exc)
-        )
+        logger.error("Delivering batch %s failed:\n%s", claim.id, format_traceback(exc))
         message = (
             f"Delivery failed before recording an answer: {describe_exception(exc)}"
         )
@@ -278,15 +262,15 @@ def _record_request(
     group: Sequence[ClaimedEvent],
     answer: Answer,
     *,
-    batch_id: uuid.UUID,
+    row_id: uuid.UUID,
     validate_only: bool,
     worker: str,
     started: datetime,
     using: str,
 ) -> DeliveryBatch:
     return DeliveryBatch.objects.using(using).create(
-        id=batch_id,
-        claim_id=claim.batch_id,
+        id=row_id,
+        claim_id=claim.id,
         pixel_id=claim.pixel_id,
         size=len(group),
         # A group is drawn from the claim's events without repeats: as many is all.
@@ -311,7 +295,7 @@ def _refused_requests(
     # Each was recorded as a rejection when its answer came, before delivery could
     # tell that the API refuses the request itself, not its events.
     DeliveryBatch.objects.using(using).filter(
-        claim_id=claim.batch_id,
+        claim_id=claim.id,
         pk__in=[request.pk for request in requests],
         outcome=DeliveryBatch.Outcome.REJECTED,
     ).update(outcome=DeliveryBatch.Outcome.REQUEST_REFUSED)
@@ -325,7 +309,7 @@ def _record_request_alone(
     except Exception as exc:
         logger.error(
             "Recording the request of batch %s failed too:\n%s",
-            claim.batch_id,
+            claim.id,
             format_traceback(exc),
         )
 
@@ -335,7 +319,7 @@ def _accepted(
     step: Accepted[ClaimedEvent],
     batch: DeliveryBatch,
     validate_only: bool,
-    report: ClaimReport,
+    report: DeliveryReport,
     using: str,
 ) -> None:
     written = _mark_accepted(claim, step, validate_only, using)
@@ -353,7 +337,7 @@ def _mark_accepted(
     return outcomes.mark_sent(claim, step.events, status, using)
 
 
-def _count_accepted(report: ClaimReport, written: int, validate_only: bool) -> None:
+def _count_accepted(report: DeliveryReport, written: int, validate_only: bool) -> None:
     if validate_only:
         report.validated += written
     else:
@@ -371,7 +355,7 @@ def _batch_sent(batch: DeliveryBatch, step: Accepted[ClaimedEvent]) -> None:
 
 
 def _refused(
-    claim: Claim, step: Refused[ClaimedEvent], report: ClaimReport, using: str
+    claim: Claim, step: Refused[ClaimedEvent], report: DeliveryReport, using: str
 ) -> None:
     event = step.event
     message = f"Refused by the API: {step.message}"
@@ -408,7 +392,7 @@ def _refused(
 
 
 def _stopped(
-    claim: Claim, step: Stopped[ClaimedEvent], report: ClaimReport, using: str
+    claim: Claim, step: Stopped[ClaimedEvent], report: DeliveryReport, using: str
 ) -> None:
     answer = step.answer
     if answer is None:
@@ -446,7 +430,7 @@ def _stopped(
         retry_after=answer.retry_after,
         using=using,
     )
-    report.halted = Verdict.HALT if halts else answer.verdict
+    report.halted = True
     if halts:
         report.retried += outcomes.mark_held(
             claim,
@@ -547,7 +531,7 @@ def _request_fault_advice(message: str) -> str:
 
 
 def _expire(
-    claim: Claim, events: Sequence[ClaimedEvent], report: ClaimReport, using: str
+    claim: Claim, events: Sequence[ClaimedEvent], report: DeliveryReport, using: str
 ) -> None:
     message = (
         "Expired before it could be sent: its 7-day window was closing "
@@ -565,7 +549,7 @@ def _exhausted(
     kind: ErrorKind,
     message: str,
     http_status: int | None,
-    report: ClaimReport,
+    report: DeliveryReport,
 ) -> None:
     report.failed += len(events)
     for event in events:

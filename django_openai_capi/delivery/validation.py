@@ -149,11 +149,7 @@ def validate_pending(
 
 def due_count(*, pixel_ids: Sequence[str] | None = None, using: str = "default") -> int:
     """How many events :func:`iter_validate_pending` would check now."""
-    query = ConversionEvent.objects.using(using).filter(
-        status=_Status.PENDING,
-        next_attempt_at__lte=timezone.now(),
-        payload__isnull=False,
-    )
+    query = ConversionEvent.objects.using(using).due()
     if pixel_ids is not None:
         query = query.filter(pixel_id__in=pixel_ids)
     return query.count()

@@ -13,8 +13,6 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
@@ -26,76 +24,11 @@ from django_openai_capi.delivery.claim import (
     reap_expired_leases,
 )
 from django_openai_capi.delivery.pipeline import Drain
-from django_openai_capi.delivery.sender import ClaimReport
+from django_openai_capi.delivery.report import DeliveryReport
 from django_openai_capi.exceptions import CapiConfigurationError, ConversionError
 from django_openai_capi.tracking.building import BUILD_CHUNK, build_pending
 
 logger = logging.getLogger("django_openai_capi.delivery")
-
-
-@dataclass
-class DeliveryReport:
-    """What one pass did."""
-
-    reaped: int = 0
-    built: int = 0
-    #: Events whose payload could not be built (failed, cancelled or expired).
-    not_built: int = 0
-    batches: int = 0
-    requests: int = 0
-    claimed: int = 0
-    sent: int = 0
-    validated: int = 0
-    retried: int = 0
-    failed: int = 0
-    expired: int = 0
-    #: Pixels held back, and until when.
-    paused: dict[str, datetime] = field(default_factory=dict)
-    #: Pixels that cannot be sent to (no key), and why.
-    skipped: dict[str, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    #: OPENAI_CAPI_SEND_ENABLED is False: nothing was done.
-    disabled: bool = False
-
-    def add(self, claim: ClaimReport) -> None:
-        self.requests += claim.requests
-        self.sent += claim.sent
-        self.validated += claim.validated
-        self.retried += claim.retried
-        self.failed += claim.failed
-        self.expired += claim.expired
-        self.problems.extend(claim.problems)
-
-    def summary(self) -> str:
-        """One line: what was claimed and what became of it."""
-        if self.disabled:
-            return (
-                "Sending is disabled (OPENAI_CAPI_SEND_ENABLED = False): nothing sent."
-            )
-        parts = [
-            f"claimed {self.claimed}",
-            f"sent {self.sent}",
-            f"retried {self.retried}",
-            f"failed {self.failed}",
-            f"expired {self.expired}",
-        ]
-        if self.validated:
-            parts.insert(2, f"validated {self.validated}")
-        noun = "request" if self.requests == 1 else "requests"
-        line = ", ".join(parts) + f" ({self.requests} {noun}"
-        if self.built or self.not_built:
-            line += f"; built {self.built}, not built {self.not_built}"
-        if self.reaped:
-            line += f"; {self.reaped} taken back from stopped workers"
-        line += ")"
-        if self.paused:
-            line += "; paused: " + ", ".join(
-                f"{pixel} until {until:%H:%M:%S}"
-                for pixel, until in self.paused.items()
-            )
-        if self.skipped:
-            line += "; no key for: " + ", ".join(self.skipped)
-        return line
 
 
 def worker_name() -> str:
@@ -177,8 +110,8 @@ def _drain(
         report.batches -= 1
         report.claimed -= len(claim.events)
 
-    def delivered(result: ClaimReport) -> None:
-        report.add(result)
+    def delivered(result: DeliveryReport) -> None:
+        report.merge(result)
         if on_batch is not None:
             on_batch(report)
 

@@ -63,10 +63,10 @@ def resend(
 
     Attempts start again from 0 and the next attempt is now. The identity (pixel, type,
     event id) and the event time do not change, so the API deduplicates an event that
-    did reach it. The last error, its kind, its HTTP status and its batch id are kept:
+    did reach it. The last error, its kind, its HTTP status and its claim id are kept:
     they say why the event failed, and which requests carried it (with the request id
     support asks for), until the next claim and its outcome replace them. Keeping the
-    batch id is safe: outcomes are fenced by ``status = sending`` as well, and a pending
+    claim id is safe: outcomes are fenced by ``status = sending`` as well, and a pending
     event is sending again only under a new claim's id. An event that was never
     built (its hooks raised) has no payload, and is built again before it is sent.
 

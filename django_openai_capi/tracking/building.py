@@ -81,7 +81,7 @@ def build_pending(*, limit: int = BUILD_CHUNK, using: str = "default") -> BuildR
     while remaining > 0:
         rows = list(
             ConversionEvent.objects.using(using)
-            .filter(status=_Status.PENDING, payload__isnull=True)
+            .unbuilt()
             .order_by("id")
             .only(
                 "id",
@@ -371,7 +371,8 @@ def _update_unbuilt(
         )
         updated += (
             ConversionEvent.objects.using(using)
-            .filter(pk__in=chunk, status=_Status.PENDING, payload__isnull=True)
+            .unbuilt()
+            .filter(pk__in=chunk)
             .update(**{field_name: value}, **common)
         )
     return updated

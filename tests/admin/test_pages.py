@@ -42,7 +42,7 @@ def test_an_events_page_shows_its_payload_error_request_id_and_requests(
     (event,) = make_events(
         1,
         status=Status.FAILED,
-        batch_id=claim,
+        claim_id=claim,
         last_http_status=400,
         last_error="events[0].data.type: not a valid type",
         last_error_kind=ErrorKind.REJECTED,
@@ -191,7 +191,7 @@ def test_an_event_expired_unsent_lists_no_request_of_its_claim(
     html = event_page(admin_client, stale)
 
     assert stale.status == Status.EXPIRED
-    assert stale.claim_ids or stale.batch_id
+    assert stale.claim_ids or stale.claim_id
     assert "req_of_the_others" not in html
 
 
@@ -223,7 +223,7 @@ def test_the_request_id_is_a_dash_when_no_request_of_the_claim_got_one(
     admin_client: Any, make_events: MakeEvents
 ) -> None:
     claim = uuid.uuid4()
-    (event,) = make_events(1, batch_id=claim)
+    (event,) = make_events(1, claim_id=claim)
     DeliveryBatch.objects.create(
         claim_id=claim,
         pixel_id="test-pixel",

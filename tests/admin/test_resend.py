@@ -36,7 +36,7 @@ def test_a_resend_puts_failed_and_cancelled_events_back_to_pending_from_scratch(
         prefix="failed",
         status=Status.FAILED,
         attempts=20,
-        batch_id=claim,
+        claim_id=claim,
         last_http_status=503,
         last_error="Gave up after 20 attempts. Last: HTTP 503",
         last_error_kind=ErrorKind.SERVER,
@@ -64,7 +64,7 @@ def test_a_resend_puts_failed_and_cancelled_events_back_to_pending_from_scratch(
     assert event.payload == failed[0].payload
     # Why it failed, and the requests that carried it, stay visible until the next
     # outcome replaces them.
-    assert (event.last_error_kind, event.last_http_status, event.batch_id) == (
+    assert (event.last_error_kind, event.last_http_status, event.claim_id) == (
         ErrorKind.SERVER,
         503,
         claim,

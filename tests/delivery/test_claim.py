@@ -63,7 +63,7 @@ def test_a_claim_takes_the_oldest_due_events_and_leases_them(
     assert not any(event.stale for event in claim.events)
     claimed = ConversionEvent.objects.filter(status=Status.SENDING)
     assert claimed.count() == 3
-    assert set(claimed.values_list("batch_id", flat=True)) == {claim.batch_id}
+    assert set(claimed.values_list("claim_id", flat=True)) == {claim.id}
     row = claimed.first()
     assert row is not None and row.lease_expires_at is not None
     assert row.lease_expires_at - timezone.now() > timedelta(seconds=290)
@@ -81,8 +81,8 @@ def test_every_claim_of_an_event_is_kept_in_its_claim_ids(
     assert second is not None
 
     event.refresh_from_db()
-    assert event.claim_ids == f"{first.batch_id.hex} {second.batch_id.hex} "
-    assert claim_module.claim_ids_of(event) == [first.batch_id, second.batch_id]
+    assert event.claim_ids == f"{first.id.hex} {second.id.hex} "
+    assert claim_module.claim_ids_of(event) == [first.id, second.id]
 
 
 def test_claim_ids_stop_growing_at_the_cap(
@@ -96,8 +96,8 @@ def test_claim_ids_stop_growing_at_the_cap(
     assert claim is not None
     event.refresh_from_db()
     assert event.claim_ids == full
-    # The current claim is still found through batch_id.
-    assert claim_module.claim_ids_of(event)[-1] == claim.batch_id
+    # The current claim is still found through claim_id.
+    assert claim_module.claim_ids_of(event)[-1] == claim.id
     assert len(claim_module.claim_ids_of(event)) == MAX_CLAIMS_KEPT + 1
 
 
@@ -203,12 +203,12 @@ def test_an_outcome_is_not_written_over_a_newer_claim(
     deliver(stale_claim, validate_only=False, worker="old")
 
     event = ConversionEvent.objects.get()
-    assert (event.status, event.batch_id) == (Status.SENDING, newer.batch_id)
+    assert (event.status, event.claim_id) == (Status.SENDING, newer.id)
     assert not renew_lease(stale_claim, [event.pk])
     assert renew_lease(newer, [event.pk])
 
 
-def test_a_whole_claim_is_recorded_by_its_batch_id_in_one_statement(
+def test_a_whole_claim_is_recorded_by_its_claim_id_in_one_statement(
     make_events: MakeEvents, claim_path: str
 ) -> None:
     # More events than SQLite takes parameters in one statement, and another claim
@@ -227,7 +227,7 @@ def test_a_whole_claim_is_recorded_by_its_batch_id_in_one_statement(
     assert '"id" IN' not in updates[0]
     assert ConversionEvent.objects.filter(status=Status.SENT).count() == 1100
     assert set(
-        ConversionEvent.objects.filter(batch_id=other.batch_id).values_list(
+        ConversionEvent.objects.filter(claim_id=other.id).values_list(
             "status", flat=True
         )
     ) == {Status.SENDING}

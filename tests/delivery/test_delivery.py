@@ -65,7 +65,7 @@ def test_due_events_go_out_in_one_request_and_end_sent(
     )
     assert event.sent_at is not None
     batch = DeliveryBatch.objects.get()
-    assert (batch.id, batch.claim_id) == (event.batch_id, event.batch_id)
+    assert (batch.id, batch.claim_id) == (event.claim_id, event.claim_id)
     assert (batch.size, batch.outcome, batch.http_status, batch.request_id) == (
         5,
         DeliveryBatch.Outcome.ACCEPTED,

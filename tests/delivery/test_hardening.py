@@ -456,7 +456,7 @@ def test_a_bug_while_recording_outcomes_puts_the_unresolved_events_back(
     assert (request.http_status, request.size, request.claim_id) == (
         200,
         2,
-        event.batch_id,
+        event.claim_id,
     )
 
 

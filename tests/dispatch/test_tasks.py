@@ -12,7 +12,7 @@ import pytest
 import responses
 
 from django_openai_capi import dispatch
-from django_openai_capi.delivery.worker import DeliveryReport
+from django_openai_capi.delivery import DeliveryReport
 from django_openai_capi.exceptions import CapiError
 from django_openai_capi.tasks import report_to_json, send_pending_events
 from tests.dispatch.conftest import ENDPOINT, record_lead, statuses

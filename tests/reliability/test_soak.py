@@ -386,7 +386,7 @@ def check_each_conversion_counted_once(
             r
             for r in copies
             if r.request_id in recorded
-            and recorded[r.request_id].claim_id == event.batch_id
+            and recorded[r.request_id].claim_id == event.claim_id
         ]
         seen = [(r.request_id, r.fault) for r in copies]
         assert len(final) == 1, f"{event_id}: {seen} {replay}"

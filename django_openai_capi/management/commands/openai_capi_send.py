@@ -301,7 +301,9 @@ class _Run:
                 connections[self.using].close()
                 stop.sleep(interval)
                 continue
-            _accumulate(total, report)
+            total.merge(report)
+            # Pauses and missing keys as they stand now, not as they were at some pass.
+            total.paused, total.skipped = report.paused, report.skipped
             if report.claimed or report.built or report.not_built or report.reaped:
                 self.say(f"{_now()} {report.summary()}")
             self.problems(report, warned, stamp=f"{_now()} ")
@@ -337,9 +339,7 @@ class _Run:
         """Events a pass would claim now, for the bar: a guess, never a promise."""
         now = timezone.now()
         paused = PixelPause.objects.using(self.using).filter(paused_until__gt=now)
-        due = ConversionEvent.objects.using(self.using).filter(
-            status=ConversionEvent.Status.PENDING, next_attempt_at__lte=now
-        )
+        due = ConversionEvent.objects.using(self.using).due(now=now)
         if self.pixels is not None:
             due = due.filter(pixel_id__in=self.pixels)
         count = due.exclude(pixel_id__in=paused.values("pixel_id")).count()
@@ -406,9 +406,7 @@ class _Run:
         )
 
     def unbuilt(self) -> int:
-        query = ConversionEvent.objects.using(self.using).filter(
-            status=ConversionEvent.Status.PENDING, payload__isnull=True
-        )
+        query = ConversionEvent.objects.using(self.using).unbuilt()
         if self.pixels is not None:
             query = query.filter(pixel_id__in=self.pixels)
         return query.count()
@@ -420,26 +418,3 @@ class _Run:
 
 def _now() -> str:
     return f"{timezone.localtime():%Y-%m-%d %H:%M:%S}"
-
-
-_COUNTS = (
-    "reaped",
-    "built",
-    "not_built",
-    "batches",
-    "requests",
-    "claimed",
-    "sent",
-    "validated",
-    "retried",
-    "failed",
-    "expired",
-)
-
-
-def _accumulate(total: DeliveryReport, report: DeliveryReport) -> None:
-    for name in _COUNTS:
-        setattr(total, name, getattr(total, name) + getattr(report, name))
-    # Pauses and missing keys as they stand now, not as they were at some pass.
-    total.paused = report.paused
-    total.skipped = report.skipped
