@@ -152,7 +152,7 @@ class Outcomes:
 
     def stopped(self, step: Stopped[ClaimedEvent]) -> None:
         """Events left unsent: the pixel pauses, and they wait or are retried."""
-        answer = step.answer
+        answer, pixel = step.answer, self.claim.pixel_id
         if answer is None:
             self._retry(step.events, kind=ErrorKind.REJECTED, message=OUT_OF_BUDGET)
             return
@@ -164,15 +164,7 @@ class Outcomes:
         if fault:
             # Its 400 reads like a refused event: the events and the pause say otherwise.
             message += f". {advice}"
-        until = pauses.pause(
-            self.claim.pixel_id,
-            kind=kind,
-            error=message,
-            http_status=answer.status,
-            request_id=answer.request_id,
-            retry_after=answer.retry_after,
-            using=self.using,
-        )
+        until = pauses.pause(pixel, answer, kind=kind, error=message, using=self.using)
         self.report.halted = True
         when = f"{until:%Y-%m-%d %H:%M:%S %Z}"
         if not (fault or answer.halts):
@@ -187,7 +179,7 @@ class Outcomes:
                 "Sending %d events to pixel %s failed (%s); retrying with backoff, "
                 + "pixel paused until %s.",
                 len(step.events),
-                self.claim.pixel_id,
+                pixel,
                 message,
                 when,
             )
@@ -203,11 +195,11 @@ class Outcomes:
             last_error_kind=kind,
         )
         problem = message if fault else f"{message}. {advice}"
-        self.report.problems.append(f"{self.claim.pixel_id}: {problem}")
+        self.report.problems.append(f"{pixel}: {problem}")
         logger.error(
             "The Conversions API refused pixel %s: %s Its events wait (no attempt "
             + "used) until %s, then delivery tries again.",
-            self.claim.pixel_id,
+            pixel,
             problem,
             when,
         )

@@ -311,14 +311,7 @@ def test_two_workers_pausing_a_pixel_at_once_both_count(
 
     monkeypatch.setattr(pauses, "_pause", racing)
 
-    pauses.pause(
-        "p",
-        kind=ErrorKind.AUTH,
-        error="x",
-        http_status=401,
-        request_id="",
-        retry_after=None,
-    )
+    pauses.pause("p", Answer(status=401), kind=ErrorKind.AUTH, error="x")
 
     assert PixelPause.objects.get().failures == 2
 
