@@ -184,30 +184,26 @@ def main() -> None:
                 )
                 budget[side].append((own, database, fake_cpu, elapsed * 1000 / batches))
 
-        for r in range(rounds):
+        def draining(side: str, prefix: str, send: Callable[[str], Any]) -> None:
+            """Seed a round's backlog and time *send* draining it."""
+            nonlocal seeded
             c.clear_events()
-            c.seed(per_round, prefix=f"d{r}-")
+            c.seed(per_round, prefix=prefix)
             seeded += per_round
 
-            def draining() -> None:
-                report = drain(fake.url)
+            def work() -> None:
+                report = send(fake.url)
                 assert report.sent == per_round, report.summary()
                 assert report.batches == per_round // BATCH, report.summary()
 
+            timed(side, per_round, work)
+
+        for r in range(rounds):
             waited[0] = 0.0
-            timed("drain", per_round, draining)
+            draining("drain", f"d{r}-", drain)
             waits.append(waited[0] * 1000 / (per_round / BATCH))
-
             if args.serial:
-                c.clear_events()
-                c.seed(per_round, prefix=f"s{r}-")
-                seeded += per_round
-
-                def serial() -> None:
-                    report = serially(fake.url)
-                    assert report.sent == per_round, report.summary()
-
-                timed("serial", per_round, serial)
+                draining("serial", f"s{r}-", serially)
 
             mine = bodies[r * (per_round // BATCH) : (r + 1) * (per_round // BATCH)]
 
