@@ -88,6 +88,14 @@ def answer(status: int | None, message: str | None = None, **fields: Any) -> Ans
             ErrorKind.AUTH,
             Outcome.AUTH_ERROR,
         ),
+        # Whatever its wording's case: verify and the worker read it alike.
+        (
+            answer(401, "missing scope: ads.third_party_events.write"),
+            Cause.MISSING_SCOPE,
+            Verdict.HALT,
+            ErrorKind.AUTH,
+            Outcome.AUTH_ERROR,
+        ),
         (
             answer(403, UNKNOWN_PID),
             Cause.UNKNOWN_PIXEL,
