@@ -27,7 +27,6 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import _common as c
 
@@ -39,14 +38,7 @@ from django.test import override_settings  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from django_openai_capi.api.events import encode_request  # noqa: E402
-from django_openai_capi.delivery import (  # noqa: E402
-    DeliveryReport,
-    pauses,
-    pipeline,
-    send_pending,
-    worker,
-)
-from django_openai_capi.delivery.sender import deliver  # noqa: E402
+from django_openai_capi.delivery import DeliveryReport, send_pending  # noqa: E402
 from django_openai_capi.models import ConversionEvent  # noqa: E402
 
 BATCH = 1000
@@ -57,67 +49,12 @@ def drain(url: str, size: int = BATCH) -> DeliveryReport:
         return send_pending(batch_size=size)
 
 
-#: Seconds the worker's thread spent waiting for answers to requests in flight.
-waited = [0.0]
-
-
-def _timing_waits() -> None:
-    answer_of = pipeline._answer_of
-
-    def timed(in_flight: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return answer_of(in_flight)
-        finally:
-            waited[0] += time.perf_counter() - started
-
-    pipeline._answer_of = timed
-
-
-class SerialDrain(pipeline.Drain):
-    """The plain serial loop, for comparison: claim, deliver, repeat."""
-
-    def run(self, executor: Any) -> DeliveryReport | None:
-        resumed = False
-        while self.may_claim():
-            claim = self._claim()
-            if claim is None:
-                return None
-            result = deliver(
-                claim,
-                validate_only=self.validate_only,
-                worker=self.worker,
-                using=self.using,
-            )
-            self.on_delivered(result)
-            if result.halted:
-                return result
-            if result.requests and not resumed:
-                pauses.resume(self.pixel_id, using=self.using)
-                resumed = True
-        return None
-
-
-def serially(url: str) -> DeliveryReport:
-    pipelined = pipeline.Drain
-    setattr(worker, "Drain", SerialDrain)  # noqa: B010
-    try:
-        return drain(url)
-    finally:
-        setattr(worker, "Drain", pipelined)  # noqa: B010
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--events", type=int, help="default 100,000 (5,000 quick)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--naive-sample", type=int, help="events per round, naive")
-    parser.add_argument(
-        "--serial",
-        action="store_true",
-        help="also drain with the plain serial loop (no request in flight ahead)",
-    )
     parser.add_argument(
         "--latency",
         type=float,
@@ -146,8 +83,6 @@ def main() -> None:
             for b in range(per_round // BATCH)
         ]
         rates: dict[str, list[float]] = {"drain": [], "floor": [], "naive": []}
-        if args.serial:
-            rates["serial"] = []
         # CPU ms per 1,000-event batch, by process: (this one, the database's, the
         # fake's), and the wall time of a batch.
         budget: dict[str, list[tuple[float, float, float, float]]] = {
@@ -158,8 +93,6 @@ def main() -> None:
         # Processes whose CPU time /proc does not show (not Linux, or a database
         # server on another machine).
         unreadable: set[str] = set()
-        waits: list[float] = []
-        _timing_waits()
         seeded = 0
 
         def cpu() -> tuple[float, float, float]:
@@ -184,26 +117,17 @@ def main() -> None:
                 )
                 budget[side].append((own, database, fake_cpu, elapsed * 1000 / batches))
 
-        def draining(side: str, prefix: str, send: Callable[[str], Any]) -> None:
-            """Seed a round's backlog and time *send* draining it."""
-            nonlocal seeded
+        for r in range(rounds):
             c.clear_events()
-            c.seed(per_round, prefix=prefix)
+            c.seed(per_round, prefix=f"d{r}-")
             seeded += per_round
 
-            def work() -> None:
-                report = send(fake.url)
+            def draining() -> None:
+                report = drain(fake.url)
                 assert report.sent == per_round, report.summary()
                 assert report.batches == per_round // BATCH, report.summary()
 
-            timed(side, per_round, work)
-
-        for r in range(rounds):
-            waited[0] = 0.0
-            draining("drain", f"d{r}-", drain)
-            waits.append(waited[0] * 1000 / (per_round / BATCH))
-            if args.serial:
-                draining("serial", f"s{r}-", serially)
+            timed("drain", per_round, draining)
 
             mine = bodies[r * (per_round // BATCH) : (r + 1) * (per_round // BATCH)]
 
@@ -252,24 +176,11 @@ def main() -> None:
             [name, f"{median[side]:,.0f}", f"{median['drain'] / median[side]:.2f}x"]
             for name, side in [
                 ("drain: send_pending", "drain"),
-                *(
-                    [("serial: claim, deliver, repeat", "serial")]
-                    if args.serial
-                    else []
-                ),
                 ("floor: prebuilt bodies, requests, no database", "floor"),
                 ("naive: one POST + one UPDATE per event", "naive"),
             ]
         ],
     )
-    if args.serial:
-        print(
-            "each round, drain / serial: "
-            + ", ".join(
-                f"{d / s:.2f}x"
-                for d, s in zip(rates["drain"], rates["serial"], strict=True)
-            )
-        )
     print(
         f"drain / floor = {median['drain'] / median['floor']:.1%} (target >= 80%); "
         f"drain / naive = {median['drain'] / median['naive']:.0f}x (target >= 50x)"
@@ -309,12 +220,6 @@ def main() -> None:
     )
     drain_cpu = sum(medians["drain"][:3])
     floor_wall = medians["floor"][3]
-    busy = medians["drain"][3] - statistics.median(waits)
-    print(
-        f"the worker's own thread per batch: busy {busy:.1f} ms (claims, outcomes, "
-        f"request rows), waiting for an answer in flight "
-        f"{statistics.median(waits):.1f} ms"
-    )
     if not unreadable:
         print(
             f"ceiling on {cores} cores: a drained batch needs {drain_cpu:.1f} ms of "
@@ -362,11 +267,9 @@ def per_batch_queries(url: str) -> list[tuple[int, str, float, int]]:
 
     Measured as a difference: the same pass drains 3 batches, then 6, and what the
     three extra batches added, divided by three, is one batch's cost (its claim, its
-    request's row, its outcome). With the next claim taken while a request is in
-    flight, a batch's statements no longer run between two ``on_batch`` calls, so a
-    difference is what counts them fairly. What is left is the pass's own: the
-    reaper, the expiry sweep, the build step, the pixel list, the pause row and the
-    claim that finds nothing.
+    request's row, its outcome). What is left is the pass's own: the reaper, the
+    expiry sweep, the build step, the pixel list, the pause row and the claim that
+    finds nothing.
     """
     results = []
     for size in (10, 100, 1000):

@@ -214,17 +214,6 @@ class Outcomes:
         )
         self._retry(self.unsettled(), kind=ErrorKind.NETWORK, message=message)
 
-    def released(self) -> None:
-        """The claim given back unsent (``pipeline.py``): as if it had not been taken.
-
-        The attempt it counted is given back; when it is next due is unchanged.
-        """
-        self._write(
-            self.claim.events, status=_Status.PENDING, attempts=F("attempts") - 1
-        )
-        self.report.batches -= 1
-        self.report.claimed -= len(self.claim.events)
-
     def _retry(
         self,
         events: Sequence[ClaimedEvent],

@@ -31,13 +31,8 @@ def deliver(
     validate_only: bool,
     worker: str,
     using: str = "default",
-    answered: Answer | None = None,
 ) -> DeliveryReport:
-    """Send the events of *claim* and record every outcome.
-
-    *answered*: the answer to the claim's first request (every event still in its
-    window), when it was made ahead (``pipeline.py``).
-    """
+    """Send the events of *claim* and record every outcome."""
     report = DeliveryReport()
     record = Outcomes(claim, report, using=using)
     fresh = record.expire_stale()
@@ -47,7 +42,6 @@ def deliver(
         validate_only=validate_only,
         worker=worker,
         using=using,
-        answered=answered,
         still_sending=record.unsettled,
     )
     try:
@@ -88,7 +82,6 @@ class _Requests:
         validate_only: bool,
         worker: str,
         using: str,
-        answered: Answer | None,
         still_sending: Callable[[], Sequence[ClaimedEvent]],
     ) -> None:
         self.claim = claim
@@ -96,7 +89,6 @@ class _Requests:
         self.validate_only = validate_only
         self.worker = worker[:128]
         self.using = using
-        self.answered = answered
         self.still_sending = still_sending
         self.started = time.monotonic()
         self.made = 0
@@ -109,14 +101,8 @@ class _Requests:
     def post(self, group: Sequence[ClaimedEvent]) -> Answer:
         """Send *group*, record the request (or keep its row for its outcome)."""
         self._keep_lease()
-        if self.answered is not None and not self.made:
-            # isolate() starts with the whole group: what the pipeline sent.
-            answer = self.answered
-        else:
-            payloads = [event.payload for event in group]
-            answer = ask(
-                self.claim.pixel_id, payloads, validate_only=self.validate_only
-            )
+        payloads = [event.payload for event in group]
+        answer = ask(self.claim.pixel_id, payloads, validate_only=self.validate_only)
         row = self._row(group, answer)
         self.made += 1
         self.report.requests += 1
