@@ -27,7 +27,6 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import _common as c
 
@@ -39,7 +38,7 @@ from django.test import override_settings  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from django_openai_capi.api.events import encode_request  # noqa: E402
-from django_openai_capi.delivery import DeliveryReport, pipeline, send_pending  # noqa: E402
+from django_openai_capi.delivery import DeliveryReport, send_pending  # noqa: E402
 from django_openai_capi.models import ConversionEvent  # noqa: E402
 
 BATCH = 1000
@@ -48,23 +47,6 @@ BATCH = 1000
 def drain(url: str, size: int = BATCH) -> DeliveryReport:
     with override_settings(OPENAI_CAPI_ENDPOINT=url):
         return send_pending(batch_size=size)
-
-
-#: Seconds the worker's thread spent waiting for answers to requests in flight.
-waited = [0.0]
-
-
-def _timing_waits() -> None:
-    answer_of = pipeline._answer_of
-
-    def timed(in_flight: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return answer_of(in_flight)
-        finally:
-            waited[0] += time.perf_counter() - started
-
-    pipeline._answer_of = timed
 
 
 def main() -> None:
@@ -111,8 +93,6 @@ def main() -> None:
         # Processes whose CPU time /proc does not show (not Linux, or a database
         # server on another machine).
         unreadable: set[str] = set()
-        waits: list[float] = []
-        _timing_waits()
         seeded = 0
 
         def cpu() -> tuple[float, float, float]:
@@ -147,9 +127,7 @@ def main() -> None:
                 assert report.sent == per_round, report.summary()
                 assert report.batches == per_round // BATCH, report.summary()
 
-            waited[0] = 0.0
             timed("drain", per_round, draining)
-            waits.append(waited[0] * 1000 / (per_round / BATCH))
 
             mine = bodies[r * (per_round // BATCH) : (r + 1) * (per_round // BATCH)]
 
@@ -242,12 +220,6 @@ def main() -> None:
     )
     drain_cpu = sum(medians["drain"][:3])
     floor_wall = medians["floor"][3]
-    busy = medians["drain"][3] - statistics.median(waits)
-    print(
-        f"the worker's own thread per batch: busy {busy:.1f} ms (claims, outcomes, "
-        f"request rows), waiting for an answer in flight "
-        f"{statistics.median(waits):.1f} ms"
-    )
     if not unreadable:
         print(
             f"ceiling on {cores} cores: a drained batch needs {drain_cpu:.1f} ms of "
@@ -295,11 +267,9 @@ def per_batch_queries(url: str) -> list[tuple[int, str, float, int]]:
 
     Measured as a difference: the same pass drains 3 batches, then 6, and what the
     three extra batches added, divided by three, is one batch's cost (its claim, its
-    request's row, its outcome). With the next claim taken while a request is in
-    flight, a batch's statements no longer run between two ``on_batch`` calls, so a
-    difference is what counts them fairly. What is left is the pass's own: the
-    reaper, the expiry sweep, the build step, the pixel list, the pause row and the
-    claim that finds nothing.
+    request's row, its outcome). What is left is the pass's own: the reaper, the
+    expiry sweep, the build step, the pixel list, the pause row and the claim that
+    finds nothing.
     """
     results = []
     for size in (10, 100, 1000):

@@ -476,9 +476,9 @@ def _check_lease_seconds() -> list[CheckMessage]:
             f"OPENAI_CAPI_LEASE_SECONDS should be more than twice the {deadline:g} s "
             + "OPENAI_CAPI_TIMEOUT allows a whole request.",
             hint="A request is cut at that deadline (for a (connect, read) pair, their "
-            + "sum), and the next batch is claimed while one is in flight; with a "
-            + "shorter lease its events can be taken back and sent twice. Raise "
-            + "OPENAI_CAPI_LEASE_SECONDS or lower OPENAI_CAPI_TIMEOUT.",
+            + "sum); with a shorter lease, a slow request and the recording of its "
+            + "answer can outlast it, and its events be taken back and sent twice. "
+            + "Raise OPENAI_CAPI_LEASE_SECONDS or lower OPENAI_CAPI_TIMEOUT.",
             id="django_openai_capi.W005",
         )
     ]

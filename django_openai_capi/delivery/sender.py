@@ -1,4 +1,9 @@
-"""Sending one claim: the request (or, for a rejected batch, requests) and its outcomes."""
+"""Sending one claim: post, isolate, record.
+
+:func:`deliver` sends a claim's events in one request (or, for a rejected batch, the
+requests that isolate its bad events), records each request on its ``DeliveryBatch``
+row, and each outcome on the events (``outcomes.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,116 +11,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
-from django.db import transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
-from django_openai_capi import signals
-from django_openai_capi.api.events import encode_request
-from django_openai_capi.api.responses import parse_error
-from django_openai_capi.client import post_events
 from django_openai_capi.conf import conf
-from django_openai_capi.delivery import outcomes, pauses
+from django_openai_capi.delivery.answers import Answer, ask
 from django_openai_capi.delivery.claim import Claim, ClaimedEvent, renew_lease
-from django_openai_capi.delivery.isolation import (
-    Accepted,
-    Answer,
-    Refused,
-    Stopped,
-    isolate,
-)
-from django_openai_capi.delivery.policy import (
-    Verdict,
-    batch_outcome,
-    error_kind,
-)
+from django_openai_capi.delivery.isolation import Accepted, Refused, isolate
+from django_openai_capi.delivery.outcomes import Outcomes, save_alone
 from django_openai_capi.delivery.report import DeliveryReport
-from django_openai_capi.exceptions import TransportError
-from django_openai_capi.models import (
-    ConversionEvent,
-    DeliveryBatch,
-    ErrorKind,
-    carried_pks,
-)
-from django_openai_capi.redaction import describe_exception, format_traceback, redact
+from django_openai_capi.models import DeliveryBatch, carried_pks
 
 logger = logging.getLogger("django_openai_capi.delivery")
-
-_Status = ConversionEvent.Status
-
-
-def post(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answer:
-    """One request carrying *payloads*; never raises for what the API or network did."""
-    body = encode_request(
-        list(payloads),
-        validate_only=validate_only,
-        integration_source=conf.OPENAI_CAPI_INTEGRATION_SOURCE,
-    )
-    try:
-        response = post_events(pixel_id, body)
-    except TransportError as exc:
-        return Answer(
-            status=None, text=f"No response: {exc}", duration_ms=exc.duration_ms
-        )
-    except Exception as exc:
-        # Whatever else goes wrong before an answer (a header the key cannot be
-        # encoded into, a bug) is "no answer": the batch is retried, never stranded.
-        logger.error("Sending to pixel %s failed:\n%s", pixel_id, format_traceback(exc))
-        return Answer(status=None, text=f"No response: {describe_exception(exc)}")
-    if response.ok:
-        return Answer(
-            status=response.status,
-            request_id=response.request_id,
-            duration_ms=response.duration_ms,
-        )
-    error = parse_error(response.body)
-    # Redacted before it is cut: a key echoed across the cut would keep its prefix.
-    text = (
-        redact(error.describe())
-        if error is not None
-        else redact(response.text(), limit=500) or "(empty body)"
-    )
-    return Answer(
-        status=response.status,
-        request_id=response.request_id,
-        retry_after=response.retry_after,
-        error=error,
-        text=redact(f"HTTP {response.status}: {text}"),
-        duration_ms=response.duration_ms,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Posted:
-    """A claim's first request, sent ahead of ``deliver`` (see ``post_claim``)."""
-
-    answer: Answer
-    started: datetime
-
-    @property
-    def went_through(self) -> bool:
-        return self.answer.verdict is Verdict.ACCEPTED
-
-
-def post_claim(claim: Claim, *, validate_only: bool) -> Posted | None:
-    """Send the first request of *claim*: every event of it still in its window.
-
-    Touches no database, so that it can run in another thread while the worker records
-    the previous claim's outcome and claims the next one. ``None`` when the claim has
-    nothing to send (``deliver`` expires its stale events).
-    """
-    payloads = [event.payload for event in claim.events if not event.stale]
-    if not payloads:
-        return None
-    started = timezone.now()
-    return Posted(post(claim.pixel_id, payloads, validate_only=validate_only), started)
-
-
-class LeaseLost(Exception):
-    """Another worker took the claim's events back: this one must stop touching them."""
 
 
 def deliver(
@@ -124,112 +31,30 @@ def deliver(
     validate_only: bool,
     worker: str,
     using: str = "default",
-    posted: Posted | None = None,
 ) -> DeliveryReport:
-    """Send the events of *claim* and record every outcome.
-
-    *posted* is the claim's first request when ``post_claim`` has already sent it; its
-    answer is recorded and acted on exactly as if it had been sent here.
-    """
+    """Send the events of *claim* and record every outcome."""
     report = DeliveryReport()
-    stale = [event for event in claim.events if event.stale]
-    fresh = [event for event in claim.events if not event.stale]
-    if stale:
-        _expire(claim, stale, report, using)
-    lease_seconds = conf.OPENAI_CAPI_LEASE_SECONDS
-    started = time.monotonic()
-    requests: list[DeliveryBatch] = []
-    # The requests refused naming none of their events: the ones a request fault
-    # found later is about.
-    unblamed: list[DeliveryBatch] = []
-    resolved: set[int] = set()
-
-    def send(group: Sequence[ClaimedEvent]) -> Answer:
-        # A long isolation can outlive the lease; renew it (fenced) rather than let a
-        # second worker send the same events alongside this one.
-        # Every event of the claim still sending, not only this group: the halves
-        # waiting their turn would otherwise be taken back from under this worker.
-        if (
-            requests
-            and time.monotonic() - started > lease_seconds / 3
-            and not renew_lease(
-                claim,
-                [event.pk for event in fresh if event.pk not in resolved],
-                using=using,
-            )
-        ):
-            raise LeaseLost
-        if posted is not None and not requests:
-            # isolate() starts with the whole group: what post_claim sent.
-            answer, request_started = posted.answer, posted.started
-        else:
-            request_started = timezone.now()
-            answer = post(
-                claim.pixel_id,
-                [event.payload for event in group],
-                validate_only=validate_only,
-            )
-        batch = _record_request(
-            claim,
-            group,
-            answer,
-            # The first request of a claim takes the claim's id, so an event's
-            # claim_id finds the request that carried it.
-            row_id=uuid.uuid4() if requests else claim.id,
-            validate_only=validate_only,
-            worker=worker,
-            started=request_started,
-            using=using,
-        )
-        requests.append(batch)
-        if answer.verdict is Verdict.REJECTED and not answer.blamed(len(group)):
-            unblamed.append(batch)
-        report.requests += 1
-        return answer
-
+    record = Outcomes(claim, report, using=using)
+    fresh = record.expire_stale()
+    requests = _Requests(
+        claim,
+        report,
+        validate_only=validate_only,
+        worker=worker,
+        using=using,
+        still_sending=record.unsettled,
+    )
     try:
-        if posted is not None and posted.went_through:
-            # The common case: nothing to isolate, and the request's row and the
-            # outcome it caused are committed together, in one transaction.
-            report.requests += 1
-
-            def record_request() -> DeliveryBatch:
-                return _record_request(
-                    claim,
-                    fresh,
-                    posted.answer,
-                    row_id=claim.id,
-                    validate_only=validate_only,
-                    worker=worker,
-                    started=posted.started,
-                    using=using,
-                )
-
-            accepted = Accepted(fresh, posted.answer)
-            try:
-                with transaction.atomic(using=using):
-                    batch = record_request()
-                    written = _mark_accepted(claim, accepted, validate_only, using)
-            except Exception:
-                # The request's row went with the rollback; the request was made all
-                # the same, and its row is what support asks for (its request id).
-                _record_request_alone(claim, record_request)
-                raise
-            _count_accepted(report, written, validate_only)
-            _batch_sent(batch, accepted)
-            return report
-        for step in isolate(fresh, send):
+        for step in isolate(fresh, requests.post):
             if isinstance(step, Accepted):
-                _accepted(claim, step, requests[-1], validate_only, report, using)
-                resolved.update(event.pk for event in step.events)
+                row = requests.row_of(step.answer)
+                record.accepted(step, row, validate_only=validate_only)
             elif isinstance(step, Refused):
-                _refused(claim, step, report, using)
-                resolved.add(step.event.pk)
+                record.refused(step)
             else:
                 if step.request_fault:
-                    _refused_requests(claim, unblamed, using)
-                _stopped(claim, step, report, using)
-                resolved.update(event.pk for event in step.events)
+                    requests.refused_as_requests()
+                record.stopped(step)
     except LeaseLost:
         logger.warning(
             "Lost the lease of batch %s while isolating rejected events; another "
@@ -237,346 +62,116 @@ def deliver(
             claim.id,
         )
     except Exception as exc:
-        # A bug here must not strand the claim in "sending" until its lease runs
-        # out: what is still sending under this claim goes back, with backoff.
-        logger.error("Delivering batch %s failed:\n%s", claim.id, format_traceback(exc))
-        message = (
-            f"Delivery failed before recording an answer: {describe_exception(exc)}"
-        )
-        put_back, exhausted = outcomes.mark_retry(
-            claim,
-            [event for event in fresh if event.pk not in resolved],
-            kind=ErrorKind.NETWORK,
-            message=message,
-            http_status=None,
-            retry_after=None,
-            using=using,
-        )
-        report.retried += put_back
-        _exhausted(claim, exhausted, ErrorKind.NETWORK, message, None, report)
+        requests.save_pending_row()
+        record.broken(exc)
     return report
 
 
-def _record_request(
-    claim: Claim,
-    group: Sequence[ClaimedEvent],
-    answer: Answer,
-    *,
-    row_id: uuid.UUID,
-    validate_only: bool,
-    worker: str,
-    started: datetime,
-    using: str,
-) -> DeliveryBatch:
-    return DeliveryBatch.objects.using(using).create(
-        id=row_id,
-        claim_id=claim.id,
-        pixel_id=claim.pixel_id,
-        size=len(group),
-        # A group is drawn from the claim's events without repeats: as many is all.
-        carried=""
-        if len(group) == len(claim.events)
-        else carried_pks(event.pk for event in group),
-        validate_only=validate_only,
-        outcome=batch_outcome(answer.status),
-        http_status=answer.status,
-        duration_ms=answer.duration_ms,
-        request_id=answer.request_id,
-        error=answer.text,
-        worker=worker[:128],
-        created_at=started,
-        finished_at=timezone.now(),
-    )
+class LeaseLost(Exception):
+    """Another worker took the claim's events back: this one must stop touching them."""
 
 
-def _refused_requests(
-    claim: Claim, requests: Sequence[DeliveryBatch], using: str
-) -> None:
-    # Each was recorded as a rejection when its answer came, before delivery could
-    # tell that the API refuses the request itself, not its events.
-    DeliveryBatch.objects.using(using).filter(
-        claim_id=claim.id,
-        pk__in=[request.pk for request in requests],
-        outcome=DeliveryBatch.Outcome.REJECTED,
-    ).update(outcome=DeliveryBatch.Outcome.REQUEST_REFUSED)
+class _Requests:
+    """The requests one claim makes, each recorded on its ``DeliveryBatch`` row."""
 
+    def __init__(
+        self,
+        claim: Claim,
+        report: DeliveryReport,
+        *,
+        validate_only: bool,
+        worker: str,
+        using: str,
+        still_sending: Callable[[], Sequence[ClaimedEvent]],
+    ) -> None:
+        self.claim = claim
+        self.report = report
+        self.validate_only = validate_only
+        self.worker = worker[:128]
+        self.using = using
+        self.still_sending = still_sending
+        self.started = time.monotonic()
+        self.made = 0
+        #: The requests refused naming none of their events: the ones a request fault
+        #: found later is about.
+        self.unblamed: list[DeliveryBatch] = []
+        #: The last accepted answer and its row, written with its outcome (``row_of``).
+        self.pending: tuple[Answer, DeliveryBatch] | None = None
 
-def _record_request_alone(
-    claim: Claim, record_request: Callable[[], DeliveryBatch]
-) -> None:
-    try:
-        record_request()
-    except Exception as exc:
-        logger.error(
-            "Recording the request of batch %s failed too:\n%s",
-            claim.id,
-            format_traceback(exc),
-        )
+    def post(self, group: Sequence[ClaimedEvent]) -> Answer:
+        """Send *group*, record the request (or keep its row for its outcome)."""
+        self._keep_lease()
+        payloads = [event.payload for event in group]
+        answer = ask(self.claim.pixel_id, payloads, validate_only=self.validate_only)
+        row = self._row(group, answer)
+        self.made += 1
+        self.report.requests += 1
+        if answer.accepted:
+            self.pending = (answer, row)
+        else:
+            row.save(using=self.using, force_insert=True)
+            if answer.refused and not answer.blamed(len(group)):
+                self.unblamed.append(row)
+        return answer
 
+    def row_of(self, answer: Answer) -> DeliveryBatch:
+        """The unwritten row of the accepted request that got *answer*."""
+        assert self.pending is not None and self.pending[0] is answer
+        row = self.pending[1]
+        self.pending = None
+        return row
 
-def _accepted(
-    claim: Claim,
-    step: Accepted[ClaimedEvent],
-    batch: DeliveryBatch,
-    validate_only: bool,
-    report: DeliveryReport,
-    using: str,
-) -> None:
-    written = _mark_accepted(claim, step, validate_only, using)
-    _count_accepted(report, written, validate_only)
-    _batch_sent(batch, step)
+    def save_pending_row(self) -> None:
+        """Write the row of an accepted request whose outcome will not be recorded."""
+        if self.pending is not None:
+            save_alone(self.pending[1], self.using)
+            self.pending = None
 
+    def refused_as_requests(self) -> None:
+        """The unblamed refusals were the request's, not their events': file them so.
 
-def _mark_accepted(
-    claim: Claim, step: Accepted[ClaimedEvent], validate_only: bool, using: str
-) -> int:
-    status = step.answer.status
-    assert status is not None
-    if validate_only:
-        return outcomes.mark_validated(claim, step.events, status, using)
-    return outcomes.mark_sent(claim, step.events, status, using)
+        Each was recorded as a rejection when its answer came, before delivery could
+        tell that the API refuses the request itself, not its events.
+        """
+        DeliveryBatch.objects.using(self.using).filter(
+            claim_id=self.claim.id,
+            pk__in=[row.pk for row in self.unblamed],
+            outcome=DeliveryBatch.Outcome.REJECTED,
+        ).update(outcome=DeliveryBatch.Outcome.REQUEST_REFUSED)
 
+    def _keep_lease(self) -> None:
+        # A long isolation can outlive the lease; renew it (fenced) rather than let a
+        # second worker send the same events alongside this one. Every event of the
+        # claim still sending, not only this group: the halves waiting their turn
+        # would otherwise be taken back from under this worker.
+        if not self.made:
+            return
+        if time.monotonic() - self.started <= conf.OPENAI_CAPI_LEASE_SECONDS / 3:
+            return
+        pks = [event.pk for event in self.still_sending()]
+        if not renew_lease(self.claim, pks, using=self.using):
+            raise LeaseLost
 
-def _count_accepted(report: DeliveryReport, written: int, validate_only: bool) -> None:
-    if validate_only:
-        report.validated += written
-    else:
-        report.sent += written
-
-
-def _batch_sent(batch: DeliveryBatch, step: Accepted[ClaimedEvent]) -> None:
-    if signals.batch_sent.has_listeners(DeliveryBatch):
-        signals.send(
-            signals.batch_sent,
-            DeliveryBatch,
-            batch=batch,
-            event_pks=[event.pk for event in step.events],
-        )
-
-
-def _refused(
-    claim: Claim, step: Refused[ClaimedEvent], report: DeliveryReport, using: str
-) -> None:
-    event = step.event
-    message = f"Refused by the API: {step.message}"
-    if step.answer.request_id:
-        message += f" (request {step.answer.request_id})"
-    if step.too_old:
-        status, kind = _Status.EXPIRED, ErrorKind.EXPIRED
-    else:
-        status, kind = _Status.FAILED, ErrorKind.REJECTED
-    written = outcomes.mark_refused(
-        claim,
-        event,
-        status=status,
-        kind=kind,
-        message=message,
-        http_status=step.answer.status,
-        using=using,
-    )
-    if not written:
-        return
-    logger.warning(
-        "Event %s %s of %s: %s",
-        event.event_type,
-        event.event_id,
-        claim.pixel_id,
-        redact(message),
-    )
-    if step.too_old:
-        report.expired += 1
-        _signal(signals.event_expired, claim, event, kind, message, step.answer.status)
-    else:
-        report.failed += 1
-        _signal(signals.event_failed, claim, event, kind, message, step.answer.status)
-
-
-def _stopped(
-    claim: Claim, step: Stopped[ClaimedEvent], report: DeliveryReport, using: str
-) -> None:
-    answer = step.answer
-    if answer is None:
-        message = (
-            "The API kept refusing this batch and the bad events could not all be "
-            + "isolated within one claim's request budget; the rest is retried later."
-        )
-        put_back, exhausted = outcomes.mark_retry(
-            claim,
-            step.events,
-            kind=ErrorKind.REJECTED,
-            message=message,
-            http_status=None,
-            retry_after=None,
-            using=using,
-        )
-        report.retried += put_back
-        _exhausted(claim, exhausted, ErrorKind.REJECTED, message, None, report)
-        return
-    halts = step.request_fault or answer.verdict is Verdict.HALT
-    kind = ErrorKind.REQUEST if step.request_fault else error_kind(answer.status)
-    message = answer.text
-    if answer.request_id:
-        message += f" (request {answer.request_id})"
-    advice = what_to_do(answer.status, kind, answer.text) if halts else ""
-    if step.request_fault:
-        # Its 400 reads like a refused event: the events and the pause say otherwise.
-        message += f". {advice}"
-    until = pauses.pause(
-        claim.pixel_id,
-        kind=kind,
-        error=message,
-        http_status=answer.status,
-        request_id=answer.request_id,
-        retry_after=answer.retry_after,
-        using=using,
-    )
-    report.halted = True
-    if halts:
-        report.retried += outcomes.mark_held(
-            claim,
-            step.events,
-            until=until,
-            kind=kind,
-            message=message,
-            http_status=answer.status,
-            using=using,
-        )
-        problem = message if step.request_fault else f"{message}. {advice}"
-        report.problems.append(f"{claim.pixel_id}: {problem}")
-        logger.error(
-            "The Conversions API refused pixel %s: %s Its events wait (no attempt "
-            + "used) until %s, then delivery tries again.",
-            claim.pixel_id,
-            problem,
-            f"{until:%Y-%m-%d %H:%M:%S %Z}",
-        )
-        return
-    put_back, exhausted = outcomes.mark_retry(
-        claim,
-        step.events,
-        kind=kind,
-        message=message,
-        http_status=answer.status,
-        retry_after=answer.retry_after,
-        using=using,
-    )
-    report.retried += put_back
-    _exhausted(claim, exhausted, kind, message, answer.status, report)
-    logger.warning(
-        "Sending %d events to pixel %s failed (%s); retrying with backoff, pixel "
-        + "paused until %s.",
-        len(step.events),
-        claim.pixel_id,
-        message,
-        f"{until:%Y-%m-%d %H:%M:%S %Z}",
-    )
-
-
-def what_to_do(status: int | None, kind: ErrorKind, message: str = "") -> str:
-    """The advice logged (and shown by the commands) for a refused pixel."""
-    if status == 401 and "Missing scopes" in message:
-        return (
-            "The key lacks the scope ads.third_party_events.write: it is an Advertiser "
-            + "API key or a general OpenAI key. Create a Conversions API key in Ads "
-            + "Manager → Conversions → Manage conversion keys and set it as "
-            + "OPENAI_CAPI_API_KEY."
-        )
-    if status == 401:
-        return (
-            "Check OPENAI_CAPI_API_KEY: it must be a Conversions API key (Ads Manager "
-            + "→ Conversions → Manage conversion keys, scope "
-            + "ads.third_party_events.write), not a pixel or Advertiser API key. If it "
-            + "is one, it may have been revoked: create a new key and deploy it."
-        )
-    if status == 403:
-        return (
-            "Check the Pixel ID (OPENAI_CAPI_PIXEL_ID or the conversion's pixel_id): "
-            + "the API does not know it for this key. Copy it from Ads Manager → "
-            + "Conversions, and use a key of the ad account that owns the pixel "
-            + "(OPENAI_CAPI_PIXEL_API_KEYS)."
-        )
-    if kind is ErrorKind.REQUEST:
-        return _request_fault_advice(message)
-    assert kind is ErrorKind.UNEXPECTED
-    return (
-        "Check OPENAI_CAPI_ENDPOINT: it should be https://bzr.openai.com/v1/events "
-        + "(or your fake's URL in tests)."
-    )
-
-
-def _request_fault_advice(message: str) -> str:
-    lowered = message.lower()
-    if "'pid'" in lowered or '"pid"' in lowered:
-        cause = (
-            "The request reached the API without its pid query parameter. Check "
-            + "OPENAI_CAPI_ENDPOINT (https://bzr.openai.com/v1/events, with no query "
-            + "string of its own: the app adds ?pid=) and any proxy or gateway between "
-            + "this server and the API that strips query strings."
-        )
-    elif "integration_source" in lowered:
-        cause = "Check OPENAI_CAPI_INTEGRATION_SOURCE, or set it to None."
-    else:
-        cause = (
-            "Check OPENAI_CAPI_ENDPOINT and any proxy between this server and the "
-            + "API; if they are right, report it to ads-support@openai.com with the "
-            + "request id."
-        )
-    return (
-        "Not the events' fault: the API refuses these requests whatever they carry, "
-        + "naming no event in them (its error points at the request itself, or lone "
-        + f"events were refused too and none passed). {cause} Run manage.py "
-        + "openai_capi_verify once it is fixed: a passing check resumes delivery at "
-        + "once."
-    )
-
-
-def _expire(
-    claim: Claim, events: Sequence[ClaimedEvent], report: DeliveryReport, using: str
-) -> None:
-    message = (
-        "Expired before it could be sent: its 7-day window was closing "
-        + f"(checked {timezone.now():%Y-%m-%d %H:%M %Z}), and one stale event makes "
-        + "the API refuse the whole batch."
-    )
-    report.expired += outcomes.mark_expired(claim, events, message, using)
-    for event in events:
-        _signal(signals.event_expired, claim, event, ErrorKind.EXPIRED, message, None)
-
-
-def _exhausted(
-    claim: Claim,
-    events: Sequence[ClaimedEvent],
-    kind: ErrorKind,
-    message: str,
-    http_status: int | None,
-    report: DeliveryReport,
-) -> None:
-    report.failed += len(events)
-    for event in events:
-        _signal(signals.event_failed, claim, event, kind, message, http_status)
-
-
-def _signal(
-    signal: Signal,
-    claim: Claim,
-    event: ClaimedEvent,
-    kind: ErrorKind,
-    message: str,
-    http_status: int | None,
-) -> None:
-    if not signal.has_listeners(ConversionEvent):
-        return
-    signals.send(
-        signal,
-        ConversionEvent,
-        event=signals.EventInfo(
-            pk=event.pk,
+    def _row(self, group: Sequence[ClaimedEvent], answer: Answer) -> DeliveryBatch:
+        claim = self.claim
+        return DeliveryBatch(
+            # The first request of a claim takes the claim's id, so an event's
+            # claim_id finds the request that carried it.
+            id=uuid.uuid4() if self.made else claim.id,
+            claim_id=claim.id,
             pixel_id=claim.pixel_id,
-            event_type=event.event_type,
-            event_id=event.event_id,
-            source_label=event.source_label,
-            kind=kind,
-            error=redact(message),
-            http_status=http_status,
-        ),
-    )
+            size=len(group),
+            # A group is drawn from the claim's events without repeats: as many is all.
+            carried=""
+            if len(group) == len(claim.events)
+            else carried_pks(event.pk for event in group),
+            validate_only=self.validate_only,
+            outcome=answer.outcome,
+            http_status=answer.status,
+            duration_ms=answer.duration_ms,
+            request_id=answer.request_id,
+            error=answer.text,
+            worker=self.worker,
+            created_at=answer.started,
+            finished_at=timezone.now(),
+        )
