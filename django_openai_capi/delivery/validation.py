@@ -10,8 +10,9 @@ claimed and sent by a worker at the same moment, and neither notices the other.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -147,12 +148,77 @@ def validate_pending(
     )
 
 
-def due_count(*, pixel_ids: Sequence[str] | None = None, using: str = "default") -> int:
-    """How many events :func:`iter_validate_pending` would check now."""
-    query = ConversionEvent.objects.using(using).due()
+@dataclass
+class ValidationReport:
+    """What a check of the due events found, summed up."""
+
+    counts: Counter[Check] = field(default_factory=Counter)
+    #: Why events were not checked, and how many for each reason.
+    reasons: Counter[str] = field(default_factory=Counter)
+    #: Pending events of the checked pixels not built yet, so not checked.
+    unbuilt: int = 0
+
+    def add(self, verdict: EventVerdict) -> None:
+        self.counts[verdict.check] += 1
+        if verdict.check is Check.NOT_CHECKED:
+            self.reasons[verdict.message] += 1
+
+    @property
+    def checked(self) -> int:
+        return self.counts.total()
+
+    def problems(self) -> list[str]:
+        """Why events went unchecked: one line per reason."""
+        lines = [f"{count} not checked: {why}" for why, count in self.reasons.items()]
+        if self.unbuilt:
+            lines.append(
+                f"{self.unbuilt} pending events are not built yet, so not checked: "
+                + "delivery builds them first (run openai_capi_send)."
+            )
+        return lines
+
+    def summary(self) -> str:
+        return (
+            f"Checked with validate_only: {self.counts[Check.OK]} ok, "
+            + f"{self.counts[Check.REFUSED]} refused, {self.counts[Check.NOT_CHECKED]} "
+            + "not checked. No event was changed, and OpenAI recorded nothing."
+        )
+
+
+def validate_due(
+    *,
+    pixel_ids: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    using: str = "default",
+    should_stop: Callable[[], bool] = lambda: False,
+    on_verdict: Callable[[EventVerdict, ValidationReport], None] = lambda v, r: None,
+) -> ValidationReport:
+    """Check the due events (at most *max_batches* requests' worth); sum it up.
+
+    *on_verdict* hears of each verdict as it comes, with the report so far;
+    *should_stop* is asked after each.
+    """
+    report = ValidationReport()
+    for verdict in iter_validate_pending(
+        pixel_ids=pixel_ids,
+        limit=_limit(batch_size, max_batches),
+        batch_size=batch_size,
+        using=using,
+    ):
+        report.add(verdict)
+        on_verdict(verdict, report)
+        if should_stop():
+            break
+    unbuilt = ConversionEvent.objects.using(using).unbuilt()
     if pixel_ids is not None:
-        query = query.filter(pixel_id__in=pixel_ids)
-    return query.count()
+        unbuilt = unbuilt.filter(pixel_id__in=pixel_ids)
+    report.unbuilt = unbuilt.count()
+    return report
+
+
+def _limit(batch_size: int | None, max_batches: int | None) -> int | None:
+    return None if max_batches is None else max_batches * _batch_size(batch_size)
 
 
 def _batch_size(given: int | None) -> int:

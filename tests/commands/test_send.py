@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from django_openai_capi.api import build_event, encode_event
 from django_openai_capi.delivery import DeliveryReport
+from django_openai_capi.delivery.loop import StopFlag
 from django_openai_capi.delivery.validation import (
     CLOSING_WINDOW,
     NOT_BUILT,
@@ -39,7 +40,6 @@ from django_openai_capi.delivery.validation import (
     validate_pending,
 )
 from django_openai_capi.management.commands import openai_capi_send
-from django_openai_capi.management.commands.openai_capi_send import StopFlag
 from django_openai_capi.models import (
     ACCEPTANCE_WINDOW,
     ConversionEvent,
@@ -373,7 +373,7 @@ def test_the_ctrl_c_tests_pass_in_a_suite_started_with_sigint_ignored() -> None:
             "-p",
             "no:randomly",
             f"{__file__}::test_a_second_ctrl_c_interrupts_the_batch_in_flight_and_says_what_becomes_of_it",
-            f"{__file__}::test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_put_back",
+            f"{ROOT}/tests/delivery/test_loop.py::test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_put_back",
         ],
         cwd=ROOT,
         env=env,
@@ -532,45 +532,6 @@ def test_the_loop_draws_its_bar_on_a_terminal(
     shown = run_on_terminal("--loop", "--batch-size", "1")
 
     assert "\r[########################] 2 batches, claimed 2 of 2, sent 2" in shown
-
-
-# Stopping.
-
-
-def test_a_signal_cuts_the_idle_wait_short() -> None:
-    with StopFlag() as stop:
-        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
-        started = time.monotonic()
-        stop.sleep(60)
-
-    assert time.monotonic() - started < 5
-    assert stop.signal is signal.SIGTERM
-
-
-def test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_put_back() -> None:
-    before = signal.getsignal(signal.SIGINT)
-
-    with pytest.raises(KeyboardInterrupt), StopFlag() as stop:
-        signal.raise_signal(signal.SIGINT)
-        assert stop()
-        signal.raise_signal(signal.SIGINT)
-
-    assert signal.getsignal(signal.SIGINT) is before
-
-
-def test_outside_the_main_thread_the_signal_handlers_are_left_alone() -> None:
-    seen: list[object] = []
-
-    def in_thread() -> None:
-        with StopFlag() as stop:
-            seen.append(signal.getsignal(signal.SIGTERM))
-            seen.append(stop())
-
-    thread = threading.Thread(target=in_thread)
-    thread.start()
-    thread.join()
-
-    assert seen == [signal.getsignal(signal.SIGTERM), False]
 
 
 def read_line(stream: Any, timeout: float = 30.0) -> str:
