@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from django_openai_capi.conf import DEFAULTS, SETTING_NAMES
-from django_openai_capi.delivery.policy import isolation_budget
+from django_openai_capi.delivery.isolation import isolation_budget
 from django_openai_capi.dispatch import MAX_BATCHES_PER_WAKE_UP
 
 ROOT = Path(__file__).resolve().parent.parent

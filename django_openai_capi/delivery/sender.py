@@ -14,26 +14,18 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from django_openai_capi import signals
-from django_openai_capi.api.events import encode_request
-from django_openai_capi.api.responses import parse_error
-from django_openai_capi.client import post_events
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import outcomes, pauses
+from django_openai_capi.delivery.advice import what_to_do
+from django_openai_capi.delivery.answers import Answer, ask
 from django_openai_capi.delivery.claim import Claim, ClaimedEvent, renew_lease
 from django_openai_capi.delivery.isolation import (
     Accepted,
-    Answer,
     Refused,
     Stopped,
     isolate,
 )
-from django_openai_capi.delivery.policy import (
-    Verdict,
-    batch_outcome,
-    error_kind,
-)
 from django_openai_capi.delivery.report import DeliveryReport
-from django_openai_capi.exceptions import TransportError
 from django_openai_capi.models import (
     ConversionEvent,
     DeliveryBatch,
@@ -47,47 +39,6 @@ logger = logging.getLogger("django_openai_capi.delivery")
 _Status = ConversionEvent.Status
 
 
-def post(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answer:
-    """One request carrying *payloads*; never raises for what the API or network did."""
-    body = encode_request(
-        list(payloads),
-        validate_only=validate_only,
-        integration_source=conf.OPENAI_CAPI_INTEGRATION_SOURCE,
-    )
-    try:
-        response = post_events(pixel_id, body)
-    except TransportError as exc:
-        return Answer(
-            status=None, text=f"No response: {exc}", duration_ms=exc.duration_ms
-        )
-    except Exception as exc:
-        # Whatever else goes wrong before an answer (a header the key cannot be
-        # encoded into, a bug) is "no answer": the batch is retried, never stranded.
-        logger.error("Sending to pixel %s failed:\n%s", pixel_id, format_traceback(exc))
-        return Answer(status=None, text=f"No response: {describe_exception(exc)}")
-    if response.ok:
-        return Answer(
-            status=response.status,
-            request_id=response.request_id,
-            duration_ms=response.duration_ms,
-        )
-    error = parse_error(response.body)
-    # Redacted before it is cut: a key echoed across the cut would keep its prefix.
-    text = (
-        redact(error.describe())
-        if error is not None
-        else redact(response.text(), limit=500) or "(empty body)"
-    )
-    return Answer(
-        status=response.status,
-        request_id=response.request_id,
-        retry_after=response.retry_after,
-        error=error,
-        text=redact(f"HTTP {response.status}: {text}"),
-        duration_ms=response.duration_ms,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Posted:
     """A claim's first request, sent ahead of ``deliver`` (see ``post_claim``)."""
@@ -97,7 +48,7 @@ class Posted:
 
     @property
     def went_through(self) -> bool:
-        return self.answer.verdict is Verdict.ACCEPTED
+        return self.answer.accepted
 
 
 def post_claim(claim: Claim, *, validate_only: bool) -> Posted | None:
@@ -111,7 +62,7 @@ def post_claim(claim: Claim, *, validate_only: bool) -> Posted | None:
     if not payloads:
         return None
     started = timezone.now()
-    return Posted(post(claim.pixel_id, payloads, validate_only=validate_only), started)
+    return Posted(ask(claim.pixel_id, payloads, validate_only=validate_only), started)
 
 
 class LeaseLost(Exception):
@@ -164,7 +115,7 @@ def deliver(
             answer, request_started = posted.answer, posted.started
         else:
             request_started = timezone.now()
-            answer = post(
+            answer = ask(
                 claim.pixel_id,
                 [event.payload for event in group],
                 validate_only=validate_only,
@@ -182,7 +133,7 @@ def deliver(
             using=using,
         )
         requests.append(batch)
-        if answer.verdict is Verdict.REJECTED and not answer.blamed(len(group)):
+        if answer.refused and not answer.blamed(len(group)):
             unblamed.append(batch)
         report.requests += 1
         return answer
@@ -278,7 +229,7 @@ def _record_request(
         if len(group) == len(claim.events)
         else carried_pks(event.pk for event in group),
         validate_only=validate_only,
-        outcome=batch_outcome(answer.status),
+        outcome=answer.outcome,
         http_status=answer.status,
         duration_ms=answer.duration_ms,
         request_id=answer.request_id,
@@ -412,12 +363,11 @@ def _stopped(
         report.retried += put_back
         _exhausted(claim, exhausted, ErrorKind.REJECTED, message, None, report)
         return
-    halts = step.request_fault or answer.verdict is Verdict.HALT
-    kind = ErrorKind.REQUEST if step.request_fault else error_kind(answer.status)
-    message = answer.text
-    if answer.request_id:
-        message += f" (request {answer.request_id})"
-    advice = what_to_do(answer.status, kind, answer.text) if halts else ""
+    halts = step.request_fault or answer.halts
+    kind = ErrorKind.REQUEST if step.request_fault else answer.kind
+    assert kind is not None
+    message = answer.quoting_request_id(answer.text)
+    advice = what_to_do(answer, request_fault=step.request_fault) if halts else ""
     if step.request_fault:
         # Its 400 reads like a refused event: the events and the pause say otherwise.
         message += f". {advice}"
@@ -469,64 +419,6 @@ def _stopped(
         claim.pixel_id,
         message,
         f"{until:%Y-%m-%d %H:%M:%S %Z}",
-    )
-
-
-def what_to_do(status: int | None, kind: ErrorKind, message: str = "") -> str:
-    """The advice logged (and shown by the commands) for a refused pixel."""
-    if status == 401 and "Missing scopes" in message:
-        return (
-            "The key lacks the scope ads.third_party_events.write: it is an Advertiser "
-            + "API key or a general OpenAI key. Create a Conversions API key in Ads "
-            + "Manager → Conversions → Manage conversion keys and set it as "
-            + "OPENAI_CAPI_API_KEY."
-        )
-    if status == 401:
-        return (
-            "Check OPENAI_CAPI_API_KEY: it must be a Conversions API key (Ads Manager "
-            + "→ Conversions → Manage conversion keys, scope "
-            + "ads.third_party_events.write), not a pixel or Advertiser API key. If it "
-            + "is one, it may have been revoked: create a new key and deploy it."
-        )
-    if status == 403:
-        return (
-            "Check the Pixel ID (OPENAI_CAPI_PIXEL_ID or the conversion's pixel_id): "
-            + "the API does not know it for this key. Copy it from Ads Manager → "
-            + "Conversions, and use a key of the ad account that owns the pixel "
-            + "(OPENAI_CAPI_PIXEL_API_KEYS)."
-        )
-    if kind is ErrorKind.REQUEST:
-        return _request_fault_advice(message)
-    assert kind is ErrorKind.UNEXPECTED
-    return (
-        "Check OPENAI_CAPI_ENDPOINT: it should be https://bzr.openai.com/v1/events "
-        + "(or your fake's URL in tests)."
-    )
-
-
-def _request_fault_advice(message: str) -> str:
-    lowered = message.lower()
-    if "'pid'" in lowered or '"pid"' in lowered:
-        cause = (
-            "The request reached the API without its pid query parameter. Check "
-            + "OPENAI_CAPI_ENDPOINT (https://bzr.openai.com/v1/events, with no query "
-            + "string of its own: the app adds ?pid=) and any proxy or gateway between "
-            + "this server and the API that strips query strings."
-        )
-    elif "integration_source" in lowered:
-        cause = "Check OPENAI_CAPI_INTEGRATION_SOURCE, or set it to None."
-    else:
-        cause = (
-            "Check OPENAI_CAPI_ENDPOINT and any proxy between this server and the "
-            + "API; if they are right, report it to ads-support@openai.com with the "
-            + "request id."
-        )
-    return (
-        "Not the events' fault: the API refuses these requests whatever they carry, "
-        + "naming no event in them (its error points at the request itself, or lone "
-        + f"events were refused too and none passed). {cause} Run manage.py "
-        + "openai_capi_verify once it is fixed: a passing check resumes delivery at "
-        + "once."
     )
 
 

@@ -20,17 +20,13 @@ from django.utils import timezone
 
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
+from django_openai_capi.delivery.advice import what_to_do
+from django_openai_capi.delivery.answers import Answer, ask
 from django_openai_capi.delivery.claim import due_events, due_pixels
-from django_openai_capi.delivery.isolation import (
-    Accepted,
-    Answer,
-    Refused,
-    isolate,
-)
-from django_openai_capi.delivery.policy import EXPIRY_MARGIN, Verdict, error_kind
-from django_openai_capi.delivery.sender import post, what_to_do
+from django_openai_capi.delivery.isolation import Accepted, Refused, isolate
+from django_openai_capi.delivery.policy import EXPIRY_MARGIN
 from django_openai_capi.exceptions import CapiConfigurationError
-from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.models import ConversionEvent
 from django_openai_capi.redaction import redact
 
 _Status = ConversionEvent.Status
@@ -288,7 +284,7 @@ class _PixelCheck:
 
         def send(group: Sequence[_Postable]) -> Answer:
             payloads = [item.payload for item in group]
-            return post(self.pixel_id, payloads, validate_only=True)
+            return ask(self.pixel_id, payloads, validate_only=True)
 
         for step in isolate(events, send):
             if isinstance(step, Accepted):
@@ -330,12 +326,8 @@ class _PixelCheck:
 
 
 def _failed(answer: Answer, *, request_fault: bool) -> _Blocked:
-    if request_fault:
-        advice = what_to_do(answer.status, ErrorKind.REQUEST, answer.text)
-    elif answer.verdict is Verdict.HALT:
-        advice = what_to_do(answer.status, error_kind(answer.status), answer.text)
-    else:
-        advice = "This is usually temporary: check again later."
+    # A stop for a refusal is always a request fault; a retry is temporary.
+    advice = what_to_do(answer, request_fault=request_fault)
     message = f"Not checked: {answer.text}"
     if answer.request_id:
         message += f" (request {answer.request_id})"

@@ -20,15 +20,14 @@ from django.utils import timezone
 from django_openai_capi.api import build_event, encode_event
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import pauses
-from django_openai_capi.delivery.isolation import Answer
-from django_openai_capi.delivery.policy import Verdict
-from django_openai_capi.delivery.sender import post, what_to_do
+from django_openai_capi.delivery.advice import what_to_do
+from django_openai_capi.delivery.answers import Answer, Verdict, ask
 from django_openai_capi.exceptions import (
     CapiConfigurationError,
     EventValidationError,
     UnusableApiKeyError,
 )
-from django_openai_capi.models import ErrorKind, PixelPause
+from django_openai_capi.models import PixelPause
 from django_openai_capi.redaction import redact
 
 #: The test event's type: a ``contents`` event that needs no data beyond its type.
@@ -154,7 +153,7 @@ def verify(pixel_id: str | None = None, *, using: str = "default") -> VerifyResu
         EVENT_TYPE, event_id=event_id, action_source="web", source_url=SOURCE_URL
     )
     try:
-        answer = post(pixel, [encode_event(event)], validate_only=True)
+        answer = ask(pixel, [encode_event(event)], validate_only=True)
     except EventValidationError as exc:
         # The only part of a request the settings can break: integration_source.
         return VerifyResult(
@@ -276,7 +275,7 @@ def diagnose(
             Diagnosis.REQUEST_REFUSED,
             "The API refused the request itself, not the test event "
             + f"(HTTP {status}: {message}).",
-            what_to_do(status, ErrorKind.REQUEST, answer.text),
+            what_to_do(answer, request_fault=True),
         )
     if status in (400, 413, 422):
         return _event_refused(status, message, quote)

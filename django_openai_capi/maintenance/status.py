@@ -18,7 +18,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from django_openai_capi.delivery.policy import OUTCOME_KIND
+from django_openai_capi.delivery.answers import OUTCOME_KIND
 from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
 
 _Status = ConversionEvent.Status

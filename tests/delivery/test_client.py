@@ -18,18 +18,15 @@ from django_openai_capi.api.responses import (
     event_index,
     parse_error,
 )
-from django_openai_capi.delivery.isolation import Answer, Refused, Stopped, isolate
-from django_openai_capi.delivery.policy import (
-    OUTCOME_KIND,
-    Verdict,
-    batch_outcome,
-    classify,
-    error_kind,
+from django_openai_capi.delivery.answers import Answer
+from django_openai_capi.delivery.isolation import (
+    Refused,
+    Stopped,
+    isolate,
     isolation_budget,
-    retry_delay,
 )
+from django_openai_capi.delivery.policy import retry_delay
 from django_openai_capi.exceptions import CapiConfigurationError, TransportError
-from django_openai_capi.models import DeliveryBatch, ErrorKind
 from django_openai_capi.testing.errors import MISSING_PID
 from tests.outbox import ENDPOINT
 
@@ -160,49 +157,6 @@ def test_event_index(param: str | None, index: int | None) -> None:
     assert event_index(param) == index
 
 
-@pytest.mark.parametrize(
-    ("status", "verdict", "kind", "outcome"),
-    [
-        (200, Verdict.ACCEPTED, None, DeliveryBatch.Outcome.ACCEPTED),
-        (204, Verdict.ACCEPTED, None, DeliveryBatch.Outcome.ACCEPTED),
-        (400, Verdict.REJECTED, ErrorKind.REJECTED, DeliveryBatch.Outcome.REJECTED),
-        (413, Verdict.REJECTED, ErrorKind.REJECTED, DeliveryBatch.Outcome.REJECTED),
-        (422, Verdict.REJECTED, ErrorKind.REJECTED, DeliveryBatch.Outcome.REJECTED),
-        (401, Verdict.HALT, ErrorKind.AUTH, DeliveryBatch.Outcome.AUTH_ERROR),
-        (403, Verdict.HALT, ErrorKind.AUTH, DeliveryBatch.Outcome.AUTH_ERROR),
-        (404, Verdict.HALT, ErrorKind.UNEXPECTED, DeliveryBatch.Outcome.UNEXPECTED),
-        (301, Verdict.HALT, ErrorKind.UNEXPECTED, DeliveryBatch.Outcome.UNEXPECTED),
-        (408, Verdict.RETRY, ErrorKind.SERVER, DeliveryBatch.Outcome.RETRY),
-        (
-            429,
-            Verdict.RETRY,
-            ErrorKind.RATE_LIMITED,
-            DeliveryBatch.Outcome.RATE_LIMITED,
-        ),
-        (503, Verdict.RETRY, ErrorKind.SERVER, DeliveryBatch.Outcome.RETRY),
-        (None, Verdict.RETRY, ErrorKind.NETWORK, DeliveryBatch.Outcome.NETWORK_ERROR),
-    ],
-)
-def test_what_each_status_means(
-    status: int | None, verdict: Verdict, kind: ErrorKind | None, outcome: str
-) -> None:
-    assert classify(status) is verdict
-    assert batch_outcome(status) == outcome
-    if kind is not None:
-        assert error_kind(status) == kind
-        # The status page files the request under the kind its events got.
-        assert OUTCOME_KIND[outcome] == kind
-
-
-def test_every_failed_outcome_is_filed_under_a_kind_and_a_refused_request_as_one() -> (
-    None
-):
-    failed = {outcome for outcome in DeliveryBatch.Outcome if outcome != "accepted"}
-
-    assert set(OUTCOME_KIND) == failed
-    assert OUTCOME_KIND[DeliveryBatch.Outcome.REQUEST_REFUSED] is ErrorKind.REQUEST
-
-
 def test_the_wait_doubles_to_its_cap_with_jitter_in_the_upper_half(
     settings: Any,
 ) -> None:
@@ -233,8 +187,6 @@ def test_a_400_without_the_apis_error_envelope_is_retried_not_isolated() -> None
     steps = list(isolate([1, 2], lambda group: Answer(status=400, text="<html>")))
 
     assert len(steps) == 1 and isinstance(steps[0], Stopped)
-    assert Answer(status=400).verdict is Verdict.RETRY
-    assert Answer(status=413).verdict is Verdict.REJECTED
 
 
 def test_isolating_sends_the_good_events_and_refuses_each_bad_one() -> None:

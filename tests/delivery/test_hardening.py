@@ -396,7 +396,7 @@ def test_an_unexpected_error_before_the_answer_is_no_answer(
     def broken(pixel_id: str, body: bytes) -> None:
         raise RuntimeError("bug with test-key")
 
-    monkeypatch.setattr("django_openai_capi.delivery.sender.post_events", broken)
+    monkeypatch.setattr("django_openai_capi.delivery.answers.post_events", broken)
     make_events(2)
 
     report = send_pending()

@@ -22,14 +22,14 @@ from hypothesis import strategies as st
 
 from django_openai_capi.api.responses import ApiErrorBody
 from django_openai_capi.delivery import send_pending
+from django_openai_capi.delivery.answers import Answer
 from django_openai_capi.delivery.isolation import (
     Accepted,
-    Answer,
     Refused,
     Stopped,
     isolate,
+    isolation_budget,
 )
-from django_openai_capi.delivery.policy import isolation_budget
 from django_openai_capi.delivery.validation import Check, validate_pending
 from django_openai_capi.delivery.verification import Diagnosis, verify
 from django_openai_capi.models import (

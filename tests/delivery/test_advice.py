@@ -1,0 +1,124 @@
+"""What a person is told about an answer: delivery's short advice, verify's fuller one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from django_openai_capi.api.responses import ApiErrorBody
+from django_openai_capi.delivery.advice import (
+    EVENTS_JUDGED,
+    TEMPORARY,
+    explain,
+    what_to_do,
+)
+from django_openai_capi.delivery.answers import Answer, Cause
+from django_openai_capi.delivery.verification import Diagnosis, diagnose
+from django_openai_capi.testing.errors import (
+    AUTH_BACKEND_FAILURE,
+    MISSING_PID,
+    MISSING_SCOPE,
+    UNAUTHORIZED,
+    UNKNOWN_PID,
+)
+
+
+def answer(
+    status: int | None,
+    message: str | None = None,
+    *,
+    param: str | None = None,
+    **fields: Any,
+) -> Answer:
+    """An answer as ``ask`` makes it: the API's envelope when *message* is given."""
+    if status is None:
+        return Answer(status=None, text=f"No response: {message}", **fields)
+    error = None if message is None else ApiErrorBody(message, param=param)
+    text = "" if status < 300 else f"HTTP {status}: {message or '<html>'}"
+    return Answer(status=status, error=error, text=text, **fields)
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        (answer(401, MISSING_SCOPE), "Create a Conversions API key in Ads Manager"),
+        (answer(401, UNAUTHORIZED), "it may have been revoked: create a new key"),
+        (answer(403, UNKNOWN_PID), "Check the Pixel ID"),
+        (answer(404), "Check OPENAI_CAPI_ENDPOINT: it should be https://bzr"),
+        (answer(400, MISSING_PID), "without its pid query parameter"),
+        (
+            answer(400, "Invalid integration_source.", param="integration_source"),
+            "Check OPENAI_CAPI_INTEGRATION_SOURCE, or set it to None.",
+        ),
+        (answer(503, AUTH_BACKEND_FAILURE), TEMPORARY),
+        (answer(None, "timed out"), TEMPORARY),
+        (answer(400, "Invalid event.", param="events[0]"), EVENTS_JUDGED),
+    ],
+    ids=lambda value: value.cause.value if isinstance(value, Answer) else None,
+)
+def test_the_advice_for_each_cause(given: Answer, words: str) -> None:
+    assert words in what_to_do(given)
+
+
+def test_a_refusal_isolation_found_to_be_the_requests_is_advised_as_one() -> None:
+    unnamed = answer(400, "Invalid request.")
+
+    advice = what_to_do(unnamed, request_fault=True)
+
+    assert advice.startswith("Not the events' fault")
+    assert "report it to ads-support@openai.com with the request id" in advice
+    # A refused key is a refused key, whatever isolation concluded.
+    assert what_to_do(answer(401, UNAUTHORIZED), request_fault=True).startswith(
+        "Check OPENAI_CAPI_API_KEY"
+    )
+
+
+#: verify's diagnosis of each cause, as far as one test event can tell.
+DIAGNOSIS = {
+    Cause.ACCEPTED: Diagnosis.WORKS,
+    Cause.EVENTS_REFUSED: Diagnosis.EVENT_REFUSED,
+    Cause.REQUEST_REFUSED: Diagnosis.REQUEST_REFUSED,
+    Cause.MISSING_SCOPE: Diagnosis.MISSING_SCOPE,
+    Cause.UNAUTHORIZED: Diagnosis.UNAUTHORIZED,
+    Cause.UNKNOWN_PIXEL: Diagnosis.UNKNOWN_PIXEL,
+    Cause.AUTH_OUTAGE: Diagnosis.AUTH_OUTAGE,
+    Cause.SERVER_ERROR: Diagnosis.TEMPORARY,
+    Cause.RATE_LIMITED: Diagnosis.RATE_LIMITED,
+    Cause.NO_RESPONSE: Diagnosis.NO_RESPONSE,
+    Cause.WRONG_ENDPOINT: Diagnosis.WRONG_ENDPOINT,
+}
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        answer(200),
+        answer(401, MISSING_SCOPE),
+        answer(401, UNAUTHORIZED, request_id="req_1"),
+        answer(403, UNKNOWN_PID),
+        answer(503, AUTH_BACKEND_FAILURE, request_id="req_1"),
+        answer(503, AUTH_BACKEND_FAILURE),
+        answer(502),
+        answer(500, "Internal error", request_id="req_1"),
+        answer(429, "Slow down", retry_after=30.0),
+        answer(429, "Slow down"),
+        answer(400, MISSING_PID),
+        answer(400, "Invalid request."),
+        answer(413),
+        answer(400),
+        answer(400, "Invalid event.", param="events[0]", request_id="req_1"),
+        answer(422, "timestamp too old", param="events[0].timestamp_ms"),
+        answer(404),
+        answer(None, "timed out"),
+    ],
+    ids=lambda value: f"{value.status}-{value.cause.value}-{value.request_id}",
+)
+def test_verify_is_told_what_it_tells_today_word_for_word(given: Answer) -> None:
+    explanation = explain(given, pixel="px-1", key_setting="OPENAI_CAPI_API_KEY")
+
+    diagnosis, summary, advice = diagnose(
+        given, pixel="px-1", key_setting="OPENAI_CAPI_API_KEY"
+    )
+    assert DIAGNOSIS[explanation.cause] is diagnosis
+    assert (explanation.summary, explanation.advice) == (summary, advice)
