@@ -29,16 +29,15 @@ from django.utils import timezone
 
 from django_openai_capi.api import build_event, encode_event
 from django_openai_capi.delivery import DeliveryReport
-from django_openai_capi.delivery.loop import StopFlag
-from django_openai_capi.delivery.validation import (
+from django_openai_capi.delivery.dry_run import (
     CLOSING_WINDOW,
     NOT_BUILT,
     OUT_OF_BUDGET,
     Check,
     EventVerdict,
-    validate_events,
-    validate_pending,
 )
+from django_openai_capi.delivery.loop import StopFlag
+from django_openai_capi.delivery.validation import validate_events, validate_pending
 from django_openai_capi.management.commands import openai_capi_send
 from django_openai_capi.models import (
     ACCEPTANCE_WINDOW,
