@@ -70,8 +70,10 @@ class Check(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class EventVerdict(RoundTrip):
-    """The result of checking one event: its message is the API's refusal of it, or
-    why it was not checked."""
+    """The result of checking one event.
+
+    Its message is the API's refusal of the event, or why it was not checked.
+    """
 
     pk: int
     pixel_id: str

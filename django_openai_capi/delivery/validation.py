@@ -147,7 +147,7 @@ def validate_due(
     max_batches: int | None = None,
     using: str = "default",
     should_stop: Callable[[], bool] = lambda: False,
-    on_verdict: Callable[[EventVerdict, ValidationReport], None] = lambda v, r: None,
+    on_verdict: Callable[[EventVerdict, ValidationReport], None] = lambda *_: None,
 ) -> ValidationReport:
     """Check the due events (at most *max_batches* requests' worth); sum it up.
 
