@@ -39,7 +39,14 @@ from django.test import override_settings  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from django_openai_capi.api.events import encode_request  # noqa: E402
-from django_openai_capi.delivery import DeliveryReport, pipeline, send_pending  # noqa: E402
+from django_openai_capi.delivery import (  # noqa: E402
+    DeliveryReport,
+    pauses,
+    pipeline,
+    send_pending,
+    worker,
+)
+from django_openai_capi.delivery.sender import deliver  # noqa: E402
 from django_openai_capi.models import ConversionEvent  # noqa: E402
 
 BATCH = 1000
@@ -67,12 +74,50 @@ def _timing_waits() -> None:
     pipeline._answer_of = timed
 
 
+class SerialDrain(pipeline.Drain):
+    """The plain serial loop, for comparison: claim, deliver, repeat."""
+
+    def run(self, executor: Any) -> DeliveryReport | None:
+        resumed = False
+        while self.may_claim():
+            claim = self._claim()
+            if claim is None:
+                return None
+            result = deliver(
+                claim,
+                validate_only=self.validate_only,
+                worker=self.worker,
+                using=self.using,
+            )
+            self.on_delivered(result)
+            if result.halted:
+                return result
+            if result.requests and not resumed:
+                pauses.resume(self.pixel_id, using=self.using)
+                resumed = True
+        return None
+
+
+def serially(url: str) -> DeliveryReport:
+    pipelined = pipeline.Drain
+    setattr(worker, "Drain", SerialDrain)  # noqa: B010
+    try:
+        return drain(url)
+    finally:
+        setattr(worker, "Drain", pipelined)  # noqa: B010
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--events", type=int, help="default 100,000 (5,000 quick)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--naive-sample", type=int, help="events per round, naive")
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="also drain with the plain serial loop (no request in flight ahead)",
+    )
     parser.add_argument(
         "--latency",
         type=float,
@@ -101,6 +146,8 @@ def main() -> None:
             for b in range(per_round // BATCH)
         ]
         rates: dict[str, list[float]] = {"drain": [], "floor": [], "naive": []}
+        if args.serial:
+            rates["serial"] = []
         # CPU ms per 1,000-event batch, by process: (this one, the database's, the
         # fake's), and the wall time of a batch.
         budget: dict[str, list[tuple[float, float, float, float]]] = {
@@ -151,6 +198,17 @@ def main() -> None:
             timed("drain", per_round, draining)
             waits.append(waited[0] * 1000 / (per_round / BATCH))
 
+            if args.serial:
+                c.clear_events()
+                c.seed(per_round, prefix=f"s{r}-")
+                seeded += per_round
+
+                def serial() -> None:
+                    report = serially(fake.url)
+                    assert report.sent == per_round, report.summary()
+
+                timed("serial", per_round, serial)
+
             mine = bodies[r * (per_round // BATCH) : (r + 1) * (per_round // BATCH)]
 
             def floor(mine: list[bytes] = mine) -> None:
@@ -198,11 +256,24 @@ def main() -> None:
             [name, f"{median[side]:,.0f}", f"{median['drain'] / median[side]:.2f}x"]
             for name, side in [
                 ("drain: send_pending", "drain"),
+                *(
+                    [("serial: claim, deliver, repeat", "serial")]
+                    if args.serial
+                    else []
+                ),
                 ("floor: prebuilt bodies, requests, no database", "floor"),
                 ("naive: one POST + one UPDATE per event", "naive"),
             ]
         ],
     )
+    if args.serial:
+        print(
+            "each round, drain / serial: "
+            + ", ".join(
+                f"{d / s:.2f}x"
+                for d, s in zip(rates["drain"], rates["serial"], strict=True)
+            )
+        )
     print(
         f"drain / floor = {median['drain'] / median['floor']:.1%} (target >= 80%); "
         f"drain / naive = {median['drain'] / median['naive']:.0f}x (target >= 50x)"

@@ -14,7 +14,10 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
 
 from django_openai_capi.api.events import encode_request
 from django_openai_capi.api.responses import ApiErrorBody, parse_error
@@ -123,6 +126,8 @@ class Answer:
     #: A redacted description of what went wrong; empty for a 2xx.
     text: str = ""
     duration_ms: int = 0
+    #: When the request was made.
+    started: datetime = field(default_factory=timezone.now)
 
     @property
     def cause(self) -> Cause:
@@ -218,6 +223,7 @@ def ask(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answe
     Raises ``EventValidationError`` only for a request the settings make unsendable
     (``OPENAI_CAPI_INTEGRATION_SOURCE``), before anything is sent.
     """
+    started = timezone.now()
     body = encode_request(
         list(payloads),
         validate_only=validate_only,
@@ -227,23 +233,28 @@ def ask(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answe
         response = post_events(pixel_id, body)
     except TransportError as exc:
         return Answer(
-            status=None, text=f"No response: {exc}", duration_ms=exc.duration_ms
+            status=None,
+            text=f"No response: {exc}",
+            duration_ms=exc.duration_ms,
+            started=started,
         )
     except Exception as exc:
         # Whatever else goes wrong before an answer (a header the key cannot be
         # encoded into, a bug) is "no answer": the batch is retried, never stranded.
         logger.error("Sending to pixel %s failed:\n%s", pixel_id, format_traceback(exc))
-        return Answer(status=None, text=f"No response: {describe_exception(exc)}")
-    return answer_of(response)
+        text = f"No response: {describe_exception(exc)}"
+        return Answer(status=None, text=text, started=started)
+    return _answer_of(response, started=started)
 
 
-def answer_of(response: ApiResponse) -> Answer:
-    """The :class:`Answer` of an HTTP *response*."""
+def _answer_of(response: ApiResponse, *, started: datetime) -> Answer:
+    """The :class:`Answer` of an HTTP *response* to a request made at *started*."""
     if response.ok:
         return Answer(
             status=response.status,
             request_id=response.request_id,
             duration_ms=response.duration_ms,
+            started=started,
         )
     error = parse_error(response.body)
     # Redacted before it is cut: a key echoed across the cut would keep its prefix.
@@ -259,4 +270,5 @@ def answer_of(response: ApiResponse) -> Answer:
         error=error,
         text=redact(f"HTTP {response.status}: {text}"),
         duration_ms=response.duration_ms,
+        started=started,
     )

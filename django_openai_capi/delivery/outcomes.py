@@ -1,218 +1,313 @@
-"""Writing what happened to claimed events.
+"""What became of a claim's events: each outcome written, logged, signalled and counted.
 
-Every write is fenced: it touches only rows still ``sending`` under this claim's batch
-id, so a worker that lost its lease (and whose events another worker took over) cannot
+One method per outcome (:class:`Outcomes`), each doing all four in one place. Every
+write is fenced: it touches only rows still ``sending`` under this claim's id, so a
+worker that lost its lease (and whose events another worker took over) cannot
 overwrite what the newer claim recorded.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, DateTimeField, DurationField, F, Value, When
-from django.db.models.functions import Greatest, Least
+from django.db import transaction
+from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 
+from django_openai_capi import signals
 from django_openai_capi.conf import conf
+from django_openai_capi.delivery import pauses
+from django_openai_capi.delivery.advice import what_to_do
 from django_openai_capi.delivery.claim import Claim, ClaimedEvent, chunked
-from django_openai_capi.delivery.policy import EXPIRY_MARGIN, retry_delay
-from django_openai_capi.models import ConversionEvent, ErrorKind
-from django_openai_capi.redaction import redact
+from django_openai_capi.delivery.isolation import Accepted, Refused, Stopped
+from django_openai_capi.delivery.policy import next_attempt
+from django_openai_capi.delivery.report import DeliveryReport
+from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
+from django_openai_capi.redaction import describe_exception, format_traceback, redact
+
+logger = logging.getLogger("django_openai_capi.delivery")
 
 _Status = ConversionEvent.Status
 
-
-def _fenced_update(
-    claim: Claim, events: Sequence[ClaimedEvent], using: str, **values: Any
-) -> int:
-    values.setdefault("lease_expires_at", None)
-    values.setdefault("updated_at", timezone.now())
-    rows = ConversionEvent.objects.using(using).held_by(claim.id)
-    if _is_whole(claim, events):
-        # The whole claim: its claim id alone names exactly its rows still sending,
-        # where a list of ids would cost a parameter (and an index probe) per event.
-        return rows.update(**values)
-    updated = 0
-    for chunk in chunked([event.pk for event in events], using):
-        updated += rows.filter(pk__in=chunk).update(**values)
-    return updated
+VALIDATED = (
+    "Validated by the API with validate_only (OPENAI_CAPI_VALIDATE_ONLY): accepted, "
+    + "but not recorded by OpenAI. Resend it to send it for real."
+)
+OUT_OF_BUDGET = (
+    "The API kept refusing this batch and the bad events could not all be isolated "
+    + "within one claim's request budget; the rest is retried later."
+)
 
 
-def _is_whole(claim: Claim, events: Sequence[ClaimedEvent]) -> bool:
-    # Compared as sets, not by length: a list holding one event twice is not the claim.
-    return len(events) == len(claim.events) and {event.pk for event in events} == {
-        event.pk for event in claim.events
-    }
+class Outcomes:
+    """The outcomes of one claim, counted into *report*."""
 
+    def __init__(
+        self, claim: Claim, report: DeliveryReport, *, using: str = "default"
+    ) -> None:
+        self.claim = claim
+        self.report = report
+        self.using = using
+        self._all = {event.pk for event in claim.events}
+        #: Events whose outcome is recorded (or was a newer claim's to record).
+        self._settled: set[int] = set()
 
-def mark_sent(
-    claim: Claim, events: Sequence[ClaimedEvent], http_status: int, using: str
-) -> int:
-    now = timezone.now()
-    return _fenced_update(
-        claim,
-        events,
-        using,
-        status=_Status.SENT,
-        sent_at=now,
-        updated_at=now,
-        last_http_status=http_status,
-        last_error="",
-        last_error_kind="",
-    )
+    def unsettled(self) -> list[ClaimedEvent]:
+        """The claim's events still waiting for an outcome."""
+        return [e for e in self.claim.events if e.pk not in self._settled]
 
+    def expire_stale(self) -> list[ClaimedEvent]:
+        """Expire the events too close to the end of their window; return the rest.
 
-def mark_validated(
-    claim: Claim, events: Sequence[ClaimedEvent], http_status: int, using: str
-) -> int:
-    """Events a ``validate_only`` delivery checked: they end cancelled, not sent.
+        One stale event would make the API refuse the whole batch.
+        """
+        stale = [event for event in self.claim.events if event.stale]
+        if stale:
+            message = (
+                "Expired before it could be sent: its 7-day window was closing "
+                + f"(checked {timezone.now():%Y-%m-%d %H:%M %Z}), and one stale event "
+                + "makes the API refuse the whole batch."
+            )
+            self.report.expired += self._write(
+                stale,
+                status=_Status.EXPIRED,
+                last_error=message,
+                last_error_kind=ErrorKind.EXPIRED,
+            )
+            for event in stale:
+                self._signal(signals.event_expired, event, ErrorKind.EXPIRED, message)
+        return [event for event in self.claim.events if not event.stale]
 
-    The API records nothing for a validate-only request, so "sent" would be a lie;
-    a resend from the admin sends them for real.
-    """
-    return _fenced_update(
-        claim,
-        events,
-        using,
-        status=_Status.CANCELLED,
-        last_http_status=http_status,
-        last_error="Validated by the API with validate_only (OPENAI_CAPI_VALIDATE_ONLY): "
-        + "accepted, but not recorded by OpenAI. Resend it to send it for real.",
-        last_error_kind="",
-    )
+    def accepted(
+        self, step: Accepted[ClaimedEvent], row: DeliveryBatch, *, validate_only: bool
+    ) -> None:
+        """Events the API took: sent (or validated), with their request's *row*.
 
+        The row and the outcome it caused are committed together, in one transaction.
+        """
+        now = timezone.now()
+        values: dict[str, Any] = (
+            {"status": _Status.CANCELLED, "last_error": VALIDATED}
+            if validate_only
+            # The API records nothing for a validate-only request, so "sent" would be
+            # a lie; a resend from the admin sends them for real.
+            else {"status": _Status.SENT, "sent_at": now, "last_error": ""}
+        )
+        try:
+            with transaction.atomic(using=self.using):
+                row.save(using=self.using, force_insert=True)
+                written = self._write(
+                    step.events,
+                    last_http_status=step.answer.status,
+                    last_error_kind="",
+                    updated_at=now,
+                    **values,
+                )
+        except Exception:
+            # The row went with the rollback; the request was made all the same, and
+            # its row is what support asks for (its request id).
+            self._settled -= {event.pk for event in step.events}
+            save_alone(row, self.using)
+            raise
+        if validate_only:
+            self.report.validated += written
+        else:
+            self.report.sent += written
+        if signals.batch_sent.has_listeners(DeliveryBatch):
+            event_pks = [event.pk for event in step.events]
+            signals.send(
+                signals.batch_sent, DeliveryBatch, batch=row, event_pks=event_pks
+            )
 
-def mark_refused(
-    claim: Claim,
-    event: ClaimedEvent,
-    *,
-    status: str,
-    kind: ErrorKind,
-    message: str,
-    http_status: int | None,
-    using: str,
-) -> int:
-    """One event the API refused on its own (failed) or as too old (expired)."""
-    return _fenced_update(
-        claim,
-        [event],
-        using,
-        status=status,
-        last_http_status=http_status,
-        last_error=redact(message),
-        last_error_kind=kind,
-    )
-
-
-def mark_expired(
-    claim: Claim, events: Sequence[ClaimedEvent], message: str, using: str
-) -> int:
-    return _fenced_update(
-        claim,
-        events,
-        using,
-        status=_Status.EXPIRED,
-        last_error=message,
-        last_error_kind=ErrorKind.EXPIRED,
-    )
-
-
-def mark_retry(
-    claim: Claim,
-    events: Sequence[ClaimedEvent],
-    *,
-    kind: ErrorKind,
-    message: str,
-    http_status: int | None,
-    retry_after: float | None,
-    using: str,
-) -> tuple[int, list[ClaimedEvent]]:
-    """Put events back for a later attempt; fail those that used their last one.
-
-    Returns how many were put back, and the events that failed. The next attempt is
-    never scheduled past the event's window: at the latest it comes due as the window
-    closes, and is expired then instead of waiting on unseen.
-    """
-    limit = conf.OPENAI_CAPI_MAX_ATTEMPTS
-    exhausted = [event for event in events if event.attempts >= limit]
-    retried = [event for event in events if event.attempts < limit]
-    error = redact(message)
-    if exhausted:
-        _fenced_update(
-            claim,
-            exhausted,
-            using,
-            status=_Status.FAILED,
-            last_http_status=http_status,
-            last_error=redact(f"Gave up after {limit} attempts. Last: {message}"),
+    def refused(self, step: Refused[ClaimedEvent]) -> None:
+        """One event the API refused on its own (failed), or as too old (expired)."""
+        event, answer = step.event, step.answer
+        message = answer.quoting_request_id(f"Refused by the API: {step.message}")
+        kind = ErrorKind.EXPIRED if step.too_old else ErrorKind.REJECTED
+        written = self._write(
+            [event],
+            status=_Status.EXPIRED if step.too_old else _Status.FAILED,
+            last_http_status=answer.status,
+            last_error=redact(message),
             last_error_kind=kind,
         )
-    if not retried:
-        return 0, exhausted
-    now = timezone.now()
-    by_attempts: dict[int, list[ClaimedEvent]] = defaultdict(list)
-    for event in retried:
-        by_attempts[event.attempts].append(event)
-    # One statement for the whole batch: the wait depends only on the attempt count,
-    # and a batch holds few distinct counts.
-    when = Case(
-        *(
-            When(
-                attempts=attempts,
-                then=Value(now + retry_delay(attempts, retry_after=retry_after)),
+        if not written:
+            return
+        logger.warning(
+            "Event %s %s of %s: %s",
+            event.event_type,
+            event.event_id,
+            self.claim.pixel_id,
+            redact(message),
+        )
+        if step.too_old:
+            self.report.expired += 1
+            self._signal(signals.event_expired, event, kind, message, answer.status)
+        else:
+            self.report.failed += 1
+            self._signal(signals.event_failed, event, kind, message, answer.status)
+
+    def stopped(self, step: Stopped[ClaimedEvent]) -> None:
+        """Events left unsent: the pixel pauses, and they wait or are retried."""
+        answer, pixel = step.answer, self.claim.pixel_id
+        if answer is None:
+            self._retry(step.events, kind=ErrorKind.REJECTED, message=OUT_OF_BUDGET)
+            return
+        fault = step.request_fault
+        kind = ErrorKind.REQUEST if fault else answer.kind
+        assert kind is not None  # an accepted answer stops nothing
+        message = answer.quoting_request_id(answer.text)
+        advice = what_to_do(answer, request_fault=fault)
+        if fault:
+            # Its 400 reads like a refused event: the events and the pause say otherwise.
+            message += f". {advice}"
+        until = pauses.pause(pixel, answer, kind=kind, error=message, using=self.using)
+        self.report.halted = True
+        when = f"{until:%Y-%m-%d %H:%M:%S %Z}"
+        if not (fault or answer.halts):
+            self._retry(
+                step.events,
+                kind=kind,
+                message=message,
+                http_status=answer.status,
+                retry_after=answer.retry_after,
             )
-            for attempts in by_attempts
-        ),
-        output_field=DateTimeField(),
-    )
-    latest = F("expires_at") - Value(EXPIRY_MARGIN, output_field=DurationField())
-    put_back = _fenced_update(
-        claim,
-        retried,
-        using,
-        status=_Status.PENDING,
-        next_attempt_at=Greatest(Least(when, latest), Value(now)),
-        last_http_status=http_status,
-        last_error=error,
-        last_error_kind=kind,
-    )
-    return put_back, exhausted
+            logger.warning(
+                "Sending %d events to pixel %s failed (%s); retrying with backoff, "
+                + "pixel paused until %s.",
+                len(step.events),
+                pixel,
+                message,
+                when,
+            )
+            return
+        # Not the events' fault: they wait for the pixel without using an attempt.
+        self.report.retried += self._write(
+            step.events,
+            status=_Status.PENDING,
+            attempts=F("attempts") - 1,
+            next_attempt_at=until,
+            last_http_status=answer.status,
+            last_error=redact(message),
+            last_error_kind=kind,
+        )
+        problem = message if fault else f"{message}. {advice}"
+        self.report.problems.append(f"{pixel}: {problem}")
+        logger.error(
+            "The Conversions API refused pixel %s: %s Its events wait (no attempt "
+            + "used) until %s, then delivery tries again.",
+            pixel,
+            problem,
+            when,
+        )
+
+    def broken(self, exc: Exception) -> None:
+        """A bug while delivering: the unsettled events go back, not stranded."""
+        logger.error(
+            "Delivering batch %s failed:\n%s", self.claim.id, format_traceback(exc)
+        )
+        message = (
+            f"Delivery failed before recording an answer: {describe_exception(exc)}"
+        )
+        self._retry(self.unsettled(), kind=ErrorKind.NETWORK, message=message)
+
+    def released(self) -> None:
+        """The claim given back unsent (``pipeline.py``): as if it had not been taken.
+
+        The attempt it counted is given back; when it is next due is unchanged.
+        """
+        self._write(
+            self.claim.events, status=_Status.PENDING, attempts=F("attempts") - 1
+        )
+        self.report.batches -= 1
+        self.report.claimed -= len(self.claim.events)
+
+    def _retry(
+        self,
+        events: Sequence[ClaimedEvent],
+        *,
+        kind: ErrorKind,
+        message: str,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Put events back for a later attempt; fail those that used their last one.
+
+        The next attempt is never scheduled past the event's window: at the latest it
+        comes due as the window closes, and is expired then instead of waiting on.
+        """
+        limit = conf.OPENAI_CAPI_MAX_ATTEMPTS
+        spent = [event for event in events if event.attempts >= limit]
+        again = [event for event in events if event.attempts < limit]
+        if spent:
+            self._write(
+                spent,
+                status=_Status.FAILED,
+                last_http_status=http_status,
+                last_error=redact(f"Gave up after {limit} attempts. Last: {message}"),
+                last_error_kind=kind,
+            )
+            self.report.failed += len(spent)
+            for event in spent:
+                self._signal(signals.event_failed, event, kind, message, http_status)
+        if again:
+            attempts = {event.attempts for event in again}
+            self.report.retried += self._write(
+                again,
+                status=_Status.PENDING,
+                next_attempt_at=next_attempt(attempts, retry_after=retry_after),
+                last_http_status=http_status,
+                last_error=redact(message),
+                last_error_kind=kind,
+            )
+
+    def _write(self, events: Sequence[ClaimedEvent], **values: Any) -> int:
+        """Update *events* still sending under this claim; how many were."""
+        values.setdefault("lease_expires_at", None)
+        values.setdefault("updated_at", timezone.now())
+        rows = ConversionEvent.objects.using(self.using).held_by(self.claim.id)
+        pks = {event.pk for event in events}
+        if pks == self._all:
+            # The whole claim: its id alone names exactly its rows still sending,
+            # where a list of ids would cost a parameter (and an index probe) each.
+            updated = rows.update(**values)
+        else:
+            updated = 0
+            for chunk in chunked(sorted(pks), self.using):
+                updated += rows.filter(pk__in=chunk).update(**values)
+        self._settled |= pks
+        return updated
+
+    def _signal(
+        self,
+        signal: Signal,
+        event: ClaimedEvent,
+        kind: ErrorKind,
+        message: str,
+        http_status: int | None = None,
+    ) -> None:
+        if not signal.has_listeners(ConversionEvent):
+            return
+        pixel, label = self.claim.pixel_id, event.source_label
+        info = (event.pk, pixel, event.event_type, event.event_id, label, kind)
+        error = redact(message)
+        signals.send(
+            signal,
+            ConversionEvent,
+            event=signals.EventInfo(*info, error=error, http_status=http_status),
+        )
 
 
-def mark_held(
-    claim: Claim,
-    events: Sequence[ClaimedEvent],
-    *,
-    until: datetime,
-    kind: ErrorKind,
-    message: str,
-    http_status: int | None,
-    using: str,
-) -> int:
-    """Put events back without counting the attempt: the pixel, not they, is at fault."""
-    return _fenced_update(
-        claim,
-        events,
-        using,
-        status=_Status.PENDING,
-        attempts=F("attempts") - 1,
-        next_attempt_at=until,
-        last_http_status=http_status,
-        last_error=redact(message),
-        last_error_kind=kind,
-    )
-
-
-def release(claim: Claim, using: str) -> int:
-    """Give a claim back unsent, as it was before it was claimed.
-
-    For a claim taken ahead (while the previous request was in flight) that will not be
-    sent after all: its pixel was paused by that request's answer, or the worker is
-    stopping. The attempt it counted is given back; when it is next due is unchanged.
-    """
-    return _fenced_update(
-        claim, claim.events, using, status=_Status.PENDING, attempts=F("attempts") - 1
-    )
+def save_alone(row: DeliveryBatch, using: str) -> None:
+    """Write a request's row whose outcome could not be: it is what support asks for."""
+    try:
+        row.save(using=using, force_insert=True)
+    except Exception as exc:
+        logger.error(
+            "Recording the request of batch %s failed too:\n%s",
+            row.claim_id,
+            format_traceback(exc),
+        )

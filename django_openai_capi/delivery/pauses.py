@@ -12,6 +12,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from django_openai_capi.delivery.answers import Answer
 from django_openai_capi.delivery.policy import retry_delay
 from django_openai_capi.models import ConversionEvent, ErrorKind, PixelPause
 from django_openai_capi.redaction import redact
@@ -30,35 +31,26 @@ def paused_until(pixel_id: str, *, using: str = "default") -> datetime | None:
 
 def pause(
     pixel_id: str,
+    answer: Answer,
     *,
     kind: ErrorKind,
     error: str,
-    http_status: int | None,
-    request_id: str,
-    retry_after: float | None,
     using: str = "default",
 ) -> datetime:
-    """Pause *pixel_id* after one more failure; return when the pause ends."""
+    """Pause *pixel_id* after one more failure (*answer*); return when the pause ends.
+
+    *kind* and *error* are how delivery filed the failure.
+    """
     try:
-        return _pause(
-            pixel_id, kind, error, http_status, request_id, retry_after, using
-        )
+        return _pause(pixel_id, answer, kind, error, using)
     except IntegrityError:
         # Another worker paused the pixel first, between our read and our insert:
         # its row is there now, so a second try updates it.
-        return _pause(
-            pixel_id, kind, error, http_status, request_id, retry_after, using
-        )
+        return _pause(pixel_id, answer, kind, error, using)
 
 
 def _pause(
-    pixel_id: str,
-    kind: ErrorKind,
-    error: str,
-    http_status: int | None,
-    request_id: str,
-    retry_after: float | None,
-    using: str,
+    pixel_id: str, answer: Answer, kind: ErrorKind, error: str, using: str
 ) -> datetime:
     with transaction.atomic(using=using):
         row = (
@@ -71,12 +63,12 @@ def _pause(
             row = PixelPause(pixel_id=pixel_id)
         row.failures += 1
         row.paused_until = timezone.now() + retry_delay(
-            row.failures, retry_after=retry_after
+            row.failures, retry_after=answer.retry_after
         )
         row.reason = kind
         row.error = redact(error)
-        row.http_status = http_status
-        row.request_id = request_id
+        row.http_status = answer.status
+        row.request_id = answer.request_id
         row.save(using=using)
     return row.paused_until
 

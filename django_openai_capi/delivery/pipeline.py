@@ -21,10 +21,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django_openai_capi.delivery import outcomes, pauses
+from django_openai_capi.delivery import pauses
+from django_openai_capi.delivery.answers import Answer, ask
 from django_openai_capi.delivery.claim import Claim, claim_batch
+from django_openai_capi.delivery.outcomes import Outcomes
 from django_openai_capi.delivery.report import DeliveryReport
-from django_openai_capi.delivery.sender import Posted, deliver, post_claim
+from django_openai_capi.delivery.sender import deliver
 
 
 @dataclass
@@ -38,9 +40,10 @@ class Drain:
     using: str
     #: ``False`` when the pass must stop claiming (asked to stop, or at its limit).
     may_claim: Callable[[], bool]
-    #: Called with each claim as it is taken, and each claim's report once recorded.
+    #: Called with each claim as it is taken; with each claim's report once recorded,
+    #: or once given back.
     on_claimed: Callable[[Claim], None]
-    on_released: Callable[[Claim], None]
+    on_released: Callable[[DeliveryReport], None]
     on_delivered: Callable[[DeliveryReport], None]
     should_stop: Callable[[], bool]
 
@@ -60,8 +63,8 @@ class Drain:
             # next claim would most likely be given back unsent.
             looked_ahead = went_through and self.may_claim()
             upcoming = self._claim() if looked_ahead else None
-            posted = _answer_of(in_flight)
-            went_through = posted is None or posted.went_through
+            answered = _answer_of(in_flight)
+            went_through = answered is None or answered.accepted
             ahead = None
             if upcoming is not None and went_through:
                 ahead = self._send(executor, upcoming)
@@ -70,7 +73,7 @@ class Drain:
                 validate_only=self.validate_only,
                 worker=self.worker,
                 using=self.using,
-                posted=posted,
+                answered=answered,
             )
             self.on_delivered(result)
             if result.halted:
@@ -99,15 +102,29 @@ class Drain:
 
     def _send(
         self, executor: ThreadPoolExecutor, claim: Claim
-    ) -> Future[Posted | None]:
-        return executor.submit(post_claim, claim, validate_only=self.validate_only)
+    ) -> Future[Answer | None]:
+        return executor.submit(ask_ahead, claim, validate_only=self.validate_only)
 
     def _release(self, claim: Claim) -> None:
-        outcomes.release(claim, self.using)
-        self.on_released(claim)
+        report = DeliveryReport()
+        Outcomes(claim, report, using=self.using).released()
+        self.on_released(report)
 
 
-def _answer_of(in_flight: Future[Posted | None]) -> Posted | None:
+def ask_ahead(claim: Claim, *, validate_only: bool) -> Answer | None:
+    """Send the first request of *claim*: every event of it still in its window.
+
+    Touches no database, so that it can run in another thread while the worker records
+    the previous claim's outcome and claims the next one. ``None`` when the claim has
+    nothing to send (``deliver`` expires its stale events).
+    """
+    payloads = [event.payload for event in claim.events if not event.stale]
+    if not payloads:
+        return None
+    return ask(claim.pixel_id, payloads, validate_only=validate_only)
+
+
+def _answer_of(in_flight: Future[Answer | None]) -> Answer | None:
     """Wait for the request in flight, handling signals while it lasts.
 
     A signal (Ctrl-C, SIGTERM) that lands in the sending thread is handled by the main

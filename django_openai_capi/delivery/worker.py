@@ -19,14 +19,10 @@ from django.utils import timezone
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import pauses
-from django_openai_capi.delivery.claim import (
-    Claim,
-    due_pixels,
-    expire_overdue,
-    reap_expired_leases,
-)
+from django_openai_capi.delivery.claim import Claim, due_pixels
 from django_openai_capi.delivery.pipeline import Drain
 from django_openai_capi.delivery.report import DeliveryReport
+from django_openai_capi.delivery.sweeps import expire_overdue, reap_expired_leases
 from django_openai_capi.exceptions import CapiConfigurationError, ConversionError
 from django_openai_capi.models import ConversionEvent, PixelPause
 from django_openai_capi.tracking.building import BUILD_CHUNK, build_pending
@@ -135,11 +131,6 @@ def _drain(
         report.batches += 1
         report.claimed += len(claim.events)
 
-    def released(claim: Claim) -> None:
-        # Never attempted: as if it had not been claimed.
-        report.batches -= 1
-        report.claimed -= len(claim.events)
-
     def delivered(result: DeliveryReport) -> None:
         report.merge(result)
         if on_batch is not None:
@@ -153,7 +144,7 @@ def _drain(
         using=using,
         may_claim=lambda: not should_stop() and not _limit_reached(report, max_batches),
         on_claimed=claimed,
-        on_released=released,
+        on_released=report.merge,
         on_delivered=delivered,
         should_stop=should_stop,
     )

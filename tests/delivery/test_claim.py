@@ -1,4 +1,4 @@
-"""Claims, leases and the reaper."""
+"""Claims, leases, fenced outcomes and the reaper."""
 
 from __future__ import annotations
 
@@ -13,25 +13,42 @@ from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_openai_capi.delivery import DeliveryReport, pauses
 from django_openai_capi.delivery import claim as claim_module
-from django_openai_capi.delivery import outcomes, pauses
+from django_openai_capi.delivery.answers import Answer
 from django_openai_capi.delivery.claim import (
+    Claim,
+    ClaimedEvent,
     claim_batch,
     due_pixels,
-    reap_expired_leases,
     renew_lease,
 )
+from django_openai_capi.delivery.isolation import Accepted
+from django_openai_capi.delivery.outcomes import Outcomes
 from django_openai_capi.delivery.sender import deliver
+from django_openai_capi.delivery.sweeps import reap_expired_leases
 from django_openai_capi.models import (
     ACCEPTANCE_WINDOW,
     MAX_CLAIMS_KEPT,
     ConversionEvent,
+    DeliveryBatch,
     ErrorKind,
     PixelPause,
 )
 from tests.outbox import ENDPOINT, MakeEvents, error_envelope
 
 Status = ConversionEvent.Status
+
+
+def record_sent(claim: Claim, events: list[ClaimedEvent]) -> int:
+    """Record *events* of *claim* as sent by one request; how many were written."""
+    report = DeliveryReport()
+    row = DeliveryBatch(
+        claim_id=claim.id, pixel_id=claim.pixel_id, size=len(events), outcome="accepted"
+    )
+    accepted = Accepted(events, Answer(status=200))
+    Outcomes(claim, report).accepted(accepted, row, validate_only=False)
+    return report.sent
 
 
 @pytest.fixture(params=["one statement", "in steps"])
@@ -219,7 +236,7 @@ def test_a_whole_claim_is_recorded_by_its_claim_id_in_one_statement(
     assert claim is not None and other is not None
 
     with CaptureQueriesContext(connection) as captured:
-        written = outcomes.mark_sent(claim, claim.events, 200, "default")
+        written = record_sent(claim, list(claim.events))
 
     updates = [q["sql"] for q in captured.captured_queries if "UPDATE" in q["sql"]]
     assert written == 1100
@@ -244,7 +261,7 @@ def test_part_of_a_claim_is_recorded_by_its_ids(
     # As long as the claim, but not the claim: the third event must stay as it is.
     events = [first, second] if part == "the first two" else [first, first, second]
 
-    written = outcomes.mark_sent(claim, events, 200, "default")
+    written = record_sent(claim, events)
 
     assert written == 2
     assert [e.status for e in ConversionEvent.objects.order_by("id")] == [
@@ -294,14 +311,7 @@ def test_two_workers_pausing_a_pixel_at_once_both_count(
 
     monkeypatch.setattr(pauses, "_pause", racing)
 
-    pauses.pause(
-        "p",
-        kind=ErrorKind.AUTH,
-        error="x",
-        http_status=401,
-        request_id="",
-        retry_after=None,
-    )
+    pauses.pause("p", Answer(status=401), kind=ErrorKind.AUTH, error="x")
 
     assert PixelPause.objects.get().failures == 2
 

@@ -11,6 +11,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,8 +22,10 @@ from django.utils import timezone
 
 from django_openai_capi import signals
 from django_openai_capi.delivery import DeliveryReport, send_pending
-from django_openai_capi.delivery.claim import claim_batch, reap_expired_leases
+from django_openai_capi.delivery.claim import claim_batch
+from django_openai_capi.delivery.outcomes import Outcomes
 from django_openai_capi.delivery.sender import deliver
+from django_openai_capi.delivery.sweeps import reap_expired_leases
 from django_openai_capi.delivery.verification import verify
 from django_openai_capi.dispatch import MAX_BATCHES_PER_WAKE_UP
 from django_openai_capi.models import (
@@ -412,6 +415,18 @@ def disk_full(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("disk full")
 
 
+def when_marking_sent(fail: Callable[..., Any]) -> Callable[..., int]:
+    """``Outcomes._write``, calling *fail* instead when it marks events sent."""
+    write = Outcomes._write
+
+    def writing(self: Outcomes, events: Any, **values: Any) -> int:
+        if values.get("status") == Status.SENT:
+            return int(fail())
+        return write(self, events, **values)
+
+    return writing
+
+
 def send_two_accepted_with(
     broken: str,
     replacement: Any,
@@ -437,8 +452,8 @@ def test_a_bug_while_recording_outcomes_puts_the_unresolved_events_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     report = send_two_accepted_with(
-        "django_openai_capi.delivery.outcomes.mark_sent",
-        disk_full,
+        "django_openai_capi.delivery.outcomes.Outcomes._write",
+        when_marking_sent(disk_full),
         make_events=make_events,
         api=api,
         monkeypatch=monkeypatch,
@@ -467,7 +482,7 @@ def test_a_request_whose_row_cannot_be_written_still_puts_its_events_back(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     report = send_two_accepted_with(
-        "django_openai_capi.delivery.sender._record_request",
+        "django_openai_capi.models.DeliveryBatch.save",
         disk_full,
         make_events=make_events,
         api=api,
@@ -494,8 +509,8 @@ def test_a_database_error_while_recording_leaves_the_connection_usable(
         raise AssertionError("unreachable")
 
     report = send_two_accepted_with(
-        "django_openai_capi.delivery.outcomes.mark_sent",
-        failing,
+        "django_openai_capi.delivery.outcomes.Outcomes._write",
+        when_marking_sent(failing),
         make_events=make_events,
         api=api,
         monkeypatch=monkeypatch,
@@ -503,3 +518,28 @@ def test_a_database_error_while_recording_leaves_the_connection_usable(
 
     assert (report.requests, report.retried) == (1, 2)
     assert DeliveryBatch.objects.count() == 1
+
+
+def test_a_bug_while_recording_a_refusal_keeps_the_row_of_the_request_that_passed(
+    make_events: MakeEvents,
+    api: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Both refused naming no event, then lead-0 alone too: a suspect, judged once
+    # lead-1 alone passes, and recorded just before lead-1's acceptance.
+    make_events(2)
+    api.post(ENDPOINT, status=400, body=error_envelope(None))
+    api.post(ENDPOINT, status=400, body=error_envelope(None))
+    api.post(ENDPOINT, json={})
+    monkeypatch.setattr(Outcomes, "refused", disk_full)
+
+    report = send_pending()
+
+    assert (report.requests, report.retried) == (3, 2)
+    statuses = DeliveryBatch.objects.order_by("created_at").values_list(
+        "http_status", flat=True
+    )
+    assert list(statuses) == [400, 400, 200]
+    assert set(ConversionEvent.objects.values_list("status", flat=True)) == {
+        Status.PENDING
+    }

@@ -14,7 +14,6 @@ import responses
 from django_openai_capi.delivery import claim as claiming
 from django_openai_capi.delivery import pipeline, send_pending
 from django_openai_capi.delivery.claim import Claim
-from django_openai_capi.delivery.sender import post_claim
 from django_openai_capi.models import ConversionEvent
 from tests.outbox import ENDPOINT, MakeEvents, error_envelope, sent_ids
 
@@ -172,7 +171,7 @@ def test_a_claim_of_only_stale_events_sends_nothing_ahead(
         claim, events=tuple(replace(event, stale=True) for event in claim.events)
     )
 
-    assert post_claim(stale, validate_only=False) is None
+    assert pipeline.ask_ahead(stale, validate_only=False) is None
     assert len(api.calls) == 0
 
 
@@ -188,7 +187,7 @@ def test_a_pixel_with_nothing_left_to_claim_makes_no_request(
         using="default",
         may_claim=lambda: True,
         on_claimed=lambda claim: None,
-        on_released=lambda claim: None,
+        on_released=lambda report: None,
         on_delivered=lambda result: None,
         should_stop=lambda: False,
     )
