@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
-from django_openai_capi.delivery.claim import due_events, due_pixels
+from django_openai_capi.delivery.claim import due_pixels
 from django_openai_capi.delivery.dry_run import Check, EventVerdict, PixelCheck
 from django_openai_capi.models import ConversionEvent
 
@@ -186,9 +186,10 @@ def _batch_size(given: int | None) -> int:
 
 
 def _due(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
-    # The claim's filter, in primary-key order so that pages can be read by keyset.
+    # What a claim may take, in primary-key order so that pages can be read by keyset.
     return (
-        due_events(pixel_id, now, using)
+        ConversionEvent.objects.using(using)
+        .due(pixel_id, now)
         .only("pk", "pixel_id", "event_type", "event_id", "payload", "expires_at")
         .order_by("pk")
     )
