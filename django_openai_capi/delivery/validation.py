@@ -1,17 +1,16 @@
 """Checking stored events against the API with ``validate_only``, changing nothing.
 
-The API validates a ``validate_only`` request as it would a real one and records
-nothing. Sending a backlog that way tells which events it would refuse before they are
-sent for real; the refused ones are pinpointed with the same isolation delivery uses.
-Nothing here claims, updates or records anything: an event being checked can be
-claimed and sent by a worker at the same moment, and neither notices the other.
+Sending a backlog that way tells which events the API would refuse before they are
+sent for real: :func:`validate_events` checks the events given (the admin's action),
+:func:`validate_due` those delivery would send next (``openai_capi_send
+--validate-only``). The requests themselves are made in ``dry_run.py``.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -19,58 +18,19 @@ from django.utils import timezone
 
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
-from django_openai_capi.delivery.advice import what_to_do
-from django_openai_capi.delivery.answers import Answer, ask
-from django_openai_capi.delivery.claim import due_events, due_pixels
-from django_openai_capi.delivery.isolation import Accepted, Refused, isolate
-from django_openai_capi.delivery.policy import EXPIRY_MARGIN
-from django_openai_capi.exceptions import CapiConfigurationError
+from django_openai_capi.delivery.claim import due_pixels
+from django_openai_capi.delivery.dry_run import Check, EventVerdict, PixelCheck
 from django_openai_capi.models import ConversionEvent
-from django_openai_capi.redaction import redact
 
-_Status = ConversionEvent.Status
-
-NOT_BUILT = "Not built yet: its payload is built the next time delivery runs."
-CLOSING_WINDOW = (
-    "Too close to the end of its 7-day window: delivery expires it instead of "
-    + "sending it, and the API would refuse it."
-)
-OUT_OF_BUDGET = (
-    "The API refused this group more often than one check may ask while isolating "
-    + "the bad events; check these events in smaller groups."
-)
-
-
-class Check(enum.Enum):
-    """What the API said about one event."""
-
-    #: Accepted with ``validate_only``: sent for real, it would be accepted too.
-    OK = "ok"
-    #: Refused: sent for real, it would fail (or expire, when ``too_old``).
-    REFUSED = "refused"
-    #: Not asked about: no key, the API failed, or the event cannot be sent at all.
-    NOT_CHECKED = "not_checked"
-
-
-@dataclass(frozen=True, slots=True)
-class EventVerdict:
-    """The result of checking one event."""
-
-    pk: int
-    pixel_id: str
-    event_type: str
-    event_id: str
-    check: Check
-    #: The API's message for a refused event, or why it was not checked; "" when ok.
-    message: str = ""
-    #: Refused for its timestamp: delivery would expire it rather than fail it.
-    too_old: bool = False
-    http_status: int | None = None
-    request_id: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.check is Check.OK
+__all__ = [
+    "Check",
+    "EventVerdict",
+    "ValidationReport",
+    "iter_validate_pending",
+    "validate_due",
+    "validate_events",
+    "validate_pending",
+]
 
 
 def validate_events(
@@ -90,7 +50,7 @@ def validate_events(
     order: list[int] = []
     for pixel_id, group in by_pixel.items():
         order.extend(group)
-        check = _PixelCheck(pixel_id, size, now)
+        check = PixelCheck(pixel_id, size, now)
         verdicts.update((v.pk, v) for v in check.events(list(group.values())))
     return [verdicts[pk] for pk in order]
 
@@ -111,7 +71,7 @@ def iter_validate_pending(
     now = timezone.now()
     left = limit
     for pixel_id in due_pixels(only=pixel_ids, using=using):
-        check = _PixelCheck(pixel_id, size, now)
+        check = PixelCheck(pixel_id, size, now)
         after = 0
         while left is None or left > 0:
             take = size if left is None else min(size, left)
@@ -143,12 +103,77 @@ def validate_pending(
     )
 
 
-def due_count(*, pixel_ids: Sequence[str] | None = None, using: str = "default") -> int:
-    """How many events :func:`iter_validate_pending` would check now."""
-    query = ConversionEvent.objects.using(using).due()
+@dataclass
+class ValidationReport:
+    """What a check of the due events found, summed up."""
+
+    counts: Counter[Check] = field(default_factory=Counter)
+    #: Why events were not checked, and how many for each reason.
+    reasons: Counter[str] = field(default_factory=Counter)
+    #: Pending events of the checked pixels not built yet, so not checked.
+    unbuilt: int = 0
+
+    def add(self, verdict: EventVerdict) -> None:
+        self.counts[verdict.check] += 1
+        if verdict.check is Check.NOT_CHECKED:
+            self.reasons[verdict.message] += 1
+
+    @property
+    def checked(self) -> int:
+        return self.counts.total()
+
+    def problems(self) -> list[str]:
+        """Why events went unchecked: one line per reason."""
+        lines = [f"{count} not checked: {why}" for why, count in self.reasons.items()]
+        if self.unbuilt:
+            lines.append(
+                f"{self.unbuilt} pending events are not built yet, so not checked: "
+                + "delivery builds them first (run openai_capi_send)."
+            )
+        return lines
+
+    def summary(self) -> str:
+        return (
+            f"Checked with validate_only: {self.counts[Check.OK]} ok, "
+            + f"{self.counts[Check.REFUSED]} refused, {self.counts[Check.NOT_CHECKED]} "
+            + "not checked. No event was changed, and OpenAI recorded nothing."
+        )
+
+
+def validate_due(
+    *,
+    pixel_ids: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    using: str = "default",
+    should_stop: Callable[[], bool] = lambda: False,
+    on_verdict: Callable[[EventVerdict, ValidationReport], None] = lambda *_: None,
+) -> ValidationReport:
+    """Check the due events (at most *max_batches* requests' worth); sum it up.
+
+    *on_verdict* hears of each verdict as it comes, with the report so far;
+    *should_stop* is asked after each.
+    """
+    report = ValidationReport()
+    for verdict in iter_validate_pending(
+        pixel_ids=pixel_ids,
+        limit=_limit(batch_size, max_batches),
+        batch_size=batch_size,
+        using=using,
+    ):
+        report.add(verdict)
+        on_verdict(verdict, report)
+        if should_stop():
+            break
+    unbuilt = ConversionEvent.objects.using(using).unbuilt()
     if pixel_ids is not None:
-        query = query.filter(pixel_id__in=pixel_ids)
-    return query.count()
+        unbuilt = unbuilt.filter(pixel_id__in=pixel_ids)
+    report.unbuilt = unbuilt.count()
+    return report
+
+
+def _limit(batch_size: int | None, max_batches: int | None) -> int | None:
+    return None if max_batches is None else max_batches * _batch_size(batch_size)
 
 
 def _batch_size(given: int | None) -> int:
@@ -161,130 +186,10 @@ def _batch_size(given: int | None) -> int:
 
 
 def _due(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
-    # The claim's filter, in primary-key order so that pages can be read by keyset.
+    # What a claim may take, in primary-key order so that pages can be read by keyset.
     return (
-        due_events(pixel_id, now, using)
+        ConversionEvent.objects.using(using)
+        .due(pixel_id, now)
         .only("pk", "pixel_id", "event_type", "event_id", "payload", "expires_at")
         .order_by("pk")
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Blocked:
-    """Why no more requests are made for a pixel, as its verdicts tell it."""
-
-    message: str
-    http_status: int | None = None
-    request_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Postable:
-    event: ConversionEvent
-    payload: str
-
-
-class _PixelCheck:
-    """Checks the events of one pixel, request after request, until the API fails."""
-
-    def __init__(self, pixel_id: str, size: int, now: datetime) -> None:
-        self.pixel_id = pixel_id
-        self.size = size
-        self.closing = now + EXPIRY_MARGIN
-        self.blocked: _Blocked | None = None
-        try:
-            conf.api_key_for(pixel_id)
-        except CapiConfigurationError as exc:
-            self.blocked = _Blocked(f"Not checked: {exc}")
-
-    def events(self, events: Sequence[ConversionEvent]) -> Iterator[EventVerdict]:
-        postable: list[_Postable] = []
-        for event in events:
-            if event.payload is None:
-                yield _verdict(event, Check.NOT_CHECKED, NOT_BUILT)
-            elif event.expires_at <= self.closing:
-                # One such event would make the API refuse its whole request.
-                yield _verdict(event, Check.NOT_CHECKED, CLOSING_WINDOW)
-            else:
-                postable.append(_Postable(event, event.payload))
-        for start in range(0, len(postable), self.size):
-            yield from self._request(postable[start : start + self.size])
-
-    def _request(self, events: Sequence[_Postable]) -> Iterator[EventVerdict]:
-        if self.blocked is not None:
-            # After a refused key or an outage, more requests would only get the same.
-            yield from self._not_checked(events, self.blocked)
-            return
-
-        def send(group: Sequence[_Postable]) -> Answer:
-            payloads = [item.payload for item in group]
-            return ask(self.pixel_id, payloads, validate_only=True)
-
-        for step in isolate(events, send):
-            if isinstance(step, Accepted):
-                for item in step.events:
-                    yield _verdict(
-                        item.event,
-                        Check.OK,
-                        http_status=step.answer.status,
-                        request_id=step.answer.request_id,
-                    )
-            elif isinstance(step, Refused):
-                yield _verdict(
-                    step.event.event,
-                    Check.REFUSED,
-                    redact(step.message),
-                    too_old=step.too_old,
-                    http_status=step.answer.status,
-                    request_id=step.answer.request_id,
-                )
-            elif step.answer is None:
-                # Only this group ran out of requests: the next one gets a fresh budget.
-                yield from self._not_checked(step.events, _Blocked(OUT_OF_BUDGET))
-            else:
-                self.blocked = _failed(step.answer, request_fault=step.request_fault)
-                yield from self._not_checked(step.events, self.blocked)
-
-    @staticmethod
-    def _not_checked(
-        events: Iterable[_Postable], blocked: _Blocked
-    ) -> Iterator[EventVerdict]:
-        for item in events:
-            yield _verdict(
-                item.event,
-                Check.NOT_CHECKED,
-                blocked.message,
-                http_status=blocked.http_status,
-                request_id=blocked.request_id,
-            )
-
-
-def _failed(answer: Answer, *, request_fault: bool) -> _Blocked:
-    # A stop for a refusal is always a request fault; a retry is temporary.
-    advice = what_to_do(answer, request_fault=request_fault)
-    message = f"Not checked: {answer.text}"
-    if answer.request_id:
-        message += f" (request {answer.request_id})"
-    return _Blocked(f"{message}. {advice}", answer.status, answer.request_id)
-
-
-def _verdict(
-    event: ConversionEvent,
-    check: Check,
-    message: str = "",
-    *,
-    too_old: bool = False,
-    http_status: int | None = None,
-    request_id: str = "",
-) -> EventVerdict:
-    return EventVerdict(
-        pk=event.pk,
-        pixel_id=event.pixel_id,
-        event_type=event.event_type,
-        event_id=event.event_id,
-        check=check,
-        message=message,
-        too_old=too_old,
-        http_status=http_status,
-        request_id=request_id,
     )

@@ -13,6 +13,8 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 
+from django.utils import timezone
+
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import pauses
@@ -21,6 +23,7 @@ from django_openai_capi.delivery.report import DeliveryReport
 from django_openai_capi.delivery.sender import deliver
 from django_openai_capi.delivery.sweeps import expire_overdue, reap_expired_leases
 from django_openai_capi.exceptions import CapiConfigurationError, ConversionError
+from django_openai_capi.models import ConversionEvent, PixelPause
 from django_openai_capi.tracking.building import BUILD_CHUNK, build_pending
 
 logger = logging.getLogger("django_openai_capi.delivery")
@@ -81,6 +84,33 @@ def send_pending(
             if until is not None:
                 report.paused[pixel_id] = until
     return report
+
+
+def due_count(
+    *,
+    pixel_ids: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    paused: bool = False,
+    using: str = "default",
+) -> int:
+    """How many due events a pass with these options would take now, for a progress bar.
+
+    The events of paused pixels are left out, as delivery leaves them, unless *paused*
+    (validation checks them too). A guess, never a promise: other workers claim
+    meanwhile.
+    """
+    now = timezone.now()
+    due = ConversionEvent.objects.using(using).due(now=now)
+    if pixel_ids is not None:
+        due = due.filter(pixel_id__in=pixel_ids)
+    if not paused:
+        pauses = PixelPause.objects.using(using).filter(paused_until__gt=now)
+        due = due.exclude(pixel_id__in=pauses.values("pixel_id"))
+    count = due.count()
+    if max_batches is None:
+        return count
+    return min(count, max_batches * (batch_size or conf.OPENAI_CAPI_BATCH_SIZE))
 
 
 def _drain(

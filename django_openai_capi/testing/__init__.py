@@ -13,9 +13,9 @@ from django_openai_capi.testing.fake import (
     AcceptedEvents,
     EventKey,
     FakeConversionsAPI,
-    FakeResponse,
     RecordedRequest,
 )
+from django_openai_capi.testing.wire import FakeResponse
 
 __all__ = [
     "AcceptedEvents",

@@ -17,13 +17,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from django_openai_capi.testing import errors, rules
 from django_openai_capi.testing.errors import FaultKind
+from django_openai_capi.testing.wire import PATH, FakeResponse, Reset
 
 if TYPE_CHECKING:
     from responses import RequestsMock
 
     from django_openai_capi.testing.server import FakeServer
 
-PATH: Final = "/v1/events"
 DEFAULT_MOCK_URL: Final = "https://bzr.openai.com/v1/events"
 
 
@@ -33,22 +33,6 @@ class EventKey(NamedTuple):
     pixel: str
     name: str
     id: str
-
-
-@dataclass(frozen=True, slots=True)
-class FakeResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    #: Seconds the transport waits before answering (a "delay" fault).
-    delay: float = 0.0
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class _Reset(NamedTuple):
-    """A ``reset`` fault, for the transports: reset the connection (TCP RST)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,11 +376,11 @@ class FakeConversionsAPI:
         (Over HTTP, a ``reset`` fault resets the connection instead of closing it.)
         """
         answer = self.serve(method, url, headers, body)
-        return None if isinstance(answer, _Reset) else answer
+        return None if isinstance(answer, Reset) else answer
 
     def serve(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
-    ) -> FakeResponse | _Reset | None:
+    ) -> FakeResponse | Reset | None:
         """:meth:`handle` for the transports, telling a reset from a drop."""
         request_id = "req_" + secrets.token_hex(16)
         parts = urlsplit(url)
@@ -415,7 +399,7 @@ class FakeConversionsAPI:
             pixel_known = pixel in self._pixels
             rejection = self._rejection
 
-        response: FakeResponse | _Reset | None = None
+        response: FakeResponse | Reset | None = None
         answer: _Answer | None = None
         if fault is None or fault.kind == "delay":
             answer = self._answer(
@@ -427,7 +411,7 @@ class FakeConversionsAPI:
                     response.status, response.headers, response.body, fault.seconds
                 )
         elif fault.kind == "reset":
-            response = _Reset()
+            response = Reset()
         elif fault.kind != "drop":
             response = _fault_response(request_id, fault)
 

@@ -13,15 +13,13 @@ from urllib.parse import urlsplit
 import requests
 import responses
 
-from django_openai_capi.testing.fake import PATH, _Reset
+from django_openai_capi.testing.wire import PATH, Reset, Serves
 
 if TYPE_CHECKING:
     from requests import PreparedRequest
 
-    from django_openai_capi.testing.fake import FakeConversionsAPI
 
-
-def register(fake: FakeConversionsAPI, rsps: responses.RequestsMock, url: str) -> None:
+def register(fake: Serves, rsps: responses.RequestsMock, url: str) -> None:
     def callback(request: PreparedRequest) -> tuple[int, dict[str, str], bytes]:
         query = urlsplit(request.url or "").query
         body = request.body or b""
@@ -37,7 +35,7 @@ def register(fake: FakeConversionsAPI, rsps: responses.RequestsMock, url: str) -
             raise requests.ConnectionError(
                 "The fake Conversions API dropped the connection.", request=request
             )
-        if isinstance(response, _Reset):
+        if isinstance(response, Reset):
             raise requests.ConnectionError(
                 "The fake Conversions API reset the connection.", request=request
             )

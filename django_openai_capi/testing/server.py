@@ -9,12 +9,9 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from django_openai_capi.testing.fake import _Reset
-
-if TYPE_CHECKING:
-    from django_openai_capi.testing.fake import FakeConversionsAPI
+from django_openai_capi.testing.wire import Reset, Serves
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -33,7 +30,7 @@ class _Handler(BaseHTTPRequestHandler):
         if response is None:
             self.close_connection = True
             return
-        if isinstance(response, _Reset):
+        if isinstance(response, Reset):
             # SO_LINGER with a zero timeout: close() sends RST, not FIN.
             self.connection.setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -72,7 +69,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], fake: FakeConversionsAPI, *, verbose: bool
+        self, address: tuple[str, int], fake: Serves, *, verbose: bool
     ) -> None:
         super().__init__(address, _Handler)
         self.fake = fake
@@ -119,9 +116,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeServer:
-    def __init__(
-        self, fake: FakeConversionsAPI, host: str, port: int, *, verbose: bool
-    ) -> None:
+    def __init__(self, fake: Serves, host: str, port: int, *, verbose: bool) -> None:
         self._server = _Server((host, port), fake, verbose=verbose)
         self.url = (
             f"http://{self._server.server_name}:{self._server.server_port}/v1/events"

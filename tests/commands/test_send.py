@@ -29,17 +29,21 @@ from django.utils import timezone
 
 from django_openai_capi.api import build_event, encode_event
 from django_openai_capi.delivery import DeliveryReport
-from django_openai_capi.delivery.validation import (
+from django_openai_capi.delivery.dry_run import (
     CLOSING_WINDOW,
     NOT_BUILT,
     OUT_OF_BUDGET,
     Check,
     EventVerdict,
+)
+from django_openai_capi.delivery.loop import StopFlag
+from django_openai_capi.delivery.validation import (
+    validate_due,
     validate_events,
     validate_pending,
 )
+from django_openai_capi.delivery.worker import due_count
 from django_openai_capi.management.commands import openai_capi_send
-from django_openai_capi.management.commands.openai_capi_send import StopFlag
 from django_openai_capi.models import (
     ACCEPTANCE_WINDOW,
     ConversionEvent,
@@ -373,7 +377,7 @@ def test_the_ctrl_c_tests_pass_in_a_suite_started_with_sigint_ignored() -> None:
             "-p",
             "no:randomly",
             f"{__file__}::test_a_second_ctrl_c_interrupts_the_batch_in_flight_and_says_what_becomes_of_it",
-            f"{__file__}::test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_put_back",
+            f"{ROOT}/tests/delivery/test_loop.py::test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_put_back",
         ],
         cwd=ROOT,
         env=env,
@@ -532,45 +536,6 @@ def test_the_loop_draws_its_bar_on_a_terminal(
     shown = run_on_terminal("--loop", "--batch-size", "1")
 
     assert "\r[########################] 2 batches, claimed 2 of 2, sent 2" in shown
-
-
-# Stopping.
-
-
-def test_a_signal_cuts_the_idle_wait_short() -> None:
-    with StopFlag() as stop:
-        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
-        started = time.monotonic()
-        stop.sleep(60)
-
-    assert time.monotonic() - started < 5
-    assert stop.signal is signal.SIGTERM
-
-
-def test_a_second_ctrl_c_stops_at_once_and_the_handlers_are_put_back() -> None:
-    before = signal.getsignal(signal.SIGINT)
-
-    with pytest.raises(KeyboardInterrupt), StopFlag() as stop:
-        signal.raise_signal(signal.SIGINT)
-        assert stop()
-        signal.raise_signal(signal.SIGINT)
-
-    assert signal.getsignal(signal.SIGINT) is before
-
-
-def test_outside_the_main_thread_the_signal_handlers_are_left_alone() -> None:
-    seen: list[object] = []
-
-    def in_thread() -> None:
-        with StopFlag() as stop:
-            seen.append(signal.getsignal(signal.SIGTERM))
-            seen.append(stop())
-
-    thread = threading.Thread(target=in_thread)
-    thread.start()
-    thread.join()
-
-    assert seen == [signal.getsignal(signal.SIGTERM), False]
 
 
 def read_line(stream: Any, timeout: float = 30.0) -> str:
@@ -982,6 +947,51 @@ def test_validate_pending_pages_through_pixels_up_to_a_limit(
     assert [v.event_id for v in limited] == ["a-0", "a-1", "a-2", "b-0", "b-1"]
     assert [v.event_id for v in chosen] == ["c-0", "c-1", "c-2"]
     assert [len(ids_in(call.request)) for call in api.calls] == [2, 1, 2, 3]
+
+
+def test_validate_due_sums_up_what_it_checked_and_stops_when_asked(
+    api: responses.RequestsMock,
+) -> None:
+    api.add_callback(responses.POST, ENDPOINT, callback=refusing("a-1"))
+    record(4, pixel_id="a", prefix="a")
+    record(2, pixel_id="b", prefix="b")
+    [unbuilt] = record(1, pixel_id="a", prefix="unbuilt")
+    ConversionEvent.objects.filter(pk=unbuilt.pk).update(payload=None)
+    heard: list[tuple[str, int]] = []
+
+    report = validate_due(
+        pixel_ids=["a"],
+        batch_size=2,
+        should_stop=lambda: len(heard) == 3,
+        on_verdict=lambda verdict, so_far: heard.append(
+            (verdict.event_id, so_far.checked)
+        ),
+    )
+
+    # Stopped after the third verdict: the first of the second request.
+    assert sorted(event_id for event_id, _ in heard) == ["a-0", "a-1", "a-2"]
+    assert [checked for _, checked in heard] == [1, 2, 3]
+    assert (report.counts[Check.OK], report.counts[Check.REFUSED]) == (2, 1)
+    assert report.unbuilt == 1
+    assert report.problems() == [
+        "1 pending events are not built yet, so not checked: delivery builds them "
+        + "first (run openai_capi_send)."
+    ]
+
+
+def test_due_count_leaves_paused_pixels_out_unless_asked_and_stops_at_the_limit() -> (
+    None
+):
+    record(5, pixel_id="a", prefix="a")
+    record(3, pixel_id="paused", prefix="paused")
+    PixelPause.objects.create(
+        pixel_id="paused", paused_until=timezone.now() + timedelta(hours=1)
+    )
+
+    assert due_count() == 5
+    assert due_count(paused=True) == 8
+    assert due_count(paused=True, pixel_ids=["paused"]) == 3
+    assert due_count(batch_size=2, max_batches=2) == 4
 
 
 @pytest.mark.parametrize("size", [0, 1001])

@@ -585,7 +585,7 @@ def test_verify_returns_a_diagnosis_that_holds_no_key(
 
     assert not result.ok
     assert result.diagnosis is Diagnosis.UNAUTHORIZED
-    assert result.status == 401
+    assert result.http_status == 401
     assert result.request_id == REQUEST_ID
     assert result.message == "Unauthorized"
     assert result.key_setting == "OPENAI_CAPI_API_KEY"

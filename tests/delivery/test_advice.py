@@ -114,11 +114,12 @@ DIAGNOSIS = {
     ],
     ids=lambda value: f"{value.status}-{value.cause.value}-{value.request_id}",
 )
-def test_verify_is_told_what_it_tells_today_word_for_word(given: Answer) -> None:
+def test_verify_diagnoses_each_answer_by_the_cause_it_is_explained_by(
+    given: Answer,
+) -> None:
     explanation = explain(given, pixel="px-1", key_setting="OPENAI_CAPI_API_KEY")
 
-    diagnosis, summary, advice = diagnose(
-        given, pixel="px-1", key_setting="OPENAI_CAPI_API_KEY"
-    )
-    assert DIAGNOSIS[explanation.cause] is diagnosis
-    assert (explanation.summary, explanation.advice) == (summary, advice)
+    diagnosis, *words = diagnose(given, pixel="px-1", key_setting="OPENAI_CAPI_API_KEY")
+
+    assert diagnosis is DIAGNOSIS[explanation.cause]
+    assert words == [explanation.summary, explanation.advice]

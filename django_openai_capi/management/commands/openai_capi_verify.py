@@ -50,8 +50,8 @@ def describe(result: VerifyResult) -> list[str]:
     if result.event_id:
         answer = (
             "no answer"
-            if result.status is None
-            else f"HTTP {result.status}"
+            if result.http_status is None
+            else f"HTTP {result.http_status}"
             + (f", request id {result.request_id}" if result.request_id else "")
         )
         lines.append(f"Answer:   {answer}, after {result.duration_ms} ms")
