@@ -69,6 +69,13 @@ def api() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
+def unbuild(*events: ConversionEvent) -> None:
+    """Take *events* back to unbuilt, as a recorded model conversion is until built."""
+    for event in events:
+        event.payload = None
+        event.save()
+
+
 def body_of(call: Any) -> dict[str, Any]:
     """The JSON body of a recorded request."""
     body: dict[str, Any] = json.loads(call.request.body)

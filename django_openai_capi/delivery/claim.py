@@ -18,19 +18,21 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, F, QuerySet, TextField, Value, When
+from django.db.models import Case, F, Model, QuerySet, TextField, Value, When
 from django.db.models.functions import Concat, Length
 from django.db.models.lookups import LessThan
 from django.dispatch import Signal
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
+from django_openai_capi.db import locked, updates_return_rows
 from django_openai_capi.delivery.policy import EXPIRY_MARGIN
 from django_openai_capi.models import (
     CLAIM_ID_ENTRY_LENGTH,
     MAX_CLAIMS_KEPT,
     ConversionEvent,
     ErrorKind,
+    EventPayload,
 )
 from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
 
@@ -69,7 +71,7 @@ def claim_batch(pixel_id: str, *, size: int, using: str = "default") -> Claim | 
     claim_id = uuid.uuid4()
     due = due_events(pixel_id, now, using)
     with transaction.atomic(using=using):
-        if _can_claim_in_one_statement(connection):
+        if updates_return_rows(connection):
             rows = _claim_returning(connection, due, size, now, lease, claim_id)
         else:
             rows = _claim_in_steps(connection, due, size, now, lease, claim_id, using)
@@ -100,20 +102,11 @@ def due_events(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionE
     )
 
 
-def _can_claim_in_one_statement(connection: BaseDatabaseWrapper) -> bool:
-    # UPDATE ... RETURNING: PostgreSQL, and SQLite from 3.35 (where one statement is
-    # atomic under the database's write lock, so no row lock is needed).
-    return connection.vendor == "postgresql" or (
-        connection.vendor == "sqlite"
-        and bool(connection.features.can_return_columns_from_insert)
-    )
-
-
 _RETURNED = (
     "id",
     "event_type",
     "event_id",
-    "payload",
+    "stored_payload__json",
     "attempts",
     "expires_at",
     "source_label",
@@ -131,10 +124,11 @@ def _claim_returning(
     picked = locked(due.values("id")[:size], connection)
     inner_sql, inner_params = picked.query.get_compiler(connection=connection).as_sql()
     column = _columns(connection)
-    table = connection.ops.quote_name(ConversionEvent._meta.db_table)
+    quote = connection.ops.quote_name
+    table = quote(ConversionEvent._meta.db_table)
     # Only quoted identifiers and the ORM-compiled subquery are interpolated; every
     # value is a parameter.
-    sql = (
+    update = (
         f"UPDATE {table} SET {column['status']} = %s, "  # noqa: S608
         f"{column['attempts']} = {column['attempts']} + 1, "
         f"{column['lease_expires_at']} = %s, {column['claim_id']} = %s, "
@@ -144,8 +138,8 @@ def _claim_returning(
         f"WHERE {column['id']} {_in_subquery(connection, inner_sql)} "
         f"AND {column['status']} = %s "
         f"RETURNING {column['id']}, {column['event_type']}, {column['event_id']}, "
-        f"{column['payload']}, {column['attempts']}, "
-        f"CASE WHEN {column['expires_at']} <= %s THEN 1 ELSE 0 END, "
+        f"{column['attempts']}, "
+        f"CASE WHEN {column['expires_at']} <= %s THEN 1 ELSE 0 END AS stale, "
         f"{column['source_label']}"
     )
     params = [
@@ -158,9 +152,34 @@ def _claim_returning(
         _Status.PENDING.value,
         _prep("expires_at", now + EXPIRY_MARGIN, connection),
     ]
+    payloads = quote(EventPayload._meta.db_table)
+    stored = _columns(connection, EventPayload)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
+        if connection.vendor == "postgresql":
+            # One statement: the payloads are read where the claimed rows are known.
+            # The payload row is written with the built marker, in one transaction,
+            # so every claimed row has one.
+            cursor.execute(
+                f"WITH claimed AS ({update}) "  # noqa: S608
+                f"SELECT claimed.{column['id']}, claimed.{column['event_type']}, "
+                f"claimed.{column['event_id']}, {payloads}.{stored['json']}, "
+                f"claimed.{column['attempts']}, claimed.stale, "
+                f"claimed.{column['source_label']} FROM claimed JOIN {payloads} "
+                f"ON {payloads}.{stored['event']} = claimed.{column['id']}",
+                params,
+            )
+            return list(cursor.fetchall())
+        # SQLite has no UPDATE in a WITH: the payloads are read next, in the same
+        # transaction, in one SELECT through the claim's index.
+        cursor.execute(update, params)
+        claimed = cursor.fetchall()
+    json = dict(
+        EventPayload.objects.using(connection.alias)
+        .filter(event__in=ConversionEvent.objects.held_by(claim_id))
+        .values_list("pk", "json")
+    )
+    # As the join does: a row without its payload (deleted by hand) is not carried.
+    return [(*row[:3], json[row[0]], *row[3:]) for row in claimed if row[0] in json]
 
 
 def _claim_in_steps(
@@ -192,7 +211,7 @@ def _claim_in_steps(
             (*row[:5], row[5] <= stale_after, row[6])
             for row in ConversionEvent.objects.using(using)
             .held_by(claim_id)
-            .filter(id__in=chunk)
+            .filter(id__in=chunk, stored_payload__isnull=False)
             .values_list(*_RETURNED)
         )
     return rows
@@ -232,22 +251,12 @@ def _in_subquery(connection: BaseDatabaseWrapper, inner_sql: str) -> str:
     return f"IN ({inner_sql})"
 
 
-def locked(
-    query: QuerySet[Any, Any], connection: BaseDatabaseWrapper
-) -> QuerySet[Any, Any]:
-    """*query* with row locks that skip rows another worker holds, where there are any."""
-    features = connection.features
-    if not features.has_select_for_update:
-        return query
-    return query.select_for_update(
-        skip_locked=features.has_select_for_update_skip_locked
-    )
-
-
-def _columns(connection: BaseDatabaseWrapper) -> dict[str, str]:
+def _columns(
+    connection: BaseDatabaseWrapper, model: type[Model] = ConversionEvent
+) -> dict[str, str]:
     return {
         field.name: connection.ops.quote_name(field.column)
-        for field in ConversionEvent._meta.concrete_fields
+        for field in model._meta.concrete_fields
         if field.column is not None
     }
 

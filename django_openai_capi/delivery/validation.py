@@ -168,7 +168,10 @@ def _due(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
     # The claim's filter, in primary-key order so that pages can be read by keyset.
     return (
         due_events(pixel_id, now, using)
-        .only("pk", "pixel_id", "event_type", "event_id", "payload", "expires_at")
+        .select_related("stored_payload")
+        .only(
+            "pk", "pixel_id", "event_type", "event_id", "stored_payload", "expires_at"
+        )
         .order_by("pk")
     )
 

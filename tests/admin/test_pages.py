@@ -16,6 +16,7 @@ from django_openai_capi.models import (
     ConversionEvent,
     DeliveryBatch,
     ErrorKind,
+    EventPayload,
     PixelPause,
 )
 from django_openai_capi.testing import FakeConversionsAPI
@@ -199,7 +200,7 @@ def test_a_payload_that_is_not_json_is_shown_as_stored(
     admin_client: Any, make_events: MakeEvents
 ) -> None:
     (event,) = make_events(1)
-    ConversionEvent.objects.filter(pk=event.pk).update(payload='{"id": <b>broken')
+    EventPayload.objects.filter(pk=event.pk).update(json='{"id": <b>broken')
 
     html = event_page(admin_client, event)
 

@@ -48,6 +48,7 @@ from django_openai_capi.models import (
 )
 from django_openai_capi.testing import FakeConversionsAPI
 from tests.commands.conftest import Run
+from tests.outbox import unbuild
 from tests.processes import ROOT, start_worker
 
 pytestmark = pytest.mark.django_db
@@ -699,9 +700,7 @@ def test_validate_only_mentions_pending_events_not_built_yet(
     record(1)
     [unbuilt] = record(1, prefix="unbuilt")
     [elsewhere] = record(1, pixel_id="other", prefix="elsewhere")
-    ConversionEvent.objects.filter(pk__in=[unbuilt.pk, elsewhere.pk]).update(
-        payload=None
-    )
+    unbuild(unbuilt, elsewhere)
 
     everything = run("openai_capi_send", "--validate-only")
     chosen = run("openai_capi_send", "--validate-only", "--pixel", "test-pixel")
@@ -959,7 +958,7 @@ def test_validate_pending_reads_only_due_built_pending_events_without_claiming(
     record(1, prefix="sent", status=Status.SENT)
     record(1, prefix="sending", status=Status.SENDING)
     [unbuilt] = record(1, prefix="unbuilt")
-    ConversionEvent.objects.filter(pk=unbuilt.pk).update(payload=None)
+    unbuild(unbuilt)
     before = list(ConversionEvent.objects.values().order_by("pk"))
 
     verdicts = validate_pending()

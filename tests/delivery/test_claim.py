@@ -39,7 +39,7 @@ def claim_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     """Both claim paths: UPDATE ... RETURNING, and select-then-compare-and-set."""
     if request.param == "in steps":
         monkeypatch.setattr(
-            claim_module, "_can_claim_in_one_statement", lambda connection: False
+            claim_module, "updates_return_rows", lambda connection: False
         )
     return str(request.param)
 
@@ -304,22 +304,6 @@ def test_two_workers_pausing_a_pixel_at_once_both_count(
     )
 
     assert PixelPause.objects.get().failures == 2
-
-
-@pytest.mark.parametrize(
-    ("has_lock", "skip"), [(True, True), (True, False), (False, False)]
-)
-def test_claims_lock_rows_where_the_database_can(
-    db: None, has_lock: bool, skip: bool
-) -> None:
-    features = SimpleNamespace(
-        has_select_for_update=has_lock, has_select_for_update_skip_locked=skip
-    )
-    connection: Any = SimpleNamespace(features=features)
-    query = claim_module.locked(ConversionEvent.objects.all(), connection)
-
-    assert query.query.select_for_update is has_lock
-    assert query.query.select_for_update_skip_locked is skip
 
 
 def test_a_refusal_is_not_written_over_a_newer_claim(
