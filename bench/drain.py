@@ -165,7 +165,7 @@ def main() -> None:
 
             def naive() -> None:
                 rows = ConversionEvent.objects.filter(status="pending").values_list(
-                    "id", "payload"
+                    "id", "stored_payload__json"
                 )
                 for pk, event in list(rows):
                     assert event is not None

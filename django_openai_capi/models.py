@@ -114,20 +114,21 @@ class ConversionEventQuerySet(models.QuerySet["ConversionEvent"]):
         self, objs: Iterable[ConversionEvent], *args: Any, **kwargs: Any
     ) -> list[ConversionEvent]:
         """Insert the events and the payloads given to them, in one transaction."""
+        objs = list(objs)
+        given = any(isinstance(event._unsaved_payload, str) for event in objs)
+        if given and kwargs.get("ignore_conflicts"):
+            raise ValueError(
+                "payload: bulk_create(ignore_conflicts=True) does not return the ids "
+                + "of the events, so their payloads cannot be stored with them; "
+                + "save those events one by one"
+            )
         with transaction.atomic(using=self.db, savepoint=False):
             events = super().bulk_create(objs, *args, **kwargs)
-            payloads = [
+            EventPayload.objects.using(self.db).bulk_create(
                 EventPayload(event=event, json=json)
                 for event in events
                 if isinstance(json := event._unsaved_payload, str)
-            ]
-            if any(payload.pk is None for payload in payloads):
-                raise ValueError(
-                    "payload: bulk_create() did not return the ids of the events "
-                    + "(ignore_conflicts=True), so their payloads cannot be stored; "
-                    + "save those events one by one"
-                )
-            EventPayload.objects.using(self.db).bulk_create(payloads)
+            )
         for event in events:
             event._unsaved_payload = _Unset.UNSET
         return events

@@ -27,6 +27,7 @@ from django_openai_capi.models import (
     MAX_CLAIMS_KEPT,
     ConversionEvent,
     ErrorKind,
+    EventPayload,
     PixelPause,
 )
 from tests.outbox import ENDPOINT, MakeEvents, error_envelope
@@ -304,6 +305,19 @@ def test_two_workers_pausing_a_pixel_at_once_both_count(
     )
 
     assert PixelPause.objects.get().failures == 2
+
+
+def test_an_event_whose_payload_row_was_deleted_by_hand_is_not_carried(
+    make_events: MakeEvents, claim_path: str
+) -> None:
+    kept, lost = make_events(2)
+    EventPayload.objects.filter(pk=lost.pk).delete()
+
+    claim = claim_batch("test-pixel", size=2)
+
+    assert claim is not None
+    assert [event.pk for event in claim.events] == [kept.pk]
+    assert claim.events[0].payload == kept.payload
 
 
 def test_a_refusal_is_not_written_over_a_newer_claim(

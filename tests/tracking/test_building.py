@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_openai_capi import ModelConversion, build_pending
 from django_openai_capi.api import hash_identifier, validate_event
 from django_openai_capi.exceptions import ConversionError, EventValidationError
-from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.models import ConversionEvent, ErrorKind, EventPayload
 from django_openai_capi.tracking.registry import registry
 from tests.conftest import Swap
 from tests.testapp.conversions import OrderConversion
@@ -483,7 +483,45 @@ def test_chunks_fit_a_database_with_few_query_parameters(
     with CaptureQueriesContext(connection) as captured:
         assert build_pending().built == 30
     updates = [q for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
-    assert len(updates) == 6  # (20 - 1 shared - 3) // 3 = 5 rows per UPDATE
+    inserts = [q for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    # (20 - 10) // 2 = 5 events per chunk: one UPDATE marks them, one INSERT stores
+    # their payloads (two parameters each).
+    assert len(updates) == len(inserts) == 6
+
+
+def test_without_update_returning_the_rows_are_locked_then_marked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django_openai_capi.tracking import building
+
+    monkeypatch.setattr(building, "updates_return_rows", lambda connection: False)
+    place_order("A-1")
+    place_order("A-2")
+    cancelled = ConversionEvent.objects.order_by("pk").last()
+    assert cancelled is not None
+    rows = list(ConversionEvent.objects.all())
+    # Cancelled in the admin after this pass read it: it stays cancelled and unbuilt.
+    ConversionEvent.objects.filter(pk=cancelled.pk).update(status=Status.CANCELLED)
+    report = building.BuildReport()
+
+    building._build_rows(rows, "default", report)
+
+    assert report.built == 1
+    built, left = ConversionEvent.objects.order_by("pk")
+    assert built.is_built and payload(built)["id"] == built.event_id
+    assert (left.status, left.is_built, left.payload) == (Status.CANCELLED, False, None)
+
+
+def test_a_payload_left_from_an_earlier_build_is_replaced() -> None:
+    place_order()
+    build_pending()
+    # The marker cleared by hand, to have the event built again: its old payload stays.
+    ConversionEvent.objects.update(built_at=None)
+    EventPayload.objects.update(json='{"stale":true}')
+
+    assert build_pending().built == 1
+
+    assert payload(ConversionEvent.objects.get())["type"] == "order_created"
 
 
 @pytest.mark.usefixtures("record_failures")
