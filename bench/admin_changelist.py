@@ -197,29 +197,29 @@ def seed_in_python(rows: int) -> None:
     for i in range(1, rows + 1):
         when = now - timedelta(seconds=(rows - i) * SPAN / rows)
         status = status_of(i, rows)
-        chunk.append(
-            ConversionEvent(
-                pixel_id=f"pixel-{i % 3}",
-                event_type=TYPES[i % 4],
-                event_id=f"ev-{i}",
-                payload=f'{{"id":"ev-{i}","pad":"{PAD}"}}',
-                event_time=when,
-                expires_at=when + ACCEPTANCE_WINDOW,
-                status=status,
-                attempts=0 if status == "pending" else 1,
-                next_attempt_at=when,
-                last_error=f"error of event ev-{i}"
-                if status in ("failed", "expired")
-                else "",
-                last_error_kind=ERROR_KINDS[i % 4]
-                if status == "failed"
-                else "expired"
-                if status == "expired"
-                else "",
-                source_label=f"shop.Order:{i}",
-                created_at=when,
-            )
+        event = ConversionEvent(
+            pixel_id=f"pixel-{i % 3}",
+            event_type=TYPES[i % 4],
+            event_id=f"ev-{i}",
+            event_time=when,
+            expires_at=when + ACCEPTANCE_WINDOW,
+            status=status,
+            attempts=0 if status == "pending" else 1,
+            next_attempt_at=when,
+            last_error=f"error of event ev-{i}"
+            if status in ("failed", "expired")
+            else "",
+            last_error_kind=ERROR_KINDS[i % 4]
+            if status == "failed"
+            else "expired"
+            if status == "expired"
+            else "",
+            source_label=f"shop.Order:{i}",
+            created_at=when,
         )
+        # Stored in its own table by bulk_create(), with the event.
+        event.payload = f'{{"id":"ev-{i}","pad":"{PAD}"}}'
+        chunk.append(event)
         if len(chunk) == 5000:
             ConversionEvent.objects.bulk_create(chunk)
             chunk = []

@@ -25,8 +25,7 @@ def event(
     status: str, *, days_old: float, payload: str | None = None
 ) -> ConversionEvent:
     created = timezone.now() - timedelta(days=days_old)
-    return ConversionEvent.objects.create(
-        payload=payload,
+    row = ConversionEvent(
         pixel_id="test-pixel",
         event_type="order_created",
         event_id=f"testapp.order:{next(_ids)}",
@@ -35,6 +34,10 @@ def event(
         status=status,
         created_at=created,
     )
+    if payload is not None:
+        row.payload = payload
+    row.save()
+    return row
 
 
 def request(*, days_old: float) -> DeliveryBatch:

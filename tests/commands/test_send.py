@@ -48,7 +48,7 @@ from django_openai_capi.models import (
 )
 from django_openai_capi.testing import FakeConversionsAPI
 from tests.commands.conftest import Run
-from tests.outbox import unbuild
+from tests.outbox import unbuild, with_payload
 from tests.processes import ROOT, start_worker
 
 pytestmark = pytest.mark.django_db
@@ -73,11 +73,16 @@ def record(
     """*count* built, due, pending events with ids ``{prefix}-0`` ..."""
     when = event_time or timezone.now() - timedelta(minutes=1)
     return ConversionEvent.objects.bulk_create(
-        ConversionEvent(
-            pixel_id=pixel_id,
-            event_type="lead_created",
-            event_id=f"{prefix}-{i}",
-            payload=encode_event(
+        with_payload(
+            ConversionEvent(
+                pixel_id=pixel_id,
+                event_type="lead_created",
+                event_id=f"{prefix}-{i}",
+                event_time=when,
+                expires_at=when + ACCEPTANCE_WINDOW,
+                **fields,
+            ),
+            encode_event(
                 build_event(
                     "lead_created",
                     event_id=f"{prefix}-{i}",
@@ -85,9 +90,6 @@ def record(
                     user={"external_id": f"{prefix}-{i}"},
                 )
             ),
-            event_time=when,
-            expires_at=when + ACCEPTANCE_WINDOW,
-            **fields,
         )
         for i in range(count)
     )
