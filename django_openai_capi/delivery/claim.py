@@ -173,6 +173,8 @@ def _claim_returning(
         # transaction, in one SELECT through the claim's index.
         cursor.execute(update, params)
         claimed = cursor.fetchall()
+    if not claimed:
+        return []
     json = dict(
         EventPayload.objects.using(connection.alias)
         .filter(event__in=ConversionEvent.objects.held_by(claim_id))
