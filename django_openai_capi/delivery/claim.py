@@ -4,7 +4,9 @@ A claim is one statement in a short transaction: it picks the oldest due, built,
 pending events of a pixel (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of
 workers can claim side by side without waiting on each other), moves them to
 ``sending`` with a lease, a fresh claim id and one more attempt, and returns what the
-request needs. The HTTP request happens after the commit, outside any transaction.
+request needs, the payloads read from their own table in the same statement
+(PostgreSQL) or the next one (SQLite). The HTTP request happens after the commit,
+outside any transaction.
 """
 
 from __future__ import annotations
@@ -124,8 +126,7 @@ def _claim_returning(
     picked = locked(due.values("id")[:size], connection)
     inner_sql, inner_params = picked.query.get_compiler(connection=connection).as_sql()
     column = _columns(connection)
-    quote = connection.ops.quote_name
-    table = quote(ConversionEvent._meta.db_table)
+    table = connection.ops.quote_name(ConversionEvent._meta.db_table)
     # Only quoted identifiers and the ORM-compiled subquery are interpolated; every
     # value is a parameter.
     update = (
@@ -152,36 +153,48 @@ def _claim_returning(
         _Status.PENDING.value,
         _prep("expires_at", now + EXPIRY_MARGIN, connection),
     ]
-    payloads = quote(EventPayload._meta.db_table)
-    stored = _columns(connection, EventPayload)
+    # One statement on PostgreSQL, the payloads read where the claimed rows are known.
+    # SQLite has no UPDATE in a WITH: there they are read next, in the same
+    # transaction, in one SELECT through the claim's index.
+    joined = connection.vendor == "postgresql"
+    sql = with_payloads(update, connection) if joined else update
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One statement: the payloads are read where the claimed rows are known.
-            # The payload row is written with the built marker, in one transaction,
-            # so every claimed row has one.
-            cursor.execute(
-                f"WITH claimed AS ({update}) "  # noqa: S608
-                f"SELECT claimed.{column['id']}, claimed.{column['event_type']}, "
-                f"claimed.{column['event_id']}, {payloads}.{stored['json']}, "
-                f"claimed.{column['attempts']}, claimed.stale, "
-                f"claimed.{column['source_label']} FROM claimed JOIN {payloads} "
-                f"ON {payloads}.{stored['event']} = claimed.{column['id']}",
-                params,
-            )
-            return list(cursor.fetchall())
-        # SQLite has no UPDATE in a WITH: the payloads are read next, in the same
-        # transaction, in one SELECT through the claim's index.
-        cursor.execute(update, params)
-        claimed = cursor.fetchall()
-    if not claimed:
+        cursor.execute(sql, params)
+        rows = list(cursor.fetchall())
+    return rows if joined else _payloads_added(rows, claim_id, connection)
+
+
+def with_payloads(claimed: str, connection: BaseDatabaseWrapper) -> str:
+    """*claimed*, a statement returning the claimed rows, with each row's payload.
+
+    A payload row is written with the built marker, in one transaction, so every
+    claimed row has one; one deleted by hand drops its row, as the join says.
+    """
+    column = _columns(connection)
+    stored = _columns(connection, EventPayload)
+    payloads = connection.ops.quote_name(EventPayload._meta.db_table)
+    return (
+        f"WITH claimed AS ({claimed}) "  # noqa: S608
+        f"SELECT claimed.{column['id']}, claimed.{column['event_type']}, "
+        f"claimed.{column['event_id']}, {payloads}.{stored['json']}, "
+        f"claimed.{column['attempts']}, claimed.stale, "
+        f"claimed.{column['source_label']} FROM claimed JOIN {payloads} "
+        f"ON {payloads}.{stored['event']} = claimed.{column['id']}"
+    )
+
+
+def _payloads_added(
+    rows: list[tuple[Any, ...]], claim_id: uuid.UUID, connection: BaseDatabaseWrapper
+) -> list[tuple[Any, ...]]:
+    """The claimed *rows* with their payloads, as :func:`with_payloads` gives them."""
+    if not rows:
         return []
     json = dict(
         EventPayload.objects.using(connection.alias)
         .filter(event__in=ConversionEvent.objects.held_by(claim_id))
         .values_list("pk", "json")
     )
-    # As the join does: a row without its payload (deleted by hand) is not carried.
-    return [(*row[:3], json[row[0]], *row[3:]) for row in claimed if row[0] in json]
+    return [(*row[:3], json[row[0]], *row[3:]) for row in rows if row[0] in json]
 
 
 def _claim_in_steps(

@@ -348,6 +348,27 @@ def test_the_claim_runs_its_subquery_once(vendor: str, sql: str) -> None:
     assert claim_module._in_subquery(connection, "SELECT 1") == sql
 
 
+def test_on_postgresql_the_claim_reads_the_payloads_in_its_own_statement(
+    make_events: MakeEvents,
+) -> None:
+    # Run here (SQLite, too) with a SELECT standing in for the UPDATE ... RETURNING,
+    # which only PostgreSQL takes in a WITH: the same columns, in the same order.
+    kept, lost = make_events(2)
+    EventPayload.objects.filter(pk=lost.pk).delete()
+    claimed = (
+        "SELECT id, event_type, event_id, attempts, 0 AS stale, source_label "
+        + "FROM django_openai_capi_conversionevent"
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute(claim_module.with_payloads(claimed, connection))
+        rows = cursor.fetchall()
+
+    assert rows == [
+        (kept.pk, "lead_created", "lead-0", kept.payload, 0, 0, "test:lead-0")
+    ]
+
+
 def test_a_pause_says_until_when(db: None) -> None:
     pause = PixelPause(
         pixel_id="p", paused_until=datetime(2026, 11, 22, 10, 5, tzinfo=UTC)
