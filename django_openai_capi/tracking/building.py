@@ -304,7 +304,10 @@ def _store_payloads(payloads: dict[int, str], using: str, now: datetime) -> int:
                 now,
             )
             EventPayload.objects.using(using).bulk_create(
-                [EventPayload(event_id=pk, json=payloads[pk]) for pk in marked],
+                # Value(): one parameter a payload. Plain values would go through
+                # Django's UNNEST of one array a column on PostgreSQL, whose text
+                # psycopg escapes in Python: 230 ms a chunk instead of 80.
+                [EventPayload(event_id=pk, json=Value(payloads[pk])) for pk in marked],
                 # A payload left over from an earlier build (of an event whose marker
                 # was cleared by hand) gives way to this one.
                 update_conflicts=True,

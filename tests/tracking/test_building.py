@@ -489,6 +489,19 @@ def test_chunks_fit_a_database_with_few_query_parameters(
     assert len(updates) == len(inserts) == 6
 
 
+@pytest.mark.postgres
+def test_payloads_are_inserted_a_parameter_each_not_as_one_escaped_array() -> None:
+    for n in range(3):
+        place_order(f"A-{n}")
+
+    with CaptureQueriesContext(connection) as captured:
+        assert build_pending().built == 3
+
+    [insert] = [q["sql"] for q in captured if q["sql"].startswith("INSERT")]
+    assert "UNNEST" not in insert
+    assert insert.count('{"action_source"') == 3
+
+
 def test_without_update_returning_the_rows_are_locked_then_marked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
