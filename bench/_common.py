@@ -3,7 +3,8 @@
 - :func:`setup` configures Django on the test settings: SQLite (a file, so that worker
   processes see it) unless ``DATABASE_URL`` is set, in which case PostgreSQL.
 - :func:`test_database` creates and drops a fresh database for one run.
-- :func:`seed` inserts built, due, pending events in one ``INSERT ... SELECT``.
+- :func:`seed` inserts built, due, pending events and their payloads, in one
+  ``INSERT ... SELECT`` each.
 - :class:`Fake` serves the project's fake Conversions API in a process of its own, so
   that it shares no GIL with the code under test, and reports what it received.
 - :func:`table` prints the results.
@@ -81,14 +82,19 @@ def order_payload() -> str:
 def seed(count: int, *, prefix: str, start: int = 0, pixel_id: str = PIXEL) -> None:
     """Insert *count* built, due, pending order events ``{prefix}{start}`` ... at once.
 
-    One ``INSERT ... SELECT`` over a generated series (a recursive CTE on SQLite), the
-    payload spliced from one prebuilt event: what an outbox holds once the worker has
-    built the payloads and before it sends them. Committed, for other processes.
+    One ``INSERT ... SELECT`` over a generated series (a recursive CTE on SQLite), and
+    one more for their payloads, each spliced from one prebuilt event: what an outbox
+    holds once the worker has built the payloads and before it sends them. Committed,
+    for other processes.
     """
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent
+    from django_openai_capi.models import (
+        ACCEPTANCE_WINDOW,
+        ConversionEvent,
+        EventPayload,
+    )
 
     now = timezone.now()
     event_time = now - timedelta(minutes=1)
@@ -111,21 +117,19 @@ def seed(count: int, *, prefix: str, start: int = 0, pixel_id: str = PIXEL) -> N
         series = "s"
         series_params = [start, start + count - 1]
     columns = (
-        "pixel_id, event_type, event_id, payload, event_time, expires_at, status, "
+        "pixel_id, event_type, event_id, built_at, event_time, expires_at, status, "
         "attempts, next_attempt_at, last_error, last_error_kind, source_label, "
         "created_at, updated_at, claim_ids"
     )
     select = (
         f"SELECT %s, 'order_created', {event_id}, "
-        f"replace(%s, %s, {event_id}), %s, %s, 'pending', 0, %s, '', '', "
+        f"%s, %s, %s, 'pending', 0, %s, '', '', "
         f"'bench:' || CAST(n AS text), %s, %s, '' FROM {series}"
     )
     select_params: list[object] = [
         pixel_id,
         prefix,
-        order_payload(),
-        ID_MARK,
-        prefix,
+        prep("built_at", now),
         prep("event_time", event_time),
         prep("expires_at", event_time + ACCEPTANCE_WINDOW),
         prep("next_attempt_at", now - timedelta(seconds=1)),
@@ -138,25 +142,39 @@ def seed(count: int, *, prefix: str, start: int = 0, pixel_id: str = PIXEL) -> N
     else:
         sql = f"{head}INSERT INTO {table} ({columns}) {select}"
         params = series_params + select_params
+    payloads = connection.ops.quote_name(EventPayload._meta.db_table)
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
+        (before,) = cursor.fetchone()
         cursor.execute(sql, params)  # type: ignore[arg-type]
+        cursor.execute(
+            f"INSERT INTO {payloads} (event_id, json) "
+            f"SELECT id, replace(%s, %s, event_id) FROM {table} WHERE id > %s",
+            [order_payload(), ID_MARK, before],
+        )
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {table}")
+            cursor.execute(f"ANALYZE {payloads}")
 
 
 def clear_events() -> None:
     """Delete every event and request row: each round starts from the same table."""
     from django.db import connection
 
-    from django_openai_capi.models import ConversionEvent, DeliveryBatch
+    from django_openai_capi.models import ConversionEvent, DeliveryBatch, EventPayload
 
-    tables = [ConversionEvent._meta.db_table, DeliveryBatch._meta.db_table]
+    # The payloads first: they refer to the events.
+    models = [EventPayload, ConversionEvent, DeliveryBatch]
+    tables = [connection.ops.quote_name(model._meta.db_table) for model in models]
     with connection.cursor() as cursor:
-        for name in tables:
-            # TRUNCATE on PostgreSQL: a DELETE would leave dead tuples behind.
-            verb = "TRUNCATE" if connection.vendor == "postgresql" else "DELETE FROM"
-            cursor.execute(f"{verb} {connection.ops.quote_name(name)}")
+        if connection.vendor == "postgresql":
+            # TRUNCATE, all at once (a foreign key joins two of them): a DELETE would
+            # leave dead tuples behind.
+            cursor.execute(f"TRUNCATE {', '.join(tables)}")
+            return
+        for table in tables:
+            cursor.execute(f"DELETE FROM {table}")
 
 
 def worker_env(endpoint: str, **overrides: object) -> dict[str, str]:

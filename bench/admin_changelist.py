@@ -57,9 +57,11 @@ from django_openai_capi.models import (  # noqa: E402
     ACCEPTANCE_WINDOW,
     ConversionEvent,
     DeliveryBatch,
+    EventPayload,
 )
 
 EVENTS = ConversionEvent._meta.db_table
+PAYLOADS = EventPayload._meta.db_table
 BATCHES = DeliveryBatch._meta.db_table
 TYPES = [
     "order_created",
@@ -103,15 +105,14 @@ def seed_postgresql(rows: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {EVENTS} (pixel_id, event_type, event_id, payload, event_time,
+            INSERT INTO {EVENTS} (pixel_id, event_type, event_id, built_at, event_time,
                 expires_at, status, attempts, next_attempt_at, last_http_status,
                 last_error, last_error_kind, source_label, created_at, updated_at,
                 sent_at, claim_ids)
             SELECT 'pixel-' || (i %% 3),
                 (ARRAY{TYPES!r})[i %% 4 + 1],
                 'ev-' || i,
-                '{{"id":"ev-' || i || '","pad":"{PAD}"}}',
-                t, t + interval '7 days', s.status,
+                t, t, t + interval '7 days', s.status,
                 CASE WHEN s.status = 'pending' THEN 0 ELSE 1 END,
                 t,
                 CASE s.status WHEN 'failed' THEN 400 WHEN 'sent' THEN 200 END,
@@ -135,6 +136,12 @@ def seed_postgresql(rows: int) -> None:
         )
         cursor.execute(
             f"""
+            INSERT INTO {PAYLOADS} (event_id, json)
+            SELECT id, '{{"id":"' || event_id || '","pad":"{PAD}"}}' FROM {EVENTS}
+            """
+        )
+        cursor.execute(
+            f"""
             INSERT INTO {BATCHES} (id, claim_id, pixel_id, size, validate_only, outcome,
                 http_status, duration_ms, request_id, error, worker, created_at)
             SELECT gen_random_uuid(), gen_random_uuid(), 'pixel-' || (i %% 3), 500, false,
@@ -150,6 +157,7 @@ def seed_postgresql(rows: int) -> None:
     # visibility map that lets an index answer a count without the heap.
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {EVENTS}")
+        cursor.execute(f"VACUUM ANALYZE {PAYLOADS}")
         cursor.execute(f"VACUUM ANALYZE {BATCHES}")
 
 
@@ -189,29 +197,29 @@ def seed_in_python(rows: int) -> None:
     for i in range(1, rows + 1):
         when = now - timedelta(seconds=(rows - i) * SPAN / rows)
         status = status_of(i, rows)
-        chunk.append(
-            ConversionEvent(
-                pixel_id=f"pixel-{i % 3}",
-                event_type=TYPES[i % 4],
-                event_id=f"ev-{i}",
-                payload=f'{{"id":"ev-{i}","pad":"{PAD}"}}',
-                event_time=when,
-                expires_at=when + ACCEPTANCE_WINDOW,
-                status=status,
-                attempts=0 if status == "pending" else 1,
-                next_attempt_at=when,
-                last_error=f"error of event ev-{i}"
-                if status in ("failed", "expired")
-                else "",
-                last_error_kind=ERROR_KINDS[i % 4]
-                if status == "failed"
-                else "expired"
-                if status == "expired"
-                else "",
-                source_label=f"shop.Order:{i}",
-                created_at=when,
-            )
+        event = ConversionEvent(
+            pixel_id=f"pixel-{i % 3}",
+            event_type=TYPES[i % 4],
+            event_id=f"ev-{i}",
+            event_time=when,
+            expires_at=when + ACCEPTANCE_WINDOW,
+            status=status,
+            attempts=0 if status == "pending" else 1,
+            next_attempt_at=when,
+            last_error=f"error of event ev-{i}"
+            if status in ("failed", "expired")
+            else "",
+            last_error_kind=ERROR_KINDS[i % 4]
+            if status == "failed"
+            else "expired"
+            if status == "expired"
+            else "",
+            source_label=f"shop.Order:{i}",
+            created_at=when,
         )
+        # Stored in its own table by bulk_create(), with the event.
+        event.payload = f'{{"id":"ev-{i}","pad":"{PAD}"}}'
+        chunk.append(event)
         if len(chunk) == 5000:
             ConversionEvent.objects.bulk_create(chunk)
             chunk = []

@@ -34,7 +34,7 @@ CHUNK = 100_000
 def distinct_pixels() -> list[str]:
     """What due_pixels() was: a DISTINCT over every due, built, pending row."""
     query = ConversionEvent.objects.filter(
-        status="pending", next_attempt_at__lte=timezone.now(), payload__isnull=False
+        status="pending", next_attempt_at__lte=timezone.now(), built_at__isnull=False
     )
     return sorted(set(query.values_list("pixel_id", flat=True).distinct()))
 

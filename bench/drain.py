@@ -11,7 +11,9 @@ process on loopback:
 - naive: one POST per event and one row update per event, on a sample.
 
 Then queries per batch for batch sizes 10, 100 and 1,000, and the tracemalloc peak of
-a drain.
+a drain. On PostgreSQL, the write-ahead log each drain writes per delivered event
+(``pg_current_wal_insert_lsn()`` before and after), next to the payload's own size:
+the WAL position is the whole server's, so run it on a server nothing else writes to.
 
     python bench/drain.py                  # 100,000 events, SQLite file
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/capi_bench python bench/drain.py
@@ -47,6 +49,23 @@ BATCH = 1000
 def drain(url: str, size: int = BATCH) -> DeliveryReport:
     with override_settings(OPENAI_CAPI_ENDPOINT=url):
         return send_pending(batch_size=size)
+
+
+def wal_position() -> str | None:
+    """Where PostgreSQL's write-ahead log is now; ``None`` on SQLite."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()")
+        return str(cursor.fetchone()[0])
+
+
+def wal_bytes_since(start: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", [start]
+        )
+        return int(cursor.fetchone()[0])
 
 
 def main() -> None:
@@ -93,6 +112,8 @@ def main() -> None:
         # Processes whose CPU time /proc does not show (not Linux, or a database
         # server on another machine).
         unreadable: set[str] = set()
+        #: WAL bytes per delivered event, by round.
+        wal: list[float] = []
         seeded = 0
 
         def cpu() -> tuple[float, float, float]:
@@ -127,7 +148,10 @@ def main() -> None:
                 assert report.sent == per_round, report.summary()
                 assert report.batches == per_round // BATCH, report.summary()
 
+            start = wal_position()
             timed("drain", per_round, draining)
+            if start is not None:
+                wal.append(wal_bytes_since(start) / per_round)
 
             mine = bodies[r * (per_round // BATCH) : (r + 1) * (per_round // BATCH)]
 
@@ -143,7 +167,7 @@ def main() -> None:
 
             def naive() -> None:
                 rows = ConversionEvent.objects.filter(status="pending").values_list(
-                    "id", "payload"
+                    "id", "stored_payload__json"
                 )
                 for pk, event in list(rows):
                     assert event is not None
@@ -153,6 +177,19 @@ def main() -> None:
 
             timed("naive", sample, naive)
 
+        after_checkpoint = None
+        if wal:
+            # Once more right after a checkpoint: the first change of each page since
+            # then writes the whole page into the log (full_page_writes, the default).
+            c.clear_events()
+            c.seed(per_round, prefix="wal-")
+            seeded += per_round
+            with connection.cursor() as cursor:
+                cursor.execute("CHECKPOINT")
+            start = wal_position()
+            assert start is not None
+            drain(fake.url)
+            after_checkpoint = wal_bytes_since(start) / per_round
         queries = per_batch_queries(fake.url)
         seeded += sum(9 * size for size, *_ in queries)
         c.clear_events()
@@ -232,6 +269,15 @@ def main() -> None:
             "ceiling: not known here (no CPU time for: "
             + ", ".join(sorted(unreadable))
             + ")"
+        )
+    if wal:
+        size = len(c.order_payload().encode())
+        median_wal = statistics.median(wal)
+        print(
+            f"write-ahead log per delivered event: {median_wal:,.0f} bytes (median of "
+            f"{len(wal)} drains; {min(wal):,.0f} to {max(wal):,.0f}), "
+            f"{after_checkpoint:,.0f} bytes right after a CHECKPOINT; the payload "
+            f"itself is {size:,} bytes ({median_wal / size:.2f}x its size)"
         )
     print()
     c.table(

@@ -130,9 +130,11 @@ def main() -> None:
                     timings[worker].append(
                         (time.perf_counter() - started) / built * 1e6
                     )
-        assert not ConversionEvent.objects.filter(payload__isnull=True).exists()
+        assert not ConversionEvent.objects.unbuilt().exists()
         # The context reached the events of the request side, and only theirs.
-        in_context = ConversionEvent.objects.filter(payload__contains="oppref_abc")
+        in_context = ConversionEvent.objects.filter(
+            stored_payload__json__contains="oppref_abc"
+        )
         assert (
             in_context.count() == Order.objects.filter(number__startswith="rt").count()
         )

@@ -12,8 +12,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
 
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -33,6 +35,12 @@ ACCEPTANCE_WINDOW = timedelta(milliseconds=spec.MAX_EVENT_AGE_MS)
 #: Claims recorded in ConversionEvent.claim_ids ("<32 hex digits> " each).
 MAX_CLAIMS_KEPT = 100
 CLAIM_ID_ENTRY_LENGTH = 33
+
+
+class _Unset(Enum):
+    """No payload was given to this instance: ``event.payload`` reads the stored one."""
+
+    UNSET = "unset"
 
 
 class ErrorKind(models.TextChoices):
@@ -69,11 +77,11 @@ class ConversionEventQuerySet(models.QuerySet["ConversionEvent"]):
 
     def built(self) -> ConversionEventQuerySet:
         """Events whose payload exists: only these can be sent."""
-        return self.filter(payload__isnull=False)
+        return self.filter(built_at__isnull=False)
 
     def unbuilt(self) -> ConversionEventQuerySet:
         """Recorded model conversions still waiting for the build step."""
-        return self.pending().filter(payload__isnull=True)
+        return self.pending().filter(built_at__isnull=True)
 
     def due(
         self, pixel_id: str | None = None, now: datetime | None = None
@@ -102,6 +110,37 @@ class ConversionEventQuerySet(models.QuerySet["ConversionEvent"]):
         """
         return self.filter(claim_id=claim_id, status=ConversionEvent.Status.SENDING)
 
+    def bulk_create(
+        self, objs: Iterable[ConversionEvent], *args: Any, **kwargs: Any
+    ) -> list[ConversionEvent]:
+        """Insert the events and the payloads given to them, in one transaction."""
+        objs = list(objs)
+        given = any(isinstance(event._unsaved_payload, str) for event in objs)
+        if given and kwargs.get("ignore_conflicts"):
+            raise ValueError(
+                "payload: bulk_create(ignore_conflicts=True) does not return the ids "
+                + "of the events, so their payloads cannot be stored with them; "
+                + "save those events one by one"
+            )
+        with transaction.atomic(using=self.db, savepoint=False):
+            events = super().bulk_create(objs, *args, **kwargs)
+            EventPayload.objects.using(self.db).bulk_create(
+                EventPayload(event=event, json=json)
+                for event in events
+                if isinstance(json := event._unsaved_payload, str)
+            )
+        for event in events:
+            event._unsaved_payload = _Unset.UNSET
+        return events
+
+    def update(self, **kwargs: Any) -> int:
+        if "payload" in kwargs:
+            raise TypeError(
+                "payload: an event's payload is stored in its own table; set "
+                + "event.payload and save() the event, or update EventPayload rows"
+            )
+        return super().update(**kwargs)
+
     def lease_expired(self, now: datetime) -> ConversionEventQuerySet:
         """Sending events whose worker is presumed dead."""
         return self.filter(
@@ -128,12 +167,12 @@ class ConversionEvent(models.Model):
         choices=[(name, name) for name in spec.EVENT_DATA_TYPES],
     )
     event_id = models.CharField(_("event ID"), max_length=EVENT_ID_MAX_LENGTH)
-    # Text, not JSONField: this is the canonical JSON exactly as it will be sent, and a
-    # batch body is spliced together from it without parsing. jsonb would reorder keys
-    # and force a decode and re-encode of every event on every send. NULL means "not
-    # built yet": a model conversion is built from the committed rows after the host's
-    # transaction, and a row without a payload is never sent.
-    payload = models.TextField(_("payload"), null=True, blank=True)  # noqa: DJ001 - NULL is "unbuilt", distinct from any JSON text
+    # When the payload was stored (EventPayload, written in the same transaction);
+    # NULL means "not built yet": a model conversion is built from the committed rows
+    # after the host's transaction, and a row that is not built is never sent. The
+    # payload itself lives in a table of its own, so that a claim and an outcome,
+    # which rewrite this row, rewrite 8 bytes of it and not 1.3 KB (BENCHMARKS.md).
+    built_at = models.DateTimeField(_("built"), null=True, blank=True)
     # The visitor's context (oppref, obref, IP, user agent, page URL) as canonical JSON,
     # captured from the request that saved the object: the build runs later, in the
     # worker, where that request is gone. Only until the build has run (then NULL
@@ -206,7 +245,9 @@ class ConversionEvent(models.Model):
         ]
         indexes = [
             # The claim query: due pending events of one pixel, oldest first. Partial,
-            # so that millions of sent rows never enter it.
+            # so that millions of sent rows never enter it. "Built" is read from the
+            # row the claim locks anyway (built_at, no join), and is not in the
+            # predicate: due_pixels() walks this index for any pending event.
             models.Index(
                 fields=["pixel_id", "next_attempt_at", "id"],
                 condition=Q(status="pending"),
@@ -223,7 +264,7 @@ class ConversionEvent(models.Model):
             # The build step: recorded model conversions whose payload is still to build.
             models.Index(
                 fields=["id"],
-                condition=Q(status="pending", payload__isnull=True),
+                condition=Q(status="pending", built_at__isnull=True),
                 name="openai_capi_event_unbuilt",
             ),
             # The expiry sweep: pending events past their window, whatever their pixel
@@ -264,13 +305,118 @@ class ConversionEvent(models.Model):
             ("validate_conversionevent", "Can validate events with the API"),
         ]
 
+    #: A payload given to this instance and not saved yet, or _Unset.UNSET.
+    _unsaved_payload: str | None | _Unset = _Unset.UNSET
+
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} ({self.status})"
+
+    def save(
+        self,
+        *,
+        force_insert: bool | tuple[models.base.ModelBase, ...] = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Iterable[str] | None = None,
+    ) -> None:
+        """Save the event and, if one was given, its payload, in one transaction.
+
+        ``update_fields`` may name ``"payload"`` (its marker, ``built_at``, is saved
+        with it); when it does not, a payload given since the last save is left unsaved.
+        """
+        payload = self._unsaved_payload
+        if update_fields is not None:
+            update_fields = set(update_fields)
+            if "payload" in update_fields:
+                update_fields = (update_fields - {"payload"}) | {"built_at"}
+            else:
+                payload = _Unset.UNSET
+        if payload is _Unset.UNSET:
+            super().save(
+                force_insert=force_insert,
+                force_update=force_update,
+                using=using,
+                update_fields=update_fields,
+            )
+            return
+        using = using or router.db_for_write(type(self), instance=self)
+        adding = self._state.adding
+        with transaction.atomic(using=using, savepoint=False):
+            super().save(
+                force_insert=force_insert,
+                force_update=force_update,
+                using=using,
+                update_fields=update_fields,
+            )
+            if payload is not None:
+                # A new event's payload is new too; an existing one's is updated,
+                # or inserted if it had none.
+                stored = EventPayload(event=self, json=payload)
+                stored.save(using=using, force_insert=adding)
+            elif not adding:
+                EventPayload.objects.using(using).filter(pk=self.pk).delete()
+                EventPayload.event.field.remote_field.set_cached_value(self, None)
+        self._unsaved_payload = _Unset.UNSET
 
     @property
     def is_built(self) -> bool:
         """Whether the payload exists; an event without one is never sent."""
-        return self.payload is not None
+        return self.built_at is not None
+
+    @property
+    def payload(self) -> str | None:
+        """The JSON sent for this event, exactly as stored; ``None`` until it is built.
+
+        Stored in :class:`EventPayload`, a table of its own, so reading it costs one
+        query per event, the first time. Code that reads the payloads of many events
+        selects them with the events: ``.select_related("stored_payload")``.
+        """
+        if self._unsaved_payload is not _Unset.UNSET:
+            return self._unsaved_payload
+        try:
+            return self.stored_payload.json
+        except EventPayload.DoesNotExist:
+            return None
+
+    @payload.setter
+    def payload(self, json: str | None) -> None:
+        # Written by save() (or the manager's bulk_create()), with the event, in the
+        # same transaction; the marker is the event's own, so it is set here.
+        self._unsaved_payload = json
+        if json is None:
+            self.built_at = None
+        elif self.built_at is None:
+            self.built_at = timezone.now()
+
+
+class EventPayload(models.Model):
+    """The JSON an event sends, in a table of its own, written once when it is built.
+
+    A claim and an outcome rewrite their events' rows (PostgreSQL writes a new version
+    of the whole row, SQLite rewrites its record): kept here, the 1.3 KB of a rich
+    order is written once, and the claim only reads it. Read it as ``event.payload``.
+    """
+
+    # The primary key is the event's: one payload per event, found by the event's id.
+    event = models.OneToOneField(
+        ConversionEvent,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        # Not "payload": that is the event's property, which reads this.
+        related_name="stored_payload",
+        verbose_name=_("event"),
+    )
+    # Text, not JSONField: this is the canonical JSON exactly as it will be sent, and a
+    # batch body is spliced together from it without parsing. jsonb would reorder keys
+    # and force a decode and re-encode of every event on every send.
+    json = models.TextField(_("JSON"))
+
+    class Meta:
+        verbose_name = _("event payload")
+        verbose_name_plural = _("event payloads")
+
+    def __str__(self) -> str:
+        return f"payload of event {self.pk}"
 
 
 def carried_pks(pks: Iterable[int]) -> str:

@@ -46,18 +46,16 @@ def make_events(db: None) -> MakeEvents:
                     now=int(when.timestamp() * 1000),
                 )
             )
-            rows.append(
-                ConversionEvent(
-                    pixel_id=pixel_id,
-                    event_type="lead_created",
-                    event_id=event_id,
-                    payload=None if unbuilt else payload,
-                    event_time=when,
-                    expires_at=when + ACCEPTANCE_WINDOW,
-                    source_label=f"test:{event_id}",
-                    **fields,
-                )
+            event = ConversionEvent(
+                pixel_id=pixel_id,
+                event_type="lead_created",
+                event_id=event_id,
+                event_time=when,
+                expires_at=when + ACCEPTANCE_WINDOW,
+                source_label=f"test:{event_id}",
+                **fields,
             )
+            rows.append(event if unbuilt else with_payload(event, payload))
         return ConversionEvent.objects.bulk_create(rows)
 
     return make
@@ -67,6 +65,23 @@ def make_events(db: None) -> MakeEvents:
 def api() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
+
+
+def with_payload(event: ConversionEvent, payload: str) -> ConversionEvent:
+    """*event*, built with *payload* (stored when it is saved).
+
+    ``ConversionEvent(payload=...)`` does the same, but django-stubs' mypy plugin
+    only knows the model's fields.
+    """
+    event.payload = payload
+    return event
+
+
+def unbuild(*events: ConversionEvent) -> None:
+    """Take *events* back to unbuilt, as a recorded model conversion is until built."""
+    for event in events:
+        event.payload = None
+        event.save()
 
 
 def body_of(call: Any) -> dict[str, Any]:

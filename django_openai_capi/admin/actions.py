@@ -88,6 +88,7 @@ def validate(
     # The payload is not in the list's query; the selection is read again with it.
     selected = list(
         ConversionEvent.objects.using(queryset.db)
+        .select_related("stored_payload")
         .filter(pk__in=queryset.order_by().values("pk"))
         .order_by("-pk")[: limit + 1]
     )

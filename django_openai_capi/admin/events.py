@@ -91,13 +91,13 @@ class ConversionEventAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # The payload and context can be kilobytes a row: the list never reads them.
-        # The event's page reads its one row in full.
+        # The event's page reads its one row in full, its payload in the same query.
         queryset = super().get_queryset(request)
         if request.resolver_match and request.resolver_match.url_name == (
             "django_openai_capi_conversionevent_changelist"
         ):
-            queryset = queryset.only(*_LIST_COLUMNS)
-        return queryset
+            return queryset.only(*_LIST_COLUMNS)
+        return queryset.select_related("stored_payload")
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_openai_capi.resend_conversionevent")

@@ -4,7 +4,9 @@ A claim is one statement in a short transaction: it picks the oldest due, built,
 pending events of a pixel (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of
 workers can claim side by side without waiting on each other), moves them to
 ``sending`` with a lease, a fresh claim id and one more attempt, and returns what the
-request needs. The HTTP request happens after the commit, outside any transaction.
+request needs, the payloads read from their own table in the same statement
+(PostgreSQL) or the next one (SQLite). The HTTP request happens after the commit,
+outside any transaction.
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, F, QuerySet, TextField, Value, When
+from django.db.models import Case, F, Model, QuerySet, TextField, Value, When
 from django.db.models.functions import Concat, Length
 from django.db.models.lookups import LessThan
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
+from django_openai_capi.db import locked, updates_return_rows
 from django_openai_capi.delivery.policy import EXPIRY_MARGIN
 from django_openai_capi.models import (
     CLAIM_ID_ENTRY_LENGTH,
     MAX_CLAIMS_KEPT,
     ConversionEvent,
+    EventPayload,
 )
 
 _Status = ConversionEvent.Status
@@ -63,7 +67,7 @@ def claim_batch(pixel_id: str, *, size: int, using: str = "default") -> Claim | 
     claim_id = uuid.uuid4()
     due = due_events(pixel_id, now, using)
     with transaction.atomic(using=using):
-        if _can_claim_in_one_statement(connection):
+        if updates_return_rows(connection):
             rows = _claim_returning(connection, due, size, now, lease, claim_id)
         else:
             rows = _claim_in_steps(connection, due, size, now, lease, claim_id, using)
@@ -94,20 +98,11 @@ def due_events(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionE
     )
 
 
-def _can_claim_in_one_statement(connection: BaseDatabaseWrapper) -> bool:
-    # UPDATE ... RETURNING: PostgreSQL, and SQLite from 3.35 (where one statement is
-    # atomic under the database's write lock, so no row lock is needed).
-    return connection.vendor == "postgresql" or (
-        connection.vendor == "sqlite"
-        and bool(connection.features.can_return_columns_from_insert)
-    )
-
-
 _RETURNED = (
     "id",
     "event_type",
     "event_id",
-    "payload",
+    "stored_payload__json",
     "attempts",
     "expires_at",
     "source_label",
@@ -128,7 +123,7 @@ def _claim_returning(
     table = connection.ops.quote_name(ConversionEvent._meta.db_table)
     # Only quoted identifiers and the ORM-compiled subquery are interpolated; every
     # value is a parameter.
-    sql = (
+    update = (
         f"UPDATE {table} SET {column['status']} = %s, "  # noqa: S608
         f"{column['attempts']} = {column['attempts']} + 1, "
         f"{column['lease_expires_at']} = %s, {column['claim_id']} = %s, "
@@ -138,8 +133,8 @@ def _claim_returning(
         f"WHERE {column['id']} {_in_subquery(connection, inner_sql)} "
         f"AND {column['status']} = %s "
         f"RETURNING {column['id']}, {column['event_type']}, {column['event_id']}, "
-        f"{column['payload']}, {column['attempts']}, "
-        f"CASE WHEN {column['expires_at']} <= %s THEN 1 ELSE 0 END, "
+        f"{column['attempts']}, "
+        f"CASE WHEN {column['expires_at']} <= %s THEN 1 ELSE 0 END AS stale, "
         f"{column['source_label']}"
     )
     params = [
@@ -152,9 +147,48 @@ def _claim_returning(
         _Status.PENDING.value,
         _prep("expires_at", now + EXPIRY_MARGIN, connection),
     ]
+    # One statement on PostgreSQL, the payloads read where the claimed rows are known.
+    # SQLite has no UPDATE in a WITH: there they are read next, in the same
+    # transaction, in one SELECT through the claim's index.
+    joined = connection.vendor == "postgresql"
+    sql = with_payloads(update, connection) if joined else update
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return list(cursor.fetchall())
+        rows = list(cursor.fetchall())
+    return rows if joined else _payloads_added(rows, claim_id, connection)
+
+
+def with_payloads(claimed: str, connection: BaseDatabaseWrapper) -> str:
+    """*claimed*, a statement returning the claimed rows, with each row's payload.
+
+    A payload row is written with the built marker, in one transaction, so every
+    claimed row has one; one deleted by hand drops its row, as the join says.
+    """
+    column = _columns(connection)
+    stored = _columns(connection, EventPayload)
+    payloads = connection.ops.quote_name(EventPayload._meta.db_table)
+    return (
+        f"WITH claimed AS ({claimed}) "  # noqa: S608
+        f"SELECT claimed.{column['id']}, claimed.{column['event_type']}, "
+        f"claimed.{column['event_id']}, {payloads}.{stored['json']}, "
+        f"claimed.{column['attempts']}, claimed.stale, "
+        f"claimed.{column['source_label']} FROM claimed JOIN {payloads} "
+        f"ON {payloads}.{stored['event']} = claimed.{column['id']}"
+    )
+
+
+def _payloads_added(
+    rows: list[tuple[Any, ...]], claim_id: uuid.UUID, connection: BaseDatabaseWrapper
+) -> list[tuple[Any, ...]]:
+    """The claimed *rows* with their payloads, as :func:`with_payloads` gives them."""
+    if not rows:
+        return []
+    json = dict(
+        EventPayload.objects.using(connection.alias)
+        .filter(event__in=ConversionEvent.objects.held_by(claim_id))
+        .values_list("pk", "json")
+    )
+    return [(*row[:3], json[row[0]], *row[3:]) for row in rows if row[0] in json]
 
 
 def _claim_in_steps(
@@ -186,7 +220,7 @@ def _claim_in_steps(
             (*row[:5], row[5] <= stale_after, row[6])
             for row in ConversionEvent.objects.using(using)
             .held_by(claim_id)
-            .filter(id__in=chunk)
+            .filter(id__in=chunk, stored_payload__isnull=False)
             .values_list(*_RETURNED)
         )
     return rows
@@ -226,22 +260,12 @@ def _in_subquery(connection: BaseDatabaseWrapper, inner_sql: str) -> str:
     return f"IN ({inner_sql})"
 
 
-def locked(
-    query: QuerySet[Any, Any], connection: BaseDatabaseWrapper
-) -> QuerySet[Any, Any]:
-    """*query* with row locks that skip rows another worker holds, where there are any."""
-    features = connection.features
-    if not features.has_select_for_update:
-        return query
-    return query.select_for_update(
-        skip_locked=features.has_select_for_update_skip_locked
-    )
-
-
-def _columns(connection: BaseDatabaseWrapper) -> dict[str, str]:
+def _columns(
+    connection: BaseDatabaseWrapper, model: type[Model] = ConversionEvent
+) -> dict[str, str]:
     return {
         field.name: connection.ops.quote_name(field.column)
-        for field in ConversionEvent._meta.concrete_fields
+        for field in model._meta.concrete_fields
         if field.column is not None
     }
 

@@ -190,6 +190,9 @@ def _due(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
     return (
         ConversionEvent.objects.using(using)
         .due(pixel_id, now)
-        .only("pk", "pixel_id", "event_type", "event_id", "payload", "expires_at")
+        .select_related("stored_payload")
+        .only(
+            "pk", "pixel_id", "event_type", "event_id", "stored_payload", "expires_at"
+        )
         .order_by("pk")
     )

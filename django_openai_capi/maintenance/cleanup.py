@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import router, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
-from django_openai_capi.models import ConversionEvent, DeliveryBatch
+from django_openai_capi.models import ConversionEvent, DeliveryBatch, EventPayload
 
 #: Rows per delete, by default.
 BATCH_SIZE = 1000
@@ -100,5 +100,24 @@ def _delete_in_batches(rows: QuerySet[M], batch_size: int) -> int:
             # A range over the batch, not an IN list of its ids: the same rows, in two
             # query parameters whatever the batch size. The filter of *rows* is applied
             # again, so a row resent from the admin in between stays.
-            count, _ = rows.filter(pk__gte=ids[0], pk__lte=ids[-1]).delete()
-        deleted += count
+            first, last = ids[0], ids[-1]
+            deleted += _delete(rows.filter(pk__gte=first, pk__lte=last), first, last)
+
+
+def _delete(rows: QuerySet[M], first: Any, last: Any) -> int:
+    """Delete *rows*, between *first* and *last*, and their events' payloads.
+
+    One statement for the rows, one for the payloads, whatever the batch size.
+    """
+    if rows.model is not ConversionEvent:
+        count, _ = rows.delete()
+        return count
+    # Not QuerySet.delete(): to find the payloads, Django's collector would read every
+    # event and delete them in pieces of 100. Events first, then the payloads in the
+    # range left without one: a payload of an event resent in between stays with it.
+    # (The foreign key is checked at the commit.)
+    count = rows._raw_delete(rows.db)
+    EventPayload.objects.using(rows.db).filter(pk__gte=first, pk__lte=last).exclude(
+        Exists(ConversionEvent.objects.filter(pk=OuterRef("pk")))
+    )._raw_delete(rows.db)
+    return count

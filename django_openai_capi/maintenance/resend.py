@@ -126,7 +126,7 @@ def _re_recorded() -> Q:
         source_label=OuterRef("source_label"), event_type=OuterRef("event_type")
     ).exclude(pk=OuterRef("pk"))
     return (
-        Q(payload__isnull=True)
+        Q(built_at__isnull=True)
         & ~Q(source_label="")
         # Both sides lowered: the pk part of the placeholder keeps its case.
         & Q(Exact(Lower("event_id"), Lower("source_label")))

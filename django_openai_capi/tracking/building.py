@@ -19,18 +19,20 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import connections, models, transaction
-from django.db.models import Case, TextField, Value, When
+from django.db.models import Case, QuerySet, TextField, Value, When
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from django_openai_capi.api.events import encode_event
 from django_openai_capi.api.validation import now_ms
 from django_openai_capi.conf import conf
+from django_openai_capi.db import locked, updates_return_rows
 from django_openai_capi.exceptions import ConversionError, EventValidationError
-from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.models import ConversionEvent, ErrorKind, EventPayload
 from django_openai_capi.redaction import describe_exception, format_traceback, redact
 from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
 from django_openai_capi.tracking.context import RequestContext
@@ -282,9 +284,61 @@ def _isolated(using: str) -> AbstractContextManager[object]:
 
 
 def _store_payloads(payloads: dict[int, str], using: str, now: datetime) -> int:
-    # The context is cleared with every outcome: what the event needed of it is in the
-    # payload now, and the IP and user agent are not kept a day longer than that.
-    return _update_unbuilt(using, payloads, "payload", context=None, updated_at=now)
+    """Mark the events built and store their payloads: two statements per chunk.
+
+    Only rows still pending and unbuilt are marked, and only those get their payload:
+    a concurrent builder that got there first, or a person who cancelled the event
+    meanwhile, keeps what they wrote. Both writes of a chunk commit together, so a
+    built event always has its payload.
+    """
+    ids = list(payloads)
+    # The INSERT takes two parameters a row, the UPDATE one and its shared values.
+    limit = connections[using].features.max_query_params
+    size = max(1, len(ids) if limit is None else (limit - 10) // 2)
+    built = 0
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        with transaction.atomic(using=using):
+            marked = _mark_built(
+                ConversionEvent.objects.using(using).unbuilt().filter(pk__in=chunk),
+                now,
+            )
+            EventPayload.objects.using(using).bulk_create(
+                # Value(): one parameter a payload. Plain values would go through
+                # Django's UNNEST of one array a column on PostgreSQL, whose text
+                # psycopg escapes in Python: 230 ms a chunk instead of 80.
+                [EventPayload(event_id=pk, json=Value(payloads[pk])) for pk in marked],
+                # A payload left over from an earlier build (of an event whose marker
+                # was cleared by hand) gives way to this one.
+                update_conflicts=True,
+                unique_fields=["event"],
+                update_fields=["json"],
+            )
+        built += len(marked)
+    return built
+
+
+def _mark_built(events: QuerySet[ConversionEvent], now: datetime) -> list[int]:
+    """Mark *events* built; the ids of those it marked, in one statement if it can.
+
+    The context is cleared with the marking: what the event needed of it is in the
+    payload now, and the IP and user agent are not kept a day longer than that.
+    """
+    values = {"built_at": now, "context": None, "updated_at": now}
+    connection = connections[events.db]
+    if not updates_return_rows(connection):
+        # Locked where the database can, and written under the same filter again.
+        ids = list(locked(events, connection).values_list("pk", flat=True))
+        events.filter(pk__in=ids).update(**values)
+        return ids
+    query = cast(UpdateQuery, events.query.chain(UpdateQuery))
+    query.add_update_values(values)
+    sql, params = query.get_compiler(connection=connection).as_sql()
+    pk = ConversionEvent._meta.pk.column
+    assert pk is not None
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {connection.ops.quote_name(pk)}", params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _store_outcomes(
@@ -298,7 +352,6 @@ def _store_outcomes(
         updated = _update_unbuilt(
             using,
             errors,
-            "last_error",
             status=status,
             last_error_kind=kind,
             context=None,
@@ -348,31 +401,27 @@ _REPORT_FIELD: dict[str, str] = {
 }
 
 
-def _update_unbuilt(
-    using: str, texts: dict[int, str], field_name: str, **common: object
-) -> int:
-    """Set *field_name* to each row's own text, and *common* on all of them.
+def _update_unbuilt(using: str, errors: dict[int, str], **common: object) -> int:
+    """Set ``last_error`` to each row's own text, and *common* on all of them.
 
     Only rows still pending and unbuilt are written: a concurrent builder that got
     there first, or a worker that claimed the row meanwhile, keeps what it wrote.
     """
-    ids = list(texts)
-    if not ids:
-        return 0
+    ids = list(errors)
     # Two parameters per row in the CASE and one in the IN list, plus the shared ones.
     limit = connections[using].features.max_query_params
     size = len(ids) if limit is None else max(1, (limit - len(common) - 3) // 3)
     updated = 0
     for start in range(0, len(ids), size):
         chunk = ids[start : start + size]
-        value = Case(
-            *(When(pk=pk, then=Value(texts[pk])) for pk in chunk),
+        error = Case(
+            *(When(pk=pk, then=Value(errors[pk])) for pk in chunk),
             output_field=TextField(),
         )
         updated += (
             ConversionEvent.objects.using(using)
             .unbuilt()
             .filter(pk__in=chunk)
-            .update(**{field_name: value}, **common)
+            .update(last_error=error, **common)
         )
     return updated

@@ -82,7 +82,8 @@ def pixel_event(obj: object) -> PixelEvent | None:
     row = (
         ConversionEvent.objects.using(_outbox_database(obj))
         .filter(pixel_id=pixel_id, event_type=conversion.event_type, event_id=event_id)
-        .only("event_id", "event_time", "payload")
+        .select_related("stored_payload")
+        .only("event_id", "event_time", "stored_payload")
         .first()
     )
     if row is None:

@@ -35,7 +35,12 @@ from django_openai_capi.api.values import one_of
 from django_openai_capi.conf import conf
 from django_openai_capi.dispatch import wake_up
 from django_openai_capi.exceptions import ConversionError
-from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent, ErrorKind
+from django_openai_capi.models import (
+    ACCEPTANCE_WINDOW,
+    ConversionEvent,
+    ErrorKind,
+    EventPayload,
+)
 from django_openai_capi.redaction import (
     REDACTED,
     describe_exception,
@@ -458,8 +463,29 @@ def insert_event(event: ConversionEvent, *, using: str) -> bool:
 
     An existing row that failed before it had a payload (a hook raised, the data was
     invalid) is replaced by a pending *event*: the failure held the event's identity,
-    and keeping it would keep the corrected conversion out for good.
+    and keeping it would keep the corrected conversion out for good. An event built
+    already (track()'s) is written with its payload row, in one transaction.
     """
+    if not event.is_built:
+        return _insert_event(event, using=using)
+    payload = event.payload
+    assert payload is not None  # built by track(), which gave it its payload
+    with transaction.atomic(using=using, savepoint=False):
+        written = _insert_event(event, using=using)
+        if written:
+            identity = ConversionEvent.objects.using(using).filter(
+                pixel_id=event.pixel_id,
+                event_type=event.event_type,
+                event_id=event.event_id,
+            )
+            EventPayload.objects.using(using).create(
+                event_id=identity.values_list("pk", flat=True).get(),
+                json=payload,
+            )
+    return written
+
+
+def _insert_event(event: ConversionEvent, *, using: str) -> bool:
     opts = ConversionEvent._meta
     fields = [field for field in opts.concrete_fields if field is not opts.pk]
     query = InsertQuery(ConversionEvent, on_conflict=OnConflict.IGNORE)
@@ -479,10 +505,10 @@ def insert_event(event: ConversionEvent, *, using: str) -> bool:
             event_type=event.event_type,
             event_id=event.event_id,
             status=_Status.FAILED,
-            payload__isnull=True,
+            built_at__isnull=True,
         )
         .update(
-            payload=event.payload,
+            built_at=event.built_at,
             context=event.context,
             event_time=event.event_time,
             expires_at=event.expires_at,

@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_openai_capi.delivery import send_pending
@@ -16,6 +18,7 @@ from django_openai_capi.models import (
     ConversionEvent,
     DeliveryBatch,
     ErrorKind,
+    EventPayload,
     PixelPause,
 )
 from django_openai_capi.testing import FakeConversionsAPI
@@ -195,11 +198,24 @@ def test_an_event_expired_unsent_lists_no_request_of_its_claim(
     assert "req_of_the_others" not in html
 
 
+def test_an_events_page_reads_its_payload_with_the_event(
+    admin_client: Any, make_events: MakeEvents
+) -> None:
+    (event,) = make_events(1)
+
+    with CaptureQueriesContext(connection) as captured:
+        event_page(admin_client, event)
+
+    reads = [q["sql"] for q in captured if "eventpayload" in q["sql"]]
+    assert len(reads) == 1
+    assert reads[0].startswith('SELECT "django_openai_capi_conversionevent"."id"')
+
+
 def test_a_payload_that_is_not_json_is_shown_as_stored(
     admin_client: Any, make_events: MakeEvents
 ) -> None:
     (event,) = make_events(1)
-    ConversionEvent.objects.filter(pk=event.pk).update(payload='{"id": <b>broken')
+    EventPayload.objects.filter(pk=event.pk).update(json='{"id": <b>broken')
 
     html = event_page(admin_client, event)
 

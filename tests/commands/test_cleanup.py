@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_openai_capi.maintenance.cleanup import cleanup
-from django_openai_capi.models import ConversionEvent, DeliveryBatch
+from django_openai_capi.models import ConversionEvent, DeliveryBatch, EventPayload
 from tests.commands.conftest import Run
 
 pytestmark = pytest.mark.django_db
@@ -21,9 +21,11 @@ Status = ConversionEvent.Status
 _ids = iter(range(1_000_000))
 
 
-def event(status: str, *, days_old: float) -> ConversionEvent:
+def event(
+    status: str, *, days_old: float, payload: str | None = None
+) -> ConversionEvent:
     created = timezone.now() - timedelta(days=days_old)
-    return ConversionEvent.objects.create(
+    row = ConversionEvent(
         pixel_id="test-pixel",
         event_type="order_created",
         event_id=f"testapp.order:{next(_ids)}",
@@ -32,6 +34,10 @@ def event(status: str, *, days_old: float) -> ConversionEvent:
         status=status,
         created_at=created,
     )
+    if payload is not None:
+        row.payload = payload
+    row.save()
+    return row
 
 
 def request(*, days_old: float) -> DeliveryBatch:
@@ -107,7 +113,7 @@ def test_rows_are_deleted_in_batches_each_in_its_own_short_transaction(
     deletes = [
         query["sql"]
         for query in captured.captured_queries
-        if query["sql"].startswith("DELETE") and "conversionevent" in query["sql"]
+        if query["sql"].startswith('DELETE FROM "django_openai_capi_conversionevent"')
     ]
     assert len(deletes) == 3  # 2 + 2 + 1
     # A savepoint (the test's own transaction stands in for the outer one) per batch.
@@ -118,6 +124,31 @@ def test_rows_are_deleted_in_batches_each_in_its_own_short_transaction(
     ]
     assert len(savepoints) == 4 + 1  # events: 2, 2, 1, none left; batches: none
     assert list(ConversionEvent.objects.all()) == [pending]
+
+
+def test_payloads_go_with_their_events_in_one_statement_per_batch(run: Run) -> None:
+    old = [event(Status.SENT, days_old=40, payload=f'{{"n":{n}}}') for n in range(5)]
+    kept = event(Status.FAILED, days_old=40, payload='{"kept":1}')
+    recent = event(Status.SENT, days_old=1, payload='{"recent":1}')
+
+    with CaptureQueriesContext(connection) as captured:
+        run("openai_capi_cleanup", "--days=30", "--batch-size=3")
+
+    assert set(EventPayload.objects.values_list("json", flat=True)) == {
+        '{"kept":1}',
+        '{"recent":1}',
+    }
+    assert ConversionEvent.objects.get(pk=kept.pk).payload == '{"kept":1}'
+    assert ConversionEvent.objects.get(pk=recent.pk).payload == '{"recent":1}'
+    payload_deletes = [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"].startswith('DELETE FROM "django_openai_capi_eventpayload"')
+    ]
+    # Two batches (3 and 2 events; the failed one in between is kept), no per-row
+    # reads or deletes: a range and the events left behind, not a list of ids.
+    assert len(payload_deletes) == 2
+    assert not [sql for sql in payload_deletes if str(old[0].pk) + ", " in sql]
 
 
 def test_a_dry_run_counts_and_deletes_nothing(run: Run) -> None:

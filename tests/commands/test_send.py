@@ -52,6 +52,7 @@ from django_openai_capi.models import (
 )
 from django_openai_capi.testing import FakeConversionsAPI
 from tests.commands.conftest import Run
+from tests.outbox import unbuild, with_payload
 from tests.processes import ROOT, start_worker
 
 pytestmark = pytest.mark.django_db
@@ -76,11 +77,16 @@ def record(
     """*count* built, due, pending events with ids ``{prefix}-0`` ..."""
     when = event_time or timezone.now() - timedelta(minutes=1)
     return ConversionEvent.objects.bulk_create(
-        ConversionEvent(
-            pixel_id=pixel_id,
-            event_type="lead_created",
-            event_id=f"{prefix}-{i}",
-            payload=encode_event(
+        with_payload(
+            ConversionEvent(
+                pixel_id=pixel_id,
+                event_type="lead_created",
+                event_id=f"{prefix}-{i}",
+                event_time=when,
+                expires_at=when + ACCEPTANCE_WINDOW,
+                **fields,
+            ),
+            encode_event(
                 build_event(
                     "lead_created",
                     event_id=f"{prefix}-{i}",
@@ -88,9 +94,6 @@ def record(
                     user={"external_id": f"{prefix}-{i}"},
                 )
             ),
-            event_time=when,
-            expires_at=when + ACCEPTANCE_WINDOW,
-            **fields,
         )
         for i in range(count)
     )
@@ -664,9 +667,7 @@ def test_validate_only_mentions_pending_events_not_built_yet(
     record(1)
     [unbuilt] = record(1, prefix="unbuilt")
     [elsewhere] = record(1, pixel_id="other", prefix="elsewhere")
-    ConversionEvent.objects.filter(pk__in=[unbuilt.pk, elsewhere.pk]).update(
-        payload=None
-    )
+    unbuild(unbuilt, elsewhere)
 
     everything = run("openai_capi_send", "--validate-only")
     chosen = run("openai_capi_send", "--validate-only", "--pixel", "test-pixel")
@@ -924,7 +925,7 @@ def test_validate_pending_reads_only_due_built_pending_events_without_claiming(
     record(1, prefix="sent", status=Status.SENT)
     record(1, prefix="sending", status=Status.SENDING)
     [unbuilt] = record(1, prefix="unbuilt")
-    ConversionEvent.objects.filter(pk=unbuilt.pk).update(payload=None)
+    unbuild(unbuilt)
     before = list(ConversionEvent.objects.values().order_by("pk"))
 
     verdicts = validate_pending()

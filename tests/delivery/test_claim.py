@@ -33,6 +33,7 @@ from django_openai_capi.models import (
     ConversionEvent,
     DeliveryBatch,
     ErrorKind,
+    EventPayload,
     PixelPause,
 )
 from tests.outbox import ENDPOINT, MakeEvents, error_envelope
@@ -56,7 +57,7 @@ def claim_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     """Both claim paths: UPDATE ... RETURNING, and select-then-compare-and-set."""
     if request.param == "in steps":
         monkeypatch.setattr(
-            claim_module, "_can_claim_in_one_statement", lambda connection: False
+            claim_module, "updates_return_rows", lambda connection: False
         )
     return str(request.param)
 
@@ -316,20 +317,17 @@ def test_two_workers_pausing_a_pixel_at_once_both_count(
     assert PixelPause.objects.get().failures == 2
 
 
-@pytest.mark.parametrize(
-    ("has_lock", "skip"), [(True, True), (True, False), (False, False)]
-)
-def test_claims_lock_rows_where_the_database_can(
-    db: None, has_lock: bool, skip: bool
+def test_an_event_whose_payload_row_was_deleted_by_hand_is_not_carried(
+    make_events: MakeEvents, claim_path: str
 ) -> None:
-    features = SimpleNamespace(
-        has_select_for_update=has_lock, has_select_for_update_skip_locked=skip
-    )
-    connection: Any = SimpleNamespace(features=features)
-    query = claim_module.locked(ConversionEvent.objects.all(), connection)
+    kept, lost = make_events(2)
+    EventPayload.objects.filter(pk=lost.pk).delete()
 
-    assert query.query.select_for_update is has_lock
-    assert query.query.select_for_update_skip_locked is skip
+    claim = claim_batch("test-pixel", size=2)
+
+    assert claim is not None
+    assert [event.pk for event in claim.events] == [kept.pk]
+    assert claim.events[0].payload == kept.payload
 
 
 def test_a_refusal_is_not_written_over_a_newer_claim(
@@ -358,6 +356,27 @@ def test_a_refusal_is_not_written_over_a_newer_claim(
 def test_the_claim_runs_its_subquery_once(vendor: str, sql: str) -> None:
     connection: Any = SimpleNamespace(vendor=vendor)
     assert claim_module._in_subquery(connection, "SELECT 1") == sql
+
+
+def test_on_postgresql_the_claim_reads_the_payloads_in_its_own_statement(
+    make_events: MakeEvents,
+) -> None:
+    # Run here (SQLite, too) with a SELECT standing in for the UPDATE ... RETURNING,
+    # which only PostgreSQL takes in a WITH: the same columns, in the same order.
+    kept, lost = make_events(2)
+    EventPayload.objects.filter(pk=lost.pk).delete()
+    claimed = (
+        "SELECT id, event_type, event_id, attempts, 0 AS stale, source_label "
+        + "FROM django_openai_capi_conversionevent"
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute(claim_module.with_payloads(claimed, connection))
+        rows = cursor.fetchall()
+
+    assert rows == [
+        (kept.pk, "lead_created", "lead-0", kept.payload, 0, 0, "test:lead-0")
+    ]
 
 
 def test_a_pause_says_until_when(db: None) -> None:

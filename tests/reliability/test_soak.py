@@ -55,6 +55,7 @@ from django_openai_capi.models import (
     ErrorKind,
 )
 from django_openai_capi.testing import EventKey, FakeConversionsAPI, RecordedRequest
+from tests.outbox import with_payload
 from tests.processes import ROOT, worker_env
 from tests.testapp.models import Signup
 
@@ -134,31 +135,28 @@ def store_backlog(count: int) -> Plan:
             if event_id in plan.stale
             else now - timedelta(minutes=1)
         )
-        rows.append(
-            ConversionEvent(
-                pixel_id=PIXELS[i % 2],
-                event_type="lead_created",
-                event_id=event_id,
-                payload=encode_event(
-                    build_event(
-                        "lead_created",
-                        event_id=event_id,
-                        event_time=when,
-                        user={"external_id": event_id, "email": f"{i}@example.com"},
-                        now=int(when.timestamp() * 1000),
-                    )
-                ),
-                event_time=when,
-                expires_at=when + ACCEPTANCE_WINDOW,
-                source_label=f"soak:{event_id}",
-            )
+        event = ConversionEvent(
+            pixel_id=PIXELS[i % 2],
+            event_type="lead_created",
+            event_id=event_id,
+            event_time=when,
+            expires_at=when + ACCEPTANCE_WINDOW,
+            source_label=f"soak:{event_id}",
         )
+        payload = build_event(
+            "lead_created",
+            event_id=event_id,
+            event_time=when,
+            user={"external_id": event_id, "email": f"{i}@example.com"},
+            now=int(when.timestamp() * 1000),
+        )
+        rows.append(with_payload(event, encode_event(payload)))
     ConversionEvent.objects.bulk_create(rows, batch_size=2000)
     for i in range(count // 100):
         with transaction.atomic():
             signup = Signup.objects.create(email=f"signup-{i}@example.com")
         plan.good.add(f"testapp.signup:{signup.pk}")
-    assert ConversionEvent.objects.filter(payload__isnull=True).count() == count // 100
+    assert ConversionEvent.objects.unbuilt().count() == count // 100
     return plan
 
 

@@ -42,6 +42,7 @@ from django_openai_capi.delivery import send_pending
 from django_openai_capi.exceptions import EventValidationError
 from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent
 from django_openai_capi.testing import FakeConversionsAPI
+from tests.outbox import with_payload
 
 NOW = 1_790_000_000_000
 DAY = 24 * 60 * 60 * 1000
@@ -463,15 +464,15 @@ def stored(index: int, event: dict[str, Any], expires: datetime) -> ConversionEv
     event_id = event.get("id")
     if isinstance(event_id, str) and event_id.strip():
         event["id"] = event_id = f"{index}-{event_id}"
-    return ConversionEvent(
+    row = ConversionEvent(
         pixel_id=PIXEL,
         event_type=str(event.get("type"))[:32],
         event_id=f"row-{index}" if not isinstance(event_id, str) else event_id[:200],
-        payload=encode_event(event),
         event_time=expires - ACCEPTANCE_WINDOW,
         expires_at=expires,
         source_label=f"agreement:{index}",
     )
+    return with_payload(row, encode_event(event))
 
 
 @BATCHES

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_openai_capi import ModelConversion, build_pending
 from django_openai_capi.api import hash_identifier, validate_event
 from django_openai_capi.exceptions import ConversionError, EventValidationError
-from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.models import ConversionEvent, ErrorKind, EventPayload
 from django_openai_capi.tracking.registry import registry
 from tests.conftest import Swap
 from tests.testapp.conversions import OrderConversion
@@ -300,7 +300,7 @@ def test_an_event_past_its_window_expires_instead_of_building() -> None:
 def test_limit_bounds_one_pass_and_the_oldest_go_first() -> None:
     orders = [place_order(f"A-{n}", lines=1) for n in range(5)]
     assert build_pending(limit=3).built == 3
-    built = ConversionEvent.objects.filter(payload__isnull=False)
+    built = ConversionEvent.objects.built()
     assert sorted(e.source_label for e in built) == sorted(
         f"testapp.Order:{o.pk}" for o in orders[:3]
     )
@@ -311,7 +311,9 @@ def test_a_row_claimed_or_built_meanwhile_is_not_overwritten() -> None:
     place_order()
     # A concurrent builder got there first: this pass must leave its payload alone.
     rows = list(ConversionEvent.objects.all())
-    ConversionEvent.objects.update(payload='{"built":"elsewhere"}')
+    event = ConversionEvent.objects.get()
+    event.payload = '{"built":"elsewhere"}'
+    event.save()
     from django_openai_capi.tracking.building import BuildReport, _build_rows
 
     report = BuildReport()
@@ -340,10 +342,12 @@ def test_queries_do_not_grow_with_the_number_of_events(swap_conversion: Swap) ->
             place_order(f"{count}-{n}")
         with CaptureQueriesContext(connection) as captured:
             assert build_pending().built == count
-        return len(captured)
+        # BEGIN and COMMIT, which only SQLite's backend logs, are not counted.
+        return sum(q["sql"] not in ("BEGIN", "COMMIT") for q in captured)
 
-    # Read the rows, load the objects, prefetch their lines, store payloads, look again.
-    assert queries_to_build(3) == queries_to_build(60) == 5
+    # Read the rows, load the objects, prefetch their lines, mark them built, store
+    # their payloads, look again.
+    assert queries_to_build(3) == queries_to_build(60) == 6
 
 
 @pytest.mark.usefixtures("record_failures")
@@ -479,7 +483,58 @@ def test_chunks_fit_a_database_with_few_query_parameters(
     with CaptureQueriesContext(connection) as captured:
         assert build_pending().built == 30
     updates = [q for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
-    assert len(updates) == 6  # (20 - 1 shared - 3) // 3 = 5 rows per UPDATE
+    inserts = [q for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    # (20 - 10) // 2 = 5 events per chunk: one UPDATE marks them, one INSERT stores
+    # their payloads (two parameters each).
+    assert len(updates) == len(inserts) == 6
+
+
+@pytest.mark.postgres
+def test_payloads_are_inserted_a_parameter_each_not_as_one_escaped_array() -> None:
+    for n in range(3):
+        place_order(f"A-{n}")
+
+    with CaptureQueriesContext(connection) as captured:
+        assert build_pending().built == 3
+
+    [insert] = [q["sql"] for q in captured if q["sql"].startswith("INSERT")]
+    assert "UNNEST" not in insert
+    assert insert.count('{"action_source"') == 3
+
+
+def test_without_update_returning_the_rows_are_locked_then_marked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django_openai_capi.tracking import building
+
+    monkeypatch.setattr(building, "updates_return_rows", lambda connection: False)
+    place_order("A-1")
+    place_order("A-2")
+    cancelled = ConversionEvent.objects.order_by("pk").last()
+    assert cancelled is not None
+    rows = list(ConversionEvent.objects.all())
+    # Cancelled in the admin after this pass read it: it stays cancelled and unbuilt.
+    ConversionEvent.objects.filter(pk=cancelled.pk).update(status=Status.CANCELLED)
+    report = building.BuildReport()
+
+    building._build_rows(rows, "default", report)
+
+    assert report.built == 1
+    built, left = ConversionEvent.objects.order_by("pk")
+    assert built.is_built and payload(built)["id"] == built.event_id
+    assert (left.status, left.is_built, left.payload) == (Status.CANCELLED, False, None)
+
+
+def test_a_payload_left_from_an_earlier_build_is_replaced() -> None:
+    place_order()
+    build_pending()
+    # The marker cleared by hand, to have the event built again: its old payload stays.
+    ConversionEvent.objects.update(built_at=None)
+    EventPayload.objects.update(json='{"stale":true}')
+
+    assert build_pending().built == 1
+
+    assert payload(ConversionEvent.objects.get())["type"] == "order_created"
 
 
 @pytest.mark.usefixtures("record_failures")

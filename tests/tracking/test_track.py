@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.test import RequestFactory
 from django.utils import timezone
 
 from django_openai_capi import track
 from django_openai_capi.api import hash_identifier, validate_event
 from django_openai_capi.exceptions import ConversionError, EventValidationError
-from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi.models import ConversionEvent, ErrorKind, EventPayload
 from django_openai_capi.tracking.track import INVALID_ID_PREFIX
 
 pytestmark = pytest.mark.django_db
@@ -271,6 +272,29 @@ def test_a_scoped_ipv6_address_is_left_out() -> None:
     track("lead_created", event_id="l-1", request=request)
     assert ConversionEvent.objects.get().status == Status.PENDING
     assert "user" not in stored()
+
+
+@pytest.mark.django_db(transaction=True)  # outside any transaction, as in a view
+def test_the_event_and_its_payload_are_written_together_or_not_at_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create = QuerySet.create
+
+    def refuse_payloads(self: QuerySet[Any], **fields: Any) -> Any:
+        if self.model is EventPayload:
+            raise IntegrityError("refused")
+        return create(self, **fields)
+
+    track("lead_created", event_id="lead-1")
+    assert EventPayload.objects.get().json == ConversionEvent.objects.get().payload
+    monkeypatch.setattr(QuerySet, "create", refuse_payloads)
+
+    with pytest.raises(IntegrityError):
+        track("lead_created", event_id="lead-2")
+
+    assert list(ConversionEvent.objects.values_list("event_id", flat=True)) == [
+        "lead-1"
+    ]
 
 
 @pytest.mark.usefixtures("record_failures")
