@@ -957,7 +957,7 @@ def test_validate_due_sums_up_what_it_checked_and_stops_when_asked(
     record(4, pixel_id="a", prefix="a")
     record(2, pixel_id="b", prefix="b")
     [unbuilt] = record(1, pixel_id="a", prefix="unbuilt")
-    ConversionEvent.objects.filter(pk=unbuilt.pk).update(payload=None)
+    unbuild(unbuilt)
     heard: list[tuple[str, int]] = []
 
     report = validate_due(
