@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Final
 
 from django_openai_capi.api import spec
 from django_openai_capi.api.issues import IssueCollector, join
 from django_openai_capi.api.money import is_currency
 from django_openai_capi.api.values import (
+    MAPPING,
     describe,
     encodable,
     given,
@@ -22,7 +24,7 @@ from django_openai_capi.api.values import (
 def check_data(
     data: object, event_type: object, path: str, issues: IssueCollector
 ) -> None:
-    if not isinstance(data, Mapping):
+    if not isinstance(data, MAPPING):
         issues.add(path, "invalid_type", f"must be an object, got {describe(data)}")
         return
     data_type = data.get("type")
@@ -58,18 +60,26 @@ def check_data(
     for key, value in data.items():
         if key == "type":
             continue
-        key_path = join(path, key)
         if not isinstance(key, str):
             issues.add(
-                key_path,
+                join(path, key),
                 "invalid_type",
                 f"field names must be strings, got {describe(key)}",
             )
-        elif shape == "custom" and key not in allowed:
-            _check_custom_field(value, key_path, issues, depth=1)
-        elif shape is not None and key not in allowed:
+        elif key in allowed:
+            continue
+        elif shape == "custom":
+            if encodable(key):
+                _check_custom_field(value, join(path, key), issues, depth=1)
+            else:  # as a key inside a custom field is
+                issues.add(
+                    join(path, key),
+                    "invalid_type",
+                    "field names must be valid Unicode text",
+                )
+        elif shape is not None:
             issues.add(
-                key_path,
+                join(path, key),
                 "field_not_allowed",
                 _not_allowed_message(str(key), str(shape)),
             )
@@ -106,7 +116,6 @@ def _check_money(
     *,
     inherited_currency: object,
 ) -> None:
-    amount_path, currency_path = join(path, "amount"), join(path, "currency")
     if "amount" in container:
         amount = container["amount"]
         if isinstance(amount, bool) or not isinstance(amount, int):
@@ -116,23 +125,25 @@ def _check_money(
                 else " (to_minor_units() converts a Decimal)"
             )
             issues.add(
-                amount_path,
+                join(path, "amount"),
                 "invalid_amount",
                 f"must be an integer in the currency's minor unit, got {given(amount)}{hint}",
             )
         elif not 0 <= amount <= spec.MAX_INTEGER:
             issues.add(
-                amount_path,
+                join(path, "amount"),
                 "invalid_amount",
                 f"must be from 0 to 2**63-1, got {given(amount)}",
             )
         if "currency" not in container and not is_currency(inherited_currency):
             issues.add(
-                currency_path, "missing_currency", "is required when amount is present"
+                join(path, "currency"),
+                "missing_currency",
+                "is required when amount is present",
             )
     if "currency" in container and not is_currency(container["currency"]):
         issues.add(
-            currency_path,
+            join(path, "currency"),
             "invalid_currency",
             f"must be an ISO 4217 currency code such as 'USD', got {given(container['currency'])}",
         )
@@ -150,7 +161,7 @@ def _check_contents(
         return
     for index, item in enumerate(contents):
         item_path = f"{path}[{index}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(item, MAPPING):
             issues.add(
                 item_path,
                 "invalid_type",
@@ -158,49 +169,90 @@ def _check_contents(
             )
             continue
         for key, value in item.items():
-            key_path = join(item_path, key)
-            if not one_of(key, spec.CONTENT_FIELDS):
+            rule = _CONTENT_RULES.get(key) if isinstance(key, str) else None
+            if rule is None:
                 issues.add(
-                    key_path,
+                    join(item_path, key),
                     "unknown_field",
                     f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
                 )
-            elif one_of(key, spec.CONTENT_STRING_FIELDS):
-                if not is_text(value):
-                    issues.add(
-                        key_path,
-                        "invalid_type",
-                        f"must be a non-empty string, got {describe(value)}",
-                    )
-                elif looks_like_email(value):
-                    issues.add(
-                        key_path,
-                        "raw_identifier",
-                        "contains what looks like an email address",
-                    )
-            elif key == "quantity" and not (
-                is_int(value) and 1 <= value <= spec.MAX_INTEGER
-            ):
-                issues.add(
-                    key_path,
-                    "invalid_quantity",
-                    f"must be a positive integer, got {given(value)}",
-                )
-            elif key == "variant_dict":
-                _check_variant_dict(value, key_path, issues)
+            else:
+                rule(value, item_path, key, issues)
         _check_money(item, item_path, issues, inherited_currency=currency)
 
 
-def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> None:
-    if not isinstance(value, Mapping) or not all(
+# The rule of each content item field, given its value, the item's path and the key;
+# the path of the field is made only for a problem.
+ContentRule = Callable[[object, str, str, IssueCollector], None]
+
+
+def _check_content_text(
+    value: object, item_path: str, key: str, issues: IssueCollector
+) -> None:
+    if not is_text(value):
+        issues.add(
+            join(item_path, key),
+            "invalid_type",
+            f"must be a non-empty string, got {describe(value)}",
+        )
+    elif looks_like_email(value):
+        issues.add(
+            join(item_path, key),
+            "raw_identifier",
+            "contains what looks like an email address",
+        )
+
+
+def _check_quantity(
+    value: object, item_path: str, key: str, issues: IssueCollector
+) -> None:
+    if not (is_int(value) and 1 <= value <= spec.MAX_INTEGER):
+        issues.add(
+            join(item_path, key),
+            "invalid_quantity",
+            f"must be a positive integer, got {given(value)}",
+        )
+
+
+def _check_variant_dict(
+    value: object, item_path: str, key: str, issues: IssueCollector
+) -> None:
+    if not isinstance(value, dict) and isinstance(value, Mapping):
+        issues.add(join(item_path, key), *_not_json(value))
+    elif not isinstance(value, dict) or not all(
         isinstance(k, str) and encodable(k) and isinstance(v, str) and encodable(v)
         for k, v in value.items()
     ):
         issues.add(
-            path,
+            join(item_path, key),
             "invalid_variant_dict",
             f"must map strings to strings, got {describe(value)}",
         )
+
+
+def _checked_with_the_item(
+    value: object, item_path: str, key: str, issues: IssueCollector
+) -> None:
+    """``amount`` and ``currency``: checked together, by ``_check_money``."""
+
+
+_CONTENT_RULES: Final[dict[str, ContentRule]] = {
+    **dict.fromkeys(spec.CONTENT_STRING_FIELDS, _check_content_text),
+    "quantity": _check_quantity,
+    "variant_dict": _check_variant_dict,
+    "amount": _checked_with_the_item,
+    "currency": _checked_with_the_item,
+}
+assert _CONTENT_RULES.keys() == spec.CONTENT_FIELDS
+
+
+def _not_json(mapping: Mapping[object, object]) -> tuple[str, str]:
+    # json encodes dicts only: a mapping of another type (a MappingProxyType) would
+    # pass every other rule and then break the encoding of the whole event.
+    return (
+        "not_json",
+        f"cannot be encoded as JSON: a {type(mapping).__name__}, not a dict",
+    )
 
 
 def _check_custom_field(
@@ -225,7 +277,9 @@ def _check_custom_field(
                 "raw_identifier",
                 "contains what looks like an email address; hash it or leave it out",
             )
-    elif not isinstance(value, list | Mapping):
+    elif not isinstance(value, dict) and isinstance(value, Mapping):
+        issues.add(path, *_not_json(value))
+    elif not isinstance(value, list | dict):
         issues.add(
             path,
             "invalid_type",
