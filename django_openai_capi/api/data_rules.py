@@ -84,7 +84,7 @@ def check_data(
                 _not_allowed_message(str(key), str(shape)),
             )
 
-    _check_money(data, path, issues, inherited_currency=None)
+    _check_money(data, path, issues, currency_inherited=False)
     if (
         "plan_id" in data
         and shape in ("plan_enrollment", "custom")
@@ -114,7 +114,7 @@ def _check_money(
     path: str,
     issues: IssueCollector,
     *,
-    inherited_currency: object,
+    currency_inherited: bool,
 ) -> None:
     if "amount" in container:
         amount = container["amount"]
@@ -135,7 +135,7 @@ def _check_money(
                 "invalid_amount",
                 f"must be from 0 to 2**63-1, got {given(amount)}",
             )
-        if "currency" not in container and not is_currency(inherited_currency):
+        if "currency" not in container and not currency_inherited:
             issues.add(
                 join(path, "currency"),
                 "missing_currency",
@@ -159,6 +159,7 @@ def _check_contents(
             f"must be a list of content items, got {describe(contents)}",
         )
         return
+    currency_inherited = is_currency(currency)
     for index, item in enumerate(contents):
         item_path = f"{path}[{index}]"
         if not isinstance(item, MAPPING):
@@ -169,81 +170,90 @@ def _check_contents(
             )
             continue
         for key, value in item.items():
-            rule = _CONTENT_RULES.get(key) if isinstance(key, str) else None
-            if rule is None:
+            fits = _CONTENT_FITS.get(key) if isinstance(key, str) else None
+            if fits is None:
                 issues.add(
                     join(item_path, key),
                     "unknown_field",
                     f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
                 )
-            else:
-                rule(value, item_path, key, issues)
-        _check_money(item, item_path, issues, inherited_currency=currency)
+            elif not fits(value):
+                _CONTENT_RULES[key](value, join(item_path, key), issues)
+        _check_money(item, item_path, issues, currency_inherited=currency_inherited)
 
 
-# The rule of each content item field, given its value, the item's path and the key;
-# the path of the field is made only for a problem.
-ContentRule = Callable[[object, str, str, IssueCollector], None]
+# Each content field has a quick test of the value nearly every item has, and a rule
+# that looks closer at a value the test did not pass, to say exactly what is wrong
+# (or find that nothing is: the test may fail a value that is valid, never pass one
+# that is not).
 
 
-def _check_content_text(
-    value: object, item_path: str, key: str, issues: IssueCollector
-) -> None:
+def _plain_text(value: object) -> bool:
+    # ASCII without an "@": what is_text passes and looks_like_email finds nothing in.
+    return (
+        isinstance(value, str)
+        and "@" not in value
+        and value.isascii()
+        and bool(value.strip())
+    )
+
+
+def _positive_int(value: object) -> bool:
+    return is_int(value) and 1 <= value <= spec.MAX_INTEGER
+
+
+def _look_closer(value: object) -> bool:
+    return False
+
+
+def _fits_with_the_item(value: object) -> bool:
+    # amount and currency: checked together, by _check_money.
+    return True
+
+
+def _check_content_text(value: object, path: str, issues: IssueCollector) -> None:
     if not is_text(value):
         issues.add(
-            join(item_path, key),
-            "invalid_type",
-            f"must be a non-empty string, got {describe(value)}",
+            path, "invalid_type", f"must be a non-empty string, got {describe(value)}"
         )
     elif looks_like_email(value):
-        issues.add(
-            join(item_path, key),
-            "raw_identifier",
-            "contains what looks like an email address",
-        )
+        issues.add(path, "raw_identifier", "contains what looks like an email address")
 
 
-def _check_quantity(
-    value: object, item_path: str, key: str, issues: IssueCollector
-) -> None:
-    if not (is_int(value) and 1 <= value <= spec.MAX_INTEGER):
-        issues.add(
-            join(item_path, key),
-            "invalid_quantity",
-            f"must be a positive integer, got {given(value)}",
-        )
+def _check_quantity(value: object, path: str, issues: IssueCollector) -> None:
+    # Its quick test is the whole rule: a value that failed it is refused.
+    issues.add(
+        path, "invalid_quantity", f"must be a positive integer, got {given(value)}"
+    )
 
 
-def _check_variant_dict(
-    value: object, item_path: str, key: str, issues: IssueCollector
-) -> None:
+def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> None:
     if not isinstance(value, dict) and isinstance(value, Mapping):
-        issues.add(join(item_path, key), *_not_json(value))
+        issues.add(path, *_not_json(value))
     elif not isinstance(value, dict) or not all(
         isinstance(k, str) and encodable(k) and isinstance(v, str) and encodable(v)
         for k, v in value.items()
     ):
         issues.add(
-            join(item_path, key),
+            path,
             "invalid_variant_dict",
             f"must map strings to strings, got {describe(value)}",
         )
 
 
-def _checked_with_the_item(
-    value: object, item_path: str, key: str, issues: IssueCollector
-) -> None:
-    """``amount`` and ``currency``: checked together, by ``_check_money``."""
-
-
-_CONTENT_RULES: Final[dict[str, ContentRule]] = {
+_CONTENT_FITS: Final[dict[str, Callable[[object], bool]]] = {
+    **dict.fromkeys(spec.CONTENT_STRING_FIELDS, _plain_text),
+    "quantity": _positive_int,
+    "variant_dict": _look_closer,
+    "amount": _fits_with_the_item,
+    "currency": _fits_with_the_item,
+}
+_CONTENT_RULES: Final[dict[str, Callable[[object, str, IssueCollector], None]]] = {
     **dict.fromkeys(spec.CONTENT_STRING_FIELDS, _check_content_text),
     "quantity": _check_quantity,
     "variant_dict": _check_variant_dict,
-    "amount": _checked_with_the_item,
-    "currency": _checked_with_the_item,
 }
-assert _CONTENT_RULES.keys() == spec.CONTENT_FIELDS
+assert _CONTENT_FITS.keys() == spec.CONTENT_FIELDS
 
 
 def _not_json(mapping: Mapping[object, object]) -> tuple[str, str]:

@@ -38,7 +38,6 @@ IDENTITY_KEYS: Final = (
     "android_advertising_id",
 )
 
-_KEYS: Final = frozenset(IDENTITY_KEYS)
 _SHA256_HEX_ANY_CASE: Final = re.compile(r"[0-9a-fA-F]{64}")
 # Character classes as regexes, so that the scan of a value runs in C, not per
 # character in Python: \s is exactly str.isspace(), \w exactly str.isalnum() and "_"
@@ -280,42 +279,9 @@ def _is_absent(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _values(
-    raw: object, path: str, key: str, issues: IssueCollector
-) -> list[tuple[str, int]]:
-    """The present string values of ``raw`` (a string or a list of them), each with its
-    index in the list (-1 for a lone string): its path is made only if it is refused."""
-    if _is_absent(raw):
-        return []
-    if isinstance(raw, str):
-        return [(raw, -1)]
-    if not isinstance(raw, list | tuple):
-        issues.add(
-            join(path, key),
-            "invalid_type",
-            f"must be a string or a list of strings, got {describe(raw)}",
-        )
-        return []
-    found = []
-    for index, item in enumerate(raw):
-        if _is_absent(item):
-            continue
-        if not isinstance(item, str):
-            issues.add(
-                f"{join(path, key)}[{index}]",
-                "invalid_type",
-                f"must be a string, got {describe(item)}",
-            )
-            continue
-        found.append((item, index))
-    return found
-
-
 def _unique_first(values: list[str]) -> list[str]:
     # Unique as the API sees them: it lowercases cities and regions before it takes the
     # first three, so "Paris" and "PARIS" would use up two places for one value.
-    if len(values) == 1:
-        return values
     first: dict[str, str] = {}
     for value in values:
         first.setdefault(value.lower(), value)
@@ -343,51 +309,70 @@ def collect_user(
         return {}
     user: dict[str, object] = {}
     for key, raw in identity.items():
-        if not isinstance(key, str) or key not in _KEYS:
+        rule = _COLLECTED.get(key) if isinstance(key, str) else None
+        if rule is None:
             issues.add(
                 join(path, key), "unknown_identity_key", _unknown_key_message(key)
             )
             continue
-        if key in spec.SCALAR_USER_FIELDS:
-            _collect_scalar(user, key, raw, path, issues)
+        field, normalized_form, many = rule
+        if isinstance(raw, str):  # the usual: one value, as a string
+            if raw.strip():
+                try:
+                    normalized = normalized_form(raw)
+                except Rejected as rejected:
+                    _refuse(rejected, raw, join(path, key), issues)
+                else:
+                    user[field] = [normalized] if many else normalized
+        elif raw is None:
             continue
-        field, normalized_form = _LIST_FIELDS[key]
-        normalized = []
-        for value, index in _values(raw, path, key, issues):
-            try:
-                normalized.append(normalized_form(value))
-            except Rejected as rejected:
-                key_path = join(path, key)
-                issues.add(
-                    key_path if index < 0 else f"{key_path}[{index}]",
-                    rejected.code,
-                    f"{rejected.message} (got {describe(value)})",
-                )
-        if normalized:
-            user[field] = _unique_first(normalized)
+        elif many:
+            _collect_list(user, field, normalized_form, raw, join(path, key), issues)
+        else:
+            issues.add(
+                join(path, key),
+                "invalid_type",
+                f"must be a single string, got {describe(raw)}",
+            )
     return user
 
 
-def _collect_scalar(
-    user: dict[str, object], key: str, raw: object, path: str, issues: IssueCollector
+def _collect_list(
+    user: dict[str, object],
+    field: str,
+    normalized_form: Callable[[str], str],
+    raw: object,
+    path: str,
+    issues: IssueCollector,
 ) -> None:
-    if _is_absent(raw):
-        return
-    if not isinstance(raw, str):
+    if not isinstance(raw, list | tuple):
         issues.add(
-            join(path, key),
+            path,
             "invalid_type",
-            f"must be a single string, got {describe(raw)}",
+            f"must be a string or a list of strings, got {describe(raw)}",
         )
         return
-    try:
-        user[key] = normalize_raw(key, raw)
-    except Rejected as rejected:
-        issues.add(
-            join(path, key),
-            rejected.code,
-            f"{rejected.message} (got {describe(raw)})",
-        )
+    normalized = []
+    for index, item in enumerate(raw):
+        if _is_absent(item):
+            continue
+        if not isinstance(item, str):
+            issues.add(
+                f"{path}[{index}]",
+                "invalid_type",
+                f"must be a string, got {describe(item)}",
+            )
+            continue
+        try:
+            normalized.append(normalized_form(item))
+        except Rejected as rejected:
+            _refuse(rejected, item, f"{path}[{index}]", issues)
+    if normalized:
+        user[field] = _unique_first(normalized)
+
+
+def _refuse(rejected: Rejected, value: str, path: str, issues: IssueCollector) -> None:
+    issues.add(path, rejected.code, f"{rejected.message} (got {describe(value)})")
 
 
 def _unknown_key_message(key: object) -> str:
@@ -407,18 +392,23 @@ _USER_FIELD_FOR_KEY: Final[dict[str, str]] = {
     **{key: field for field, key in spec.GEO_USER_FIELDS.items()},
 }
 
-#: Each identity key sent as a list: its user field, and its value's normalised form
-#: (a digest, or the raw value as the API takes it).
-_LIST_FIELDS: Final[dict[str, tuple[str, Callable[[str], str]]]] = {
+#: How each identity key is collected: its user field, its value's normalised form (a
+#: digest, or the raw value as the API takes it), and whether the field is a list.
+_COLLECTED: Final[dict[str, tuple[str, Callable[[str], str], bool]]] = {
     **{
-        key: (field, partial(_digest, normalizer=_NORMALIZERS[key]))
+        key: (field, partial(_digest, normalizer=_NORMALIZERS[key]), True)
         for field, key in spec.HASHED_USER_FIELDS.items()
     },
     **{
-        key: (field, partial(normalize_raw, key))
+        key: (field, partial(normalize_raw, key), True)
         for field, key in spec.GEO_USER_FIELDS.items()
     },
+    **{
+        key: (key, partial(normalize_raw, key), False)
+        for key in spec.SCALAR_USER_FIELDS
+    },
 }
+assert _COLLECTED.keys() == set(IDENTITY_KEYS)
 
 
 def build_user(identity: Mapping[str, object] | None) -> dict[str, object]:

@@ -119,9 +119,7 @@ def check_event(
         )
         return
     known = len(issues.issues)
-    _check_event_fields(
-        event, path, issues, now_ms() if now is None else now, user_checked=False
-    )
+    _check_event_fields(event, path, issues, now_ms() if now is None else now)
     if len(issues.issues) == known:
         _check_encodable(event, path, issues)
 
@@ -129,16 +127,16 @@ def check_event(
 def check_built_event(
     event: Mapping[str, object], issues: IssueCollector, *, now: int
 ) -> None:
-    """:func:`check_event` for an event ``build_event`` assembled, minus two repeats.
+    """:func:`check_event` for an event ``build_event`` assembled, minus its repeats.
 
-    Its ``user`` object comes from ``collect_user``, whose output passes ``check_user``
-    by construction; and its containers are dicts and lists that hold only what the
-    rules let through, which JSON always encodes (the rules refuse, by their path, the
-    mapping types it cannot), so ``encode_event`` encodes it once, for the stored text.
-    Property tests hold both promises: every built event passes :func:`check_event`
-    and encodes.
+    Its keys are ``build_event``'s own; its ``user`` object comes from ``collect_user``,
+    whose output passes ``check_user`` by construction; and its containers are dicts
+    and lists that hold only what the rules let through, which JSON always encodes (the
+    rules refuse, by their path, the mapping types it cannot), so ``encode_event``
+    encodes it once, for the stored text. Property tests hold these promises: every
+    built event passes :func:`check_event` and encodes.
     """
-    _check_event_fields(event, "", issues, now, user_checked=True)
+    _check_event_fields(event, "", issues, now, built=True)
 
 
 def _check_encodable(
@@ -161,16 +159,16 @@ def _check_event_fields(
     issues: IssueCollector,
     now: int,
     *,
-    user_checked: bool,
+    built: bool = False,
 ) -> None:
-    allowed = spec.EVENT_FIELDS
-    for key in event:
-        if not (isinstance(key, str) and key in allowed):
-            issues.add(
-                join(path, key),
-                "unknown_field",
-                f"is not an event field; use {', '.join(sorted(spec.EVENT_FIELDS))}",
-            )
+    if not built:
+        for key in event:
+            if not one_of(key, spec.EVENT_FIELDS):
+                issues.add(
+                    join(path, key),
+                    "unknown_field",
+                    f"is not an event field; use {', '.join(sorted(spec.EVENT_FIELDS))}",
+                )
 
     if not is_text(event.get("id")):
         issues.add(
@@ -205,7 +203,7 @@ def _check_event_fields(
             "invalid_type",
             f"must be true or false, got {given(event['opt_out'])}",
         )
-    if "user" in event and not user_checked:
+    if "user" in event and not built:
         check_user(event["user"], join(path, "user"), issues)
 
     if "data" not in event:
