@@ -14,7 +14,6 @@ from django_openai_capi.api.values import (
     describe,
     encodable,
     given,
-    is_int,
     is_text,
     looks_like_email,
     one_of,
@@ -170,14 +169,16 @@ def _check_contents(
             )
             continue
         for key, value in item.items():
-            fits = _CONTENT_FITS.get(key) if isinstance(key, str) else None
-            if fits is None:
+            fits = (
+                _CONTENT_FITS.get(key, _UNKNOWN) if isinstance(key, str) else _UNKNOWN
+            )
+            if fits is _UNKNOWN:
                 issues.add(
                     join(item_path, key),
                     "unknown_field",
                     f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
                 )
-            elif not fits(value):
+            elif fits is not None and not fits(value):
                 _CONTENT_RULES[key](value, join(item_path, key), issues)
         _check_money(item, item_path, issues, currency_inherited=currency_inherited)
 
@@ -199,16 +200,15 @@ def _plain_text(value: object) -> bool:
 
 
 def _positive_int(value: object) -> bool:
-    return is_int(value) and 1 <= value <= spec.MAX_INTEGER
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value <= spec.MAX_INTEGER
+    )
 
 
 def _look_closer(value: object) -> bool:
     return False
-
-
-def _fits_with_the_item(value: object) -> bool:
-    # amount and currency: checked together, by _check_money.
-    return True
 
 
 def _check_content_text(value: object, path: str, issues: IssueCollector) -> None:
@@ -241,12 +241,15 @@ def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> Non
         )
 
 
-_CONTENT_FITS: Final[dict[str, Callable[[object], bool]]] = {
+_UNKNOWN: Final = object()
+#: The quick test of each content field; None for amount and currency, which are
+#: checked together, by _check_money.
+_CONTENT_FITS: Final[dict[str, Callable[[object], bool] | None]] = {
     **dict.fromkeys(spec.CONTENT_STRING_FIELDS, _plain_text),
     "quantity": _positive_int,
     "variant_dict": _look_closer,
-    "amount": _fits_with_the_item,
-    "currency": _fits_with_the_item,
+    "amount": None,
+    "currency": None,
 }
 _CONTENT_RULES: Final[dict[str, Callable[[object, str, IssueCollector], None]]] = {
     **dict.fromkeys(spec.CONTENT_STRING_FIELDS, _check_content_text),

@@ -184,11 +184,13 @@ _SIZED = (str, list, dict)
 
 
 def _without_empty(mapping: Mapping[Any, Any]) -> JSONObject:
-    return {
-        key: value
-        for key, value in mapping.items()
-        if value is not None and not (isinstance(value, _SIZED) and len(value) == 0)
-    }
+    # A copy first, then the few empty fields deleted: faster than building the dict
+    # value by value, and this runs for the event, its data and every content item.
+    stripped = dict(mapping)
+    for key, value in mapping.items():
+        if value is None or (isinstance(value, _SIZED) and len(value) == 0):
+            del stripped[key]
+    return stripped
 
 
 def _put_unless_empty(event: JSONObject, key: str, value: JSONObject) -> None:

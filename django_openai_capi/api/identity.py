@@ -148,10 +148,6 @@ def normalize(kind: str, value: str) -> str:
     return normalizer(value)
 
 
-def is_sha256_hex(value: str) -> bool:
-    return len(value) == 64 and _SHA256_HEX_ANY_CASE.fullmatch(value) is not None
-
-
 def hash_identifier(kind: str, value: str) -> str:
     """SHA-256, lowercase hex, of the normalised identifier.
 
@@ -160,12 +156,12 @@ def hash_identifier(kind: str, value: str) -> str:
     """
     if not isinstance(value, str):
         raise TypeError(f"{kind} must be a string, got {describe(value)}")
-    return _digest(value, normalizer=partial(normalize, kind))
+    return _digest(partial(normalize, kind), value)
 
 
-def _digest(value: str, *, normalizer: Callable[[str], str]) -> str:
+def _digest(normalizer: Callable[[str], str], value: str) -> str:
     stripped = value.strip()
-    if is_sha256_hex(stripped):
+    if len(stripped) == 64 and _SHA256_HEX_ANY_CASE.fullmatch(stripped) is not None:
         return stripped.lower()
     return hashlib.sha256(_utf8(normalizer(value))).hexdigest()
 
@@ -396,7 +392,7 @@ _USER_FIELD_FOR_KEY: Final[dict[str, str]] = {
 #: digest, or the raw value as the API takes it), and whether the field is a list.
 _COLLECTED: Final[dict[str, tuple[str, Callable[[str], str], bool]]] = {
     **{
-        key: (field, partial(_digest, normalizer=_NORMALIZERS[key]), True)
+        key: (field, partial(_digest, _NORMALIZERS[key]), True)
         for field, key in spec.HASHED_USER_FIELDS.items()
     },
     **{

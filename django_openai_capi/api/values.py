@@ -65,10 +65,6 @@ def given(value: object) -> str:
         return describe(value)
 
 
-def is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def encodable(value: str) -> bool:
     if value.isascii():  # most text, answered without encoding it
         return True
