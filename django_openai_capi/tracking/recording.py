@@ -15,9 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.db import connections, models, router, transaction
-from django.db.models.constants import OnConflict
-from django.db.models.sql.subqueries import InsertQuery
+from django.db import models, router, transaction
 from django.utils import timezone
 
 from django_openai_capi.api import spec
@@ -50,6 +48,7 @@ from django_openai_capi.tracking.context import (
     current_request,
 )
 from django_openai_capi.tracking.conversion import ModelConversion
+from django_openai_capi.tracking.insert import insert_ignoring_conflict, new_event
 from django_openai_capi.tracking.registry import registry
 
 logger = logging.getLogger("django_openai_capi.tracking")
@@ -128,7 +127,7 @@ def record_save(
             source_label=label,
         )
     else:
-        event = ConversionEvent(
+        event = new_event(
             pixel_id=pixel_id,
             event_type=conversion.event_type,
             event_id=event_id,
@@ -460,16 +459,7 @@ def insert_event(event: ConversionEvent, *, using: str) -> bool:
     invalid) is replaced by a pending *event*: the failure held the event's identity,
     and keeping it would keep the corrected conversion out for good.
     """
-    opts = ConversionEvent._meta
-    fields = [field for field in opts.concrete_fields if field is not opts.pk]
-    query = InsertQuery(ConversionEvent, on_conflict=OnConflict.IGNORE)
-    query.insert_values(fields, [event])
-    # Not QuerySet.bulk_create(ignore_conflicts=True): it cannot tell whether the row
-    # was written, and callers (and their tests) need to know.
-    with connections[using].cursor() as cursor:
-        for sql, params in query.get_compiler(using=using).as_sql():
-            cursor.execute(sql, params)
-        inserted: bool = cursor.rowcount == 1
+    inserted = insert_ignoring_conflict(event, using=using)
     if inserted or event.status != _Status.PENDING:
         return inserted
     replaced = (
