@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from django.db import connections
@@ -27,7 +29,19 @@ _OTHER = "other"  # the field's own get_db_prep_save
 
 _KINDS = {"CharField": _TEXT, "TextField": _TEXT, "DateTimeField": _DATETIME}
 
-_FIELDS = ConversionEvent._meta.concrete_fields
+
+def _defaults() -> tuple[tuple[str, bool, object], ...]:
+    """Each column's name, whether its default is a callable, and the default."""
+    plan = []
+    for field in ConversionEvent._meta.concrete_fields:
+        made = field.has_default() and callable(field.default)
+        plan.append(
+            (field.attname, made, field.default if made else field.get_default())
+        )
+    return tuple(plan)
+
+
+_DEFAULTS = _defaults()
 
 
 def new_event(**values: object) -> ConversionEvent:
@@ -40,15 +54,16 @@ def new_event(**values: object) -> ConversionEvent:
     """
     made: dict[Callable[[], object], object] = {}
     row: list[object] = []
-    for field in _FIELDS:
-        if field.attname in values:
-            row.append(values.pop(field.attname))
-        elif field.has_default() and callable(field.default):
-            if field.default not in made:
-                made[field.default] = field.default()
-            row.append(made[field.default])
+    for name, is_callable, default in _DEFAULTS:
+        if name in values:
+            row.append(values.pop(name))
+        elif is_callable:
+            assert callable(default)
+            if default not in made:
+                made[default] = default()
+            row.append(made[default])
         else:
-            row.append(field.get_default())
+            row.append(default)
     if values:
         raise TypeError(f"ConversionEvent has no field {', '.join(sorted(values))}")
     return ConversionEvent(*row)
@@ -65,6 +80,14 @@ class CompiledInsert:
         self.kinds = tuple(
             _KINDS.get(field.get_internal_type(), _OTHER) for field in self.fields
         )
+        # What save() would write: pre_save's value, read straight from the instance
+        # where the field does nothing more (all but the date fields).
+        self.reads: tuple[Callable[[ConversionEvent], object], ...] = tuple(
+            attrgetter(field.attname)
+            if type(field).pre_save is Field.pre_save
+            else partial(field.pre_save, add=True)
+            for field in self.fields
+        )
         query = InsertQuery(ConversionEvent, on_conflict=OnConflict.IGNORE)
         # The SQL of one row holds a placeholder per column whatever the values: the
         # text made for an empty row is the text for every row.
@@ -78,8 +101,8 @@ class CompiledInsert:
         params: list[object] = []
         # Several columns hold the same instant (see new_event): converted once.
         times: dict[datetime, object] = {}
-        for field, kind in zip(self.fields, self.kinds, strict=True):
-            value = field.pre_save(event, True)  # auto_now fields get their time here
+        for field, kind, read in zip(self.fields, self.kinds, self.reads, strict=True):
+            value = read(event)  # auto_now fields get their time here
             if value is None or (kind is _TEXT and isinstance(value, str)):
                 params.append(value)
             elif kind is _DATETIME and type(value) is datetime and value.tzinfo is UTC:

@@ -293,6 +293,26 @@ def _checked(problem_of: Callable[[object], str | None], value: object) -> str |
         return f"could not be checked ({describe_exception(exc)})"
 
 
+#: Pixel IDs found valid: a site has one or a few, so each is checked once, not on
+#: every save. Only valid ones are kept (a problem's wording may quote the value), and
+#: only so many, whatever a hook returns.
+_VALID_PIXEL_IDS: set[str] = set()
+_VALID_PIXEL_IDS_KEPT = 64
+
+
+def _pixel_id_problem(value: object) -> str | None:
+    if type(value) is str and value in _VALID_PIXEL_IDS:
+        return None
+    problem = pixel_id_problem(value, redact=redact)
+    if (
+        problem is None
+        and type(value) is str
+        and len(_VALID_PIXEL_IDS) < _VALID_PIXEL_IDS_KEPT
+    ):
+        _VALID_PIXEL_IDS.add(value)
+    return problem
+
+
 def _event_id_problem(value: object) -> str | None:
     problem = text_problem(value, EVENT_ID_MAX_LENGTH, redact=redact)
     if problem is None and isinstance(value, str) and not value.strip():
@@ -345,7 +365,7 @@ _IDENTITY_RULES: tuple[tuple[str, str, Callable[[object], str | None]], ...] = (
         "pixel_id",
         f"a Pixel ID: a non-empty string of at most {PIXEL_ID_MAX_LENGTH} characters "
         + "without whitespace",
-        partial(pixel_id_problem, redact=redact),
+        _pixel_id_problem,
     ),
     (
         "event_id",
