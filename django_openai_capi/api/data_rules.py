@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 from django_openai_capi.api import spec
@@ -168,63 +168,77 @@ def _check_contents(
                 f"a content item must be an object, got {describe(item)}",
             )
             continue
-        for key, value in item.items():
-            fits = (
-                _CONTENT_FITS.get(key, _UNKNOWN) if isinstance(key, str) else _UNKNOWN
-            )
-            if fits is _UNKNOWN:
-                issues.add(
-                    join(item_path, key),
-                    "unknown_field",
-                    f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
-                )
-            elif fits is not None and not fits(value):
-                _CONTENT_RULES[key](value, join(item_path, key), issues)
+        if not _plainly_valid(item):
+            _check_item_fields(item, item_path, issues)
         _check_money(item, item_path, issues, currency_inherited=currency_inherited)
 
 
-# Each content field has a quick test of the value nearly every item has, and a rule
-# that looks closer at a value the test did not pass, to say exactly what is wrong
-# (or find that nothing is: the test may fail a value that is valid, never pass one
-# that is not).
+_CONTENT_TEXT_FIELDS: Final = spec.CONTENT_STRING_FIELDS
 
 
-def _plain_text(value: object) -> bool:
-    # ASCII without an "@": what is_text passes and looks_like_email finds nothing in.
-    return (
-        isinstance(value, str)
-        and "@" not in value
-        and value.isascii()
-        and bool(value.strip())
-    )
+def _plainly_valid(item: Mapping[object, object]) -> bool:
+    """Whether every field of *item* but its money passes its rule at a glance.
+
+    What nearly every item is: ASCII text without an "@" (what ``is_text`` passes and
+    ``looks_like_email`` finds nothing in) and a plain positive quantity, tested in one
+    loop without a call per field. Anything else (non-ASCII text, a ``variant_dict``,
+    an odd type) is left to :func:`_check_item_fields`, which names the problem, or
+    finds none: this may doubt a valid item, never pass an invalid one.
+    """
+    if type(item) is not dict:
+        return False
+    for key, value in item.items():
+        if key in _CONTENT_TEXT_FIELDS:
+            if not (
+                type(value) is str
+                and "@" not in value
+                and value.isascii()
+                and value.strip()
+            ):
+                return False
+        elif key == "quantity":
+            if not (type(value) is int and 1 <= value <= spec.MAX_INTEGER):
+                return False
+        elif key != "amount" and key != "currency":  # checked by _check_money
+            return False
+    return True
 
 
-def _positive_int(value: object) -> bool:
-    return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and 1 <= value <= spec.MAX_INTEGER
-    )
-
-
-def _look_closer(value: object) -> bool:
-    return False
-
-
-def _check_content_text(value: object, path: str, issues: IssueCollector) -> None:
-    if not is_text(value):
-        issues.add(
-            path, "invalid_type", f"must be a non-empty string, got {describe(value)}"
-        )
-    elif looks_like_email(value):
-        issues.add(path, "raw_identifier", "contains what looks like an email address")
-
-
-def _check_quantity(value: object, path: str, issues: IssueCollector) -> None:
-    # Its quick test is the whole rule: a value that failed it is refused.
-    issues.add(
-        path, "invalid_quantity", f"must be a positive integer, got {given(value)}"
-    )
+def _check_item_fields(
+    item: Mapping[object, object], item_path: str, issues: IssueCollector
+) -> None:
+    for key, value in item.items():
+        if not one_of(key, spec.CONTENT_FIELDS):
+            issues.add(
+                join(item_path, key),
+                "unknown_field",
+                f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
+            )
+        elif key in _CONTENT_TEXT_FIELDS:
+            if not is_text(value):
+                issues.add(
+                    join(item_path, key),
+                    "invalid_type",
+                    f"must be a non-empty string, got {describe(value)}",
+                )
+            elif looks_like_email(value):
+                issues.add(
+                    join(item_path, key),
+                    "raw_identifier",
+                    "contains what looks like an email address",
+                )
+        elif key == "quantity" and not (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and 1 <= value <= spec.MAX_INTEGER
+        ):
+            issues.add(
+                join(item_path, key),
+                "invalid_quantity",
+                f"must be a positive integer, got {given(value)}",
+            )
+        elif key == "variant_dict":
+            _check_variant_dict(value, join(item_path, key), issues)
 
 
 def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> None:
@@ -239,24 +253,6 @@ def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> Non
             "invalid_variant_dict",
             f"must map strings to strings, got {describe(value)}",
         )
-
-
-_UNKNOWN: Final = object()
-#: The quick test of each content field; None for amount and currency, which are
-#: checked together, by _check_money.
-_CONTENT_FITS: Final[dict[str, Callable[[object], bool] | None]] = {
-    **dict.fromkeys(spec.CONTENT_STRING_FIELDS, _plain_text),
-    "quantity": _positive_int,
-    "variant_dict": _look_closer,
-    "amount": None,
-    "currency": None,
-}
-_CONTENT_RULES: Final[dict[str, Callable[[object, str, IssueCollector], None]]] = {
-    **dict.fromkeys(spec.CONTENT_STRING_FIELDS, _check_content_text),
-    "quantity": _check_quantity,
-    "variant_dict": _check_variant_dict,
-}
-assert _CONTENT_FITS.keys() == spec.CONTENT_FIELDS
 
 
 def _not_json(mapping: Mapping[object, object]) -> tuple[str, str]:
