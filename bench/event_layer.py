@@ -22,7 +22,7 @@ from pathlib import Path
 # This checkout's package, not whichever one the virtualenv has installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from django_openai_capi.api import build_event, encode_event  # noqa: E402
+from django_openai_capi.api import build_event, encode_event
 
 NOW = time.time_ns() // 1_000_000
 

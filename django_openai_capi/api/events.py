@@ -137,7 +137,7 @@ def _upper_currencies(data: object) -> None:
     contents = data.get("contents")
     if isinstance(contents, list):
         for item in contents:
-            if isinstance(item, dict):
+            if isinstance(item, dict) and "currency" in item:
                 _upper_currency(item)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from django_openai_capi.api import spec
@@ -154,7 +154,7 @@ def _check_encodable(
 
 
 def _check_event_fields(
-    event: Mapping[object, object],
+    event: Mapping[Any, object],
     path: str,
     issues: IssueCollector,
     now: int,
@@ -332,8 +332,9 @@ def _check_source_url(
             f"must be an http(s) URL with a host, got {describe(url)}",
         )
     # Only the query and fragment: paths such as /img/logo@2x.png are not addresses.
-    elif looks_like_email(unquote(parts.query)) or looks_like_email(
-        unquote(parts.fragment)
+    elif (parts.query or parts.fragment) and (
+        looks_like_email(unquote(parts.query))
+        or looks_like_email(unquote(parts.fragment))
     ):
         issues.add(
             join(path, "source_url"),

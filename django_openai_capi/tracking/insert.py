@@ -53,7 +53,7 @@ def new_event(**values: object) -> ConversionEvent:
     defaulting to ``timezone.now`` hold one instant, the time of recording.
     """
     made: dict[Callable[[], object], object] = {}
-    row: list[object] = []
+    row: list[Any] = []
     for name, is_callable, default in _DEFAULTS:
         if name in values:
             row.append(values.pop(name))
@@ -66,7 +66,8 @@ def new_event(**values: object) -> ConversionEvent:
             row.append(default)
     if values:
         raise TypeError(f"ConversionEvent has no field {', '.join(sorted(values))}")
-    return ConversionEvent(*row)
+    # The stubs take the model's arguments by keyword only; Django takes them in order too.
+    return ConversionEvent(*row)  # type: ignore[misc]
 
 
 class CompiledInsert:
@@ -96,9 +97,9 @@ class CompiledInsert:
 
     def params(
         self, event: ConversionEvent, connection: BaseDatabaseWrapper
-    ) -> list[object]:
+    ) -> list[Any]:
         """The values of *event*'s columns as the driver takes them."""
-        params: list[object] = []
+        params: list[Any] = []
         # Several columns hold the same instant (see new_event): converted once.
         times: dict[datetime, object] = {}
         for field, kind, read in zip(self.fields, self.kinds, self.reads, strict=True):
