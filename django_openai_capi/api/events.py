@@ -58,9 +58,7 @@ def build_event(
     """
     issues = IssueCollector()
     moment = now_ms() if now is None else now
-    # Empty optional fields are dropped (see strip_empty): the user object is built
-    # with none, the data object and its items are stripped on their copies.
-    event = _without_empty(
+    event = strip_empty(
         {
             "id": event_id,
             "type": event_type,
@@ -75,8 +73,7 @@ def build_event(
             "data": _typed_data(event_type, data, issues),
         }
     )
-    _strip_data(event)
-    # On the copies _strip_data made, so that the host's own dicts are left as given.
+    # On the copies strip_empty made, so that the host's own dicts are left as given.
     _upper_currencies(event.get("data"))
     check_built_event(event, issues, now=moment)
     issues.raise_if_any()
@@ -160,13 +157,7 @@ def strip_empty(event: Mapping[Any, Any]) -> JSONObject:
     user = stripped.get("user")
     if isinstance(user, MAPPING):
         _put_unless_empty(stripped, "user", _without_empty(user))
-    _strip_data(stripped)
-    return stripped
-
-
-def _strip_data(event: JSONObject) -> None:
-    """Strip the ``data`` object of *event* (a copy) and each of its content items."""
-    data = event.get("data")
+    data = stripped.get("data")
     if isinstance(data, MAPPING):
         data = _without_empty(data)
         contents = data.get("contents")
@@ -175,7 +166,8 @@ def _strip_data(event: JSONObject) -> None:
                 _without_empty(item) if isinstance(item, MAPPING) else item
                 for item in contents
             ]
-        _put_unless_empty(event, "data", data)
+        _put_unless_empty(stripped, "data", data)
+    return stripped
 
 
 # What counts as empty besides None: these types with a length of 0. A tuple, not a
