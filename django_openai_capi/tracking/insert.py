@@ -93,7 +93,10 @@ class CompiledInsert:
         # The SQL of one row holds a placeholder per column whatever the values: the
         # text made for an empty row is the text for every row.
         query.insert_values(self.fields, [ConversionEvent()])
-        ((self.sql, _),) = query.get_compiler(connection=connection).as_sql()
+        ((self.sql, template),) = query.get_compiler(connection=connection).as_sql()
+        # A column written as SQL instead (a db_default's DEFAULT) would need this
+        # module to learn it: said at once, by the first insert of any test.
+        assert len(template) == len(self.fields), "a column without a parameter"
 
     def params(
         self, event: ConversionEvent, connection: BaseDatabaseWrapper
