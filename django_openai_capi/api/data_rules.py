@@ -168,22 +168,23 @@ def _check_contents(
                 f"a content item must be an object, got {describe(item)}",
             )
             continue
-        if not _plainly_valid(item):
+        if not _plainly_valid(item, currency_inherited=currency_inherited):
             _check_item_fields(item, item_path, issues)
-        _check_money(item, item_path, issues, currency_inherited=currency_inherited)
+            _check_money(item, item_path, issues, currency_inherited=currency_inherited)
 
 
 _CONTENT_TEXT_FIELDS: Final = spec.CONTENT_STRING_FIELDS
 
 
-def _plainly_valid(item: Mapping[object, object]) -> bool:
-    """Whether every field of *item* but its money passes its rule at a glance.
+def _plainly_valid(item: Mapping[object, object], *, currency_inherited: bool) -> bool:
+    """Whether every field of *item* passes its rule at a glance.
 
     What nearly every item is: ASCII text without an "@" (what ``is_text`` passes and
-    ``looks_like_email`` finds nothing in) and a plain positive quantity, tested in one
-    loop without a call per field. Anything else (non-ASCII text, a ``variant_dict``,
-    an odd type) is left to :func:`_check_item_fields`, which names the problem, or
-    finds none: this may doubt a valid item, never pass an invalid one.
+    ``looks_like_email`` finds nothing in), a plain positive quantity, a plain amount
+    with its currency (the item's, or the data's when it has none), tested in one loop
+    without a call per field. Anything else (non-ASCII text, a ``variant_dict``, an odd
+    type) is left to the rules field by field, which name the problem, or find none:
+    this may doubt a valid item, never pass an invalid one.
     """
     if type(item) is not dict:
         return False
@@ -199,9 +200,15 @@ def _plainly_valid(item: Mapping[object, object]) -> bool:
         elif key == "quantity":
             if not (type(value) is int and 1 <= value <= spec.MAX_INTEGER):
                 return False
-        elif key != "amount" and key != "currency":  # checked by _check_money
+        elif key == "amount":
+            if not (type(value) is int and 0 <= value <= spec.MAX_INTEGER):
+                return False
+        elif key == "currency":
+            if not is_currency(value):
+                return False
+        else:
             return False
-    return True
+    return "amount" not in item or "currency" in item or currency_inherited
 
 
 def _check_item_fields(

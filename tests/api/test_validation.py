@@ -703,7 +703,9 @@ def test_an_event_of_a_mapping_type_json_cannot_encode_is_refused_not_passed():
 
 content_values = (
     st.text(max_size=6)
-    | st.sampled_from(["sku_1", "Item 1", "product", " ", "a@b.co", "Zoë", "\ud800"])
+    | st.sampled_from(
+        ["sku_1", "Item 1", "product", " ", "a@b.co", "Zoë", "\ud800", "USD", "usd"]
+    )
     | st.integers(min_value=-2, max_value=2**64)
     | st.booleans()
     | st.none()
@@ -716,10 +718,16 @@ content_items = st.dictionaries(
 )
 
 
-@given(content_items)
-@example({"id": "sku_1", "name": "Item 1", "quantity": 2, "amount": 5})
-def test_an_item_passed_at_a_glance_has_no_problem_field_by_field(item):
-    if data_rules._plainly_valid(item):
+@given(content_items, st.booleans())
+@example({"id": "sku_1", "name": "Item 1", "quantity": 2, "amount": 5}, True)
+@example({"id": "sku_1", "amount": 5, "currency": "gbp"}, False)
+def test_an_item_passed_at_a_glance_has_no_problem_field_by_field(
+    item, currency_inherited
+):
+    if data_rules._plainly_valid(item, currency_inherited=currency_inherited):
         issues = IssueCollector()
         data_rules._check_item_fields(item, "item", issues)
+        data_rules._check_money(
+            item, "item", issues, currency_inherited=currency_inherited
+        )
         assert issues.issues == []
