@@ -536,6 +536,20 @@ class TestHostileInput:
             "data.contents[0].quantity": "invalid_quantity",
         }
 
+    def test_custom_values_of_every_json_type_within_bounds_pass(self):
+        validate_event(
+            event(
+                type="custom",
+                custom_event_name="quote",
+                data={
+                    "type": "custom",
+                    "edges": [2**63 - 1, -(2**63) + 1, 0.5, -1e300],
+                    "flags": {"on": True, "none": None, "text": "plain"},
+                },
+            ),
+            now=NOW,
+        )
+
     def test_custom_values_nest_at_most_32_levels(self):
         deep: list[object] = []
         cursor = deep
