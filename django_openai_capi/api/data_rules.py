@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Final
 
 from django_openai_capi.api import spec
 from django_openai_capi.api.issues import IssueCollector, join
 from django_openai_capi.api.money import is_currency
 from django_openai_capi.api.values import (
+    MAPPING,
     describe,
     encodable,
     given,
-    is_int,
     is_text,
     looks_like_email,
     one_of,
@@ -22,7 +23,7 @@ from django_openai_capi.api.values import (
 def check_data(
     data: object, event_type: object, path: str, issues: IssueCollector
 ) -> None:
-    if not isinstance(data, Mapping):
+    if not isinstance(data, MAPPING):
         issues.add(path, "invalid_type", f"must be an object, got {describe(data)}")
         return
     data_type = data.get("type")
@@ -58,23 +59,31 @@ def check_data(
     for key, value in data.items():
         if key == "type":
             continue
-        key_path = join(path, key)
         if not isinstance(key, str):
             issues.add(
-                key_path,
+                join(path, key),
                 "invalid_type",
                 f"field names must be strings, got {describe(key)}",
             )
-        elif shape == "custom" and key not in allowed:
-            _check_custom_field(value, key_path, issues, depth=1)
-        elif shape is not None and key not in allowed:
+        elif key in allowed:
+            continue
+        elif shape == "custom":
+            if encodable(key):
+                _check_custom_field(value, join(path, key), issues, depth=1)
+            else:  # as a key inside a custom field is
+                issues.add(
+                    join(path, key),
+                    "invalid_type",
+                    "field names must be valid Unicode text",
+                )
+        elif shape is not None:
             issues.add(
-                key_path,
+                join(path, key),
                 "field_not_allowed",
                 _not_allowed_message(str(key), str(shape)),
             )
 
-    _check_money(data, path, issues, inherited_currency=None)
+    _check_money(data, path, issues, currency_inherited=False)
     if (
         "plan_id" in data
         and shape in ("plan_enrollment", "custom")
@@ -104,9 +113,8 @@ def _check_money(
     path: str,
     issues: IssueCollector,
     *,
-    inherited_currency: object,
+    currency_inherited: bool,
 ) -> None:
-    amount_path, currency_path = join(path, "amount"), join(path, "currency")
     if "amount" in container:
         amount = container["amount"]
         if isinstance(amount, bool) or not isinstance(amount, int):
@@ -116,23 +124,25 @@ def _check_money(
                 else " (to_minor_units() converts a Decimal)"
             )
             issues.add(
-                amount_path,
+                join(path, "amount"),
                 "invalid_amount",
                 f"must be an integer in the currency's minor unit, got {given(amount)}{hint}",
             )
         elif not 0 <= amount <= spec.MAX_INTEGER:
             issues.add(
-                amount_path,
+                join(path, "amount"),
                 "invalid_amount",
                 f"must be from 0 to 2**63-1, got {given(amount)}",
             )
-        if "currency" not in container and not is_currency(inherited_currency):
+        if "currency" not in container and not currency_inherited:
             issues.add(
-                currency_path, "missing_currency", "is required when amount is present"
+                join(path, "currency"),
+                "missing_currency",
+                "is required when amount is present",
             )
     if "currency" in container and not is_currency(container["currency"]):
         issues.add(
-            currency_path,
+            join(path, "currency"),
             "invalid_currency",
             f"must be an ISO 4217 currency code such as 'USD', got {given(container['currency'])}",
         )
@@ -148,51 +158,100 @@ def _check_contents(
             f"must be a list of content items, got {describe(contents)}",
         )
         return
+    currency_inherited = is_currency(currency)
     for index, item in enumerate(contents):
         item_path = f"{path}[{index}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(item, MAPPING):
             issues.add(
                 item_path,
                 "invalid_type",
                 f"a content item must be an object, got {describe(item)}",
             )
             continue
-        for key, value in item.items():
-            key_path = join(item_path, key)
-            if not one_of(key, spec.CONTENT_FIELDS):
-                issues.add(
-                    key_path,
-                    "unknown_field",
-                    f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
-                )
-            elif one_of(key, spec.CONTENT_STRING_FIELDS):
-                if not is_text(value):
-                    issues.add(
-                        key_path,
-                        "invalid_type",
-                        f"must be a non-empty string, got {describe(value)}",
-                    )
-                elif looks_like_email(value):
-                    issues.add(
-                        key_path,
-                        "raw_identifier",
-                        "contains what looks like an email address",
-                    )
-            elif key == "quantity" and not (
-                is_int(value) and 1 <= value <= spec.MAX_INTEGER
+        if not _plainly_valid(item, currency_inherited=currency_inherited):
+            _check_item_fields(item, item_path, issues)
+            _check_money(item, item_path, issues, currency_inherited=currency_inherited)
+
+
+_CONTENT_TEXT_FIELDS: Final = spec.CONTENT_STRING_FIELDS
+
+
+def _plainly_valid(item: Mapping[object, object], *, currency_inherited: bool) -> bool:
+    """Whether every field of *item* passes its rule at a glance.
+
+    What nearly every item is: ASCII text without an "@" (what ``is_text`` passes and
+    ``looks_like_email`` finds nothing in), a plain positive quantity, a plain amount
+    with its currency (the item's, or the data's when it has none), tested in one loop
+    without a call per field. Anything else (non-ASCII text, a ``variant_dict``, an odd
+    type) is left to the rules field by field, which name the problem, or find none:
+    this may doubt a valid item, never pass an invalid one.
+    """
+    if type(item) is not dict:
+        return False
+    for key, value in item.items():
+        if key in _CONTENT_TEXT_FIELDS:
+            if not (
+                type(value) is str
+                and "@" not in value
+                and value.isascii()
+                and value.strip()
             ):
+                return False
+        elif key == "quantity":
+            if not (type(value) is int and 1 <= value <= spec.MAX_INTEGER):
+                return False
+        elif key == "amount":
+            if not (type(value) is int and 0 <= value <= spec.MAX_INTEGER):
+                return False
+        elif key == "currency":
+            if not is_currency(value):
+                return False
+        else:
+            return False
+    return "amount" not in item or "currency" in item or currency_inherited
+
+
+def _check_item_fields(
+    item: Mapping[object, object], item_path: str, issues: IssueCollector
+) -> None:
+    for key, value in item.items():
+        if not one_of(key, spec.CONTENT_FIELDS):
+            issues.add(
+                join(item_path, key),
+                "unknown_field",
+                f"is not a content field; use {', '.join(sorted(spec.CONTENT_FIELDS))}",
+            )
+        elif key in _CONTENT_TEXT_FIELDS:
+            if not is_text(value):
                 issues.add(
-                    key_path,
-                    "invalid_quantity",
-                    f"must be a positive integer, got {given(value)}",
+                    join(item_path, key),
+                    "invalid_type",
+                    f"must be a non-empty string, got {describe(value)}",
                 )
-            elif key == "variant_dict":
-                _check_variant_dict(value, key_path, issues)
-        _check_money(item, item_path, issues, inherited_currency=currency)
+            elif looks_like_email(value):
+                issues.add(
+                    join(item_path, key),
+                    "raw_identifier",
+                    "contains what looks like an email address",
+                )
+        elif key == "quantity" and not (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and 1 <= value <= spec.MAX_INTEGER
+        ):
+            issues.add(
+                join(item_path, key),
+                "invalid_quantity",
+                f"must be a positive integer, got {given(value)}",
+            )
+        elif key == "variant_dict":
+            _check_variant_dict(value, join(item_path, key), issues)
 
 
 def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> None:
-    if not isinstance(value, Mapping) or not all(
+    if not isinstance(value, dict) and isinstance(value, Mapping):
+        issues.add(path, *_not_json(value))
+    elif not isinstance(value, dict) or not all(
         isinstance(k, str) and encodable(k) and isinstance(v, str) and encodable(v)
         for k, v in value.items()
     ):
@@ -201,6 +260,15 @@ def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> Non
             "invalid_variant_dict",
             f"must map strings to strings, got {describe(value)}",
         )
+
+
+def _not_json(mapping: Mapping[object, object]) -> tuple[str, str]:
+    # json encodes dicts only: a mapping of another type (a MappingProxyType) would
+    # pass every other rule and then break the encoding of the whole event.
+    return (
+        "not_json",
+        f"cannot be encoded as JSON: a {type(mapping).__name__}, not a dict",
+    )
 
 
 def _check_custom_field(
@@ -225,7 +293,9 @@ def _check_custom_field(
                 "raw_identifier",
                 "contains what looks like an email address; hash it or leave it out",
             )
-    elif not isinstance(value, list | Mapping):
+    elif not isinstance(value, dict) and isinstance(value, Mapping):
+        issues.add(path, *_not_json(value))
+    elif not isinstance(value, list | dict):
         issues.add(
             path,
             "invalid_type",

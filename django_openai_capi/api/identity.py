@@ -13,14 +13,13 @@ import difflib
 import hashlib
 import ipaddress
 import re
-import string
-import unicodedata
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Final
 
 from django_openai_capi.api import spec
 from django_openai_capi.api.issues import IssueCollector, join
-from django_openai_capi.api.values import describe, given
+from django_openai_capi.api.values import MAPPING, describe, given
 
 #: The keys ``ModelConversion.get_user`` and ``track(user=...)`` accept.
 IDENTITY_KEYS: Final = (
@@ -39,10 +38,24 @@ IDENTITY_KEYS: Final = (
     "android_advertising_id",
 )
 
-_ASCII_PUNCTUATION: Final = frozenset(string.punctuation)
-# Besides whitespace, the characters the docs strip from phone numbers.
-_PHONE_SEPARATORS: Final = frozenset("().-")
 _SHA256_HEX_ANY_CASE: Final = re.compile(r"[0-9a-fA-F]{64}")
+# Character classes as regexes, so that the scan of a value runs in C, not per
+# character in Python: \s is exactly str.isspace(), \w exactly str.isalnum() and "_"
+# (tests/api/test_identity.py holds both over every code point).
+# Whitespace, or a control character (Unicode category Cc: U+0000-U+001F, U+007F-U+009F).
+_SPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+# Besides whitespace, the characters the docs strip from phone numbers.
+_PHONE_SEPARATORS: Final = re.compile(r"[\s().-]+")
+# Whitespace and ASCII punctuation (string.punctuation), what names lose.
+_NAME_DROPPED: Final = re.compile(r"[\s!-/:-@\[-`{-~]+")
+# Anything but a letter, a digit, a space or a hyphen.
+_NOT_IN_POSTAL_CODE: Final = re.compile(r"[^\w \-]|_")
+# A dotted-quad IPv4 address as ipaddress accepts it (no leading zeros): the common
+# case, answered without building an address object; anything else goes to ipaddress.
+_IPV4: Final = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
 
 
 class Rejected(ValueError):
@@ -64,7 +77,7 @@ def normalize_email(value: str) -> str:
         or "@" in domain
         # A control character (NUL above all) is no more part of an address than a
         # space is, and hashed in it would match nobody.
-        or any(c.isspace() or unicodedata.category(c) == "Cc" for c in email)
+        or _SPACE_OR_CONTROL.search(email) is not None
     ):
         raise Rejected(
             "invalid_email",
@@ -75,9 +88,7 @@ def normalize_email(value: str) -> str:
 
 
 def normalize_phone(value: str) -> str:
-    stripped = "".join(
-        c for c in value if not c.isspace() and c not in _PHONE_SEPARATORS
-    )
+    stripped = _PHONE_SEPARATORS.sub("", value)
     digits = stripped.removeprefix("+").lstrip("0")
     if not digits.isascii() or not digits.isdigit():
         raise Rejected(
@@ -103,9 +114,7 @@ def normalize_external_id(value: str) -> str:
 
 
 def normalize_name(value: str) -> str:
-    name = "".join(
-        c for c in value.lower() if not c.isspace() and c not in _ASCII_PUNCTUATION
-    )
+    name = _NAME_DROPPED.sub("", value.lower())
     if not name:
         raise Rejected(
             "invalid_name",
@@ -139,10 +148,6 @@ def normalize(kind: str, value: str) -> str:
     return normalizer(value)
 
 
-def is_sha256_hex(value: str) -> bool:
-    return _SHA256_HEX_ANY_CASE.fullmatch(value) is not None
-
-
 def hash_identifier(kind: str, value: str) -> str:
     """SHA-256, lowercase hex, of the normalised identifier.
 
@@ -151,10 +156,14 @@ def hash_identifier(kind: str, value: str) -> str:
     """
     if not isinstance(value, str):
         raise TypeError(f"{kind} must be a string, got {describe(value)}")
+    return _digest(partial(normalize, kind), value)
+
+
+def _digest(normalizer: Callable[[str], str], value: str) -> str:
     stripped = value.strip()
-    if is_sha256_hex(stripped):
+    if len(stripped) == 64 and _SHA256_HEX_ANY_CASE.fullmatch(stripped) is not None:
         return stripped.lower()
-    return hashlib.sha256(_utf8(normalize(kind, value))).hexdigest()
+    return hashlib.sha256(_utf8(normalizer(value))).hexdigest()
 
 
 def _utf8(value: str) -> bytes:
@@ -173,7 +182,7 @@ def _geo_text(value: str) -> str:
 
 def _postal_code(value: str) -> str:
     code = value.strip()
-    if not all(c.isalnum() or c in " -" for c in code):
+    if _NOT_IN_POSTAL_CODE.search(code) is not None:
         raise Rejected(
             "invalid_postal_code",
             "may contain only letters, digits, spaces and hyphens",
@@ -207,6 +216,8 @@ def normalize_ip_address(value: str) -> str:
     # Checked, then sent as given: the compressed form of an IPv4-mapped IPv6 address
     # differs between Python versions, and stored payloads must not.
     address = value.strip()
+    if _IPV4.fullmatch(address) is not None:
+        return address
     try:
         ipaddress.ip_address(address)
     except ValueError:
@@ -255,39 +266,13 @@ def normalize_raw(key: str, value: str) -> str:
     For ``city``, ``region``, ``postal_code``, ``country``, ``ip_address``,
     ``user_agent``, ``obref`` and ``android_advertising_id``; raises :class:`Rejected`.
     """
-    _utf8(value)
+    if not value.isascii():
+        _utf8(value)
     return _RAW_NORMALIZERS[key](value)
 
 
 def _is_absent(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _values(raw: object, path: str, issues: IssueCollector) -> list[tuple[str, str]]:
-    """The present string values of ``raw`` (a string or a list of them) with their paths."""
-    if _is_absent(raw):
-        return []
-    if isinstance(raw, str):
-        return [(raw, path)]
-    if not isinstance(raw, list | tuple):
-        issues.add(
-            path,
-            "invalid_type",
-            f"must be a string or a list of strings, got {describe(raw)}",
-        )
-        return []
-    found = []
-    for index, item in enumerate(raw):
-        item_path = f"{path}[{index}]"
-        if _is_absent(item):
-            continue
-        if not isinstance(item, str):
-            issues.add(
-                item_path, "invalid_type", f"must be a string, got {describe(item)}"
-            )
-            continue
-        found.append((item, item_path))
-    return found
 
 
 def _unique_first(values: list[str]) -> list[str]:
@@ -302,10 +287,16 @@ def _unique_first(values: list[str]) -> list[str]:
 def collect_user(
     identity: object, path: str, issues: IssueCollector
 ) -> dict[str, object]:
-    """Build the ``user`` object from raw identity, recording problems in ``issues``."""
+    """Build the ``user`` object from raw identity, recording problems in ``issues``.
+
+    What it returns always passes :func:`~django_openai_capi.api.user_rules.check_user`
+    (digests of 64 lowercase hex digits, raw values normalised, trimmed and valid
+    UTF-8), so that ``build_event`` need not check it a second time; a property test
+    holds it to that.
+    """
     if identity is None:
         return {}
-    if not isinstance(identity, Mapping):
+    if not isinstance(identity, MAPPING):
         issues.add(
             path,
             "invalid_type",
@@ -314,45 +305,70 @@ def collect_user(
         return {}
     user: dict[str, object] = {}
     for key, raw in identity.items():
-        key_path = join(path, key)
-        if not isinstance(key, str) or key not in IDENTITY_KEYS:
-            issues.add(key_path, "unknown_identity_key", _unknown_key_message(key))
+        rule = _COLLECTED.get(key) if isinstance(key, str) else None
+        if rule is None:
+            issues.add(
+                join(path, key), "unknown_identity_key", _unknown_key_message(key)
+            )
             continue
-        if key in spec.SCALAR_USER_FIELDS:
-            _collect_scalar(user, key, raw, key_path, issues)
-            continue
-        normalized = []
-        for value, value_path in _values(raw, key_path, issues):
-            try:
-                if key in _GEO_NORMALIZERS:
-                    normalized.append(normalize_raw(key, value))
+        field, normalized_form, many = rule
+        if isinstance(raw, str):  # the usual: one value, as a string
+            if raw.strip():
+                try:
+                    normalized = normalized_form(raw)
+                except Rejected as rejected:
+                    _refuse(rejected, raw, join(path, key), issues)
                 else:
-                    normalized.append(hash_identifier(key, value))
-            except Rejected as rejected:
-                issues.add(
-                    value_path,
-                    rejected.code,
-                    f"{rejected.message} (got {describe(value)})",
-                )
-        if normalized:
-            user[_USER_FIELD_FOR_KEY[key]] = _unique_first(normalized)
+                    user[field] = [normalized] if many else normalized
+        elif raw is None:
+            continue
+        elif many:
+            _collect_list(user, field, normalized_form, raw, join(path, key), issues)
+        else:
+            issues.add(
+                join(path, key),
+                "invalid_type",
+                f"must be a single string, got {describe(raw)}",
+            )
     return user
 
 
-def _collect_scalar(
-    user: dict[str, object], key: str, raw: object, path: str, issues: IssueCollector
+def _collect_list(
+    user: dict[str, object],
+    field: str,
+    normalized_form: Callable[[str], str],
+    raw: object,
+    path: str,
+    issues: IssueCollector,
 ) -> None:
-    if _is_absent(raw):
-        return
-    if not isinstance(raw, str):
+    if not isinstance(raw, list | tuple):
         issues.add(
-            path, "invalid_type", f"must be a single string, got {describe(raw)}"
+            path,
+            "invalid_type",
+            f"must be a string or a list of strings, got {describe(raw)}",
         )
         return
-    try:
-        user[key] = normalize_raw(key, raw)
-    except Rejected as rejected:
-        issues.add(path, rejected.code, f"{rejected.message} (got {describe(raw)})")
+    normalized = []
+    for index, item in enumerate(raw):
+        if _is_absent(item):
+            continue
+        if not isinstance(item, str):
+            issues.add(
+                f"{path}[{index}]",
+                "invalid_type",
+                f"must be a string, got {describe(item)}",
+            )
+            continue
+        try:
+            normalized.append(normalized_form(item))
+        except Rejected as rejected:
+            _refuse(rejected, item, f"{path}[{index}]", issues)
+    if normalized:
+        user[field] = _unique_first(normalized)
+
+
+def _refuse(rejected: Rejected, value: str, path: str, issues: IssueCollector) -> None:
+    issues.add(path, rejected.code, f"{rejected.message} (got {describe(value)})")
 
 
 def _unknown_key_message(key: object) -> str:
@@ -371,6 +387,24 @@ _USER_FIELD_FOR_KEY: Final[dict[str, str]] = {
     **{key: field for field, key in spec.HASHED_USER_FIELDS.items()},
     **{key: field for field, key in spec.GEO_USER_FIELDS.items()},
 }
+
+#: How each identity key is collected: its user field, its value's normalised form (a
+#: digest, or the raw value as the API takes it), and whether the field is a list.
+_COLLECTED: Final[dict[str, tuple[str, Callable[[str], str], bool]]] = {
+    **{
+        key: (field, partial(_digest, _NORMALIZERS[key]), True)
+        for field, key in spec.HASHED_USER_FIELDS.items()
+    },
+    **{
+        key: (field, partial(normalize_raw, key), True)
+        for field, key in spec.GEO_USER_FIELDS.items()
+    },
+    **{
+        key: (key, partial(normalize_raw, key), False)
+        for key in spec.SCALAR_USER_FIELDS
+    },
+}
+assert _COLLECTED.keys() == set(IDENTITY_KEYS)
 
 
 def build_user(identity: Mapping[str, object] | None) -> dict[str, object]:

@@ -8,6 +8,7 @@ ISO 4217 table itself and a conversion that would lose precision is refused.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal, InvalidOperation
 
 from iso4217 import Currency
@@ -26,8 +27,15 @@ def currency_exponent(code: str) -> int | None:
     # ASCII first: Unicode case mapping would turn "uſd" into "USD".
     if not (len(code) == 3 and code.isascii() and code.isalpha()):
         return None
+    return _exponent(code.upper())
+
+
+# Unbounded, and small all the same: at most 26**3 codes can reach it. Every amount of
+# every event asks, and an enum lookup by value is slow.
+@functools.cache
+def _exponent(code: str) -> int | None:
     try:
-        currency = Currency(code.upper())
+        currency = Currency(code)
     except ValueError:
         return None
     return currency.exponent

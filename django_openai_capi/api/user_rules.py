@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from django_openai_capi.api import spec
 from django_openai_capi.api.identity import Rejected, normalize_raw
 from django_openai_capi.api.issues import IssueCollector, join
-from django_openai_capi.api.values import describe, is_text
+from django_openai_capi.api.values import MAPPING, describe, is_text
 
 
 def check_user(user: object, path: str, issues: IssueCollector) -> None:
     """Check the API form of ``user``: hashes only where hashes belong, raw geo elsewhere."""
-    if not isinstance(user, Mapping):
+    if not isinstance(user, MAPPING):
         issues.add(path, "invalid_type", f"must be an object, got {describe(user)}")
         return
     for key, value in user.items():

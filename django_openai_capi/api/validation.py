@@ -9,8 +9,10 @@ the two nested objects.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from django_openai_capi.api import spec
@@ -19,6 +21,7 @@ from django_openai_capi.api.data_rules import check_data
 from django_openai_capi.api.issues import IssueCollector, join
 from django_openai_capi.api.user_rules import check_user
 from django_openai_capi.api.values import (
+    MAPPING,
     describe,
     encodable,
     given,
@@ -110,7 +113,7 @@ def check_integration_source(value: object, path: str, issues: IssueCollector) -
 def check_event(
     event: object, path: str, issues: IssueCollector, *, now: int | None = None
 ) -> None:
-    if not isinstance(event, Mapping):
+    if not isinstance(event, MAPPING):
         issues.add(
             path, "invalid_type", f"an event must be an object, got {describe(event)}"
         )
@@ -121,11 +124,27 @@ def check_event(
         _check_encodable(event, path, issues)
 
 
+def check_built_event(
+    event: Mapping[str, object], issues: IssueCollector, *, now: int
+) -> None:
+    """:func:`check_event` for an event ``build_event`` assembled, minus its repeats.
+
+    Its keys are ``build_event``'s own; its ``user`` object comes from ``collect_user``,
+    whose output passes ``check_user`` by construction; and its containers are dicts
+    and lists that hold only what the rules let through, which JSON always encodes (the
+    rules refuse, by their path, the mapping types it cannot), so ``encode_event``
+    encodes it once, for the stored text. Property tests hold these promises: every
+    built event passes :func:`check_event` and encodes.
+    """
+    _check_event_fields(event, "", issues, now, built=True)
+
+
 def _check_encodable(
     event: Mapping[object, object], path: str, issues: IssueCollector
 ) -> None:
-    # The rules above cover what JSON can carry; this catches what they cannot foresee
-    # (a mapping type json does not know, a cycle), so that a valid event always encodes.
+    # The rules cover what JSON can carry; this catches what they cannot foresee in an
+    # arbitrary mapping (a key type json does not know, a cycle), so that a valid event
+    # always encodes.
     try:
         dumps(event).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as error:
@@ -135,15 +154,21 @@ def _check_encodable(
 
 
 def _check_event_fields(
-    event: Mapping[object, object], path: str, issues: IssueCollector, now: int
+    event: Mapping[Any, object],
+    path: str,
+    issues: IssueCollector,
+    now: int,
+    *,
+    built: bool = False,
 ) -> None:
-    for key in event:
-        if not one_of(key, spec.EVENT_FIELDS):
-            issues.add(
-                join(path, key),
-                "unknown_field",
-                f"is not an event field; use {', '.join(sorted(spec.EVENT_FIELDS))}",
-            )
+    if not built:
+        for key in event:
+            if not one_of(key, spec.EVENT_FIELDS):
+                issues.add(
+                    join(path, key),
+                    "unknown_field",
+                    f"is not an event field; use {', '.join(sorted(spec.EVENT_FIELDS))}",
+                )
 
     if not is_text(event.get("id")):
         issues.add(
@@ -161,7 +186,7 @@ def _check_event_fields(
         )
         event_type = None
 
-    _check_timestamp(event.get("timestamp_ms"), join(path, "timestamp_ms"), issues, now)
+    _check_timestamp(event.get("timestamp_ms"), path, issues, now)
     _check_custom_event_name(event, event_type, path, issues)
     action_source = _check_action_source(event, event_type, path, issues)
     _check_source_url(event, action_source, path, issues)
@@ -178,39 +203,34 @@ def _check_event_fields(
             "invalid_type",
             f"must be true or false, got {given(event['opt_out'])}",
         )
-    if "user" in event:
+    if "user" in event and not built:
         check_user(event["user"], join(path, "user"), issues)
 
-    data_path = join(path, "data")
     if "data" not in event:
-        issues.add(data_path, "missing_data", "is required")
+        issues.add(join(path, "data"), "missing_data", "is required")
     else:
-        check_data(event["data"], event_type, data_path, issues)
+        check_data(event["data"], event_type, join(path, "data"), issues)
 
 
 def _check_timestamp(
-    value: object, path: str, issues: IssueCollector, now: int
+    value: object, event_path: str, issues: IssueCollector, now: int
 ) -> None:
     if value is None:
-        issues.add(path, "missing_timestamp", "is required: Unix time in milliseconds")
+        code, message = "missing_timestamp", "is required: Unix time in milliseconds"
     elif isinstance(value, bool) or not isinstance(value, int):
-        issues.add(
-            path,
-            "invalid_type",
-            f"must be an integer of milliseconds since the epoch, got {given(value)}",
+        code = "invalid_type"
+        message = (
+            f"must be an integer of milliseconds since the epoch, got {given(value)}"
         )
     elif value < now - spec.MAX_EVENT_AGE_MS:
-        issues.add(
-            path,
-            "event_timestamp_too_old",
-            f"must be within the last 7 days, got {given(value)}",
-        )
+        code = "event_timestamp_too_old"
+        message = f"must be within the last 7 days, got {given(value)}"
     elif value > now + spec.MAX_EVENT_SKEW_MS:
-        issues.add(
-            path,
-            "event_timestamp_in_future",
-            f"must be no more than 10 minutes ahead, got {given(value)}",
-        )
+        code = "event_timestamp_in_future"
+        message = f"must be no more than 10 minutes ahead, got {given(value)}"
+    else:
+        return
+    issues.add(join(event_path, "timestamp_ms"), code, message)
 
 
 def _check_custom_event_name(
@@ -219,31 +239,32 @@ def _check_custom_event_name(
     path: str,
     issues: IssueCollector,
 ) -> None:
-    name_path = join(path, "custom_event_name")
     name = event.get("custom_event_name")
     if event_type != "custom":
         # With an unknown type, whether a name is allowed cannot be said: stay quiet.
         if event_type is not None and "custom_event_name" in event:
             issues.add(
-                name_path,
+                join(path, "custom_event_name"),
                 "custom_event_name_not_allowed",
                 "is allowed only with type 'custom'",
             )
         return
     if name is None:
         issues.add(
-            name_path, "missing_custom_event_name", "is required when type is 'custom'"
+            join(path, "custom_event_name"),
+            "missing_custom_event_name",
+            "is required when type is 'custom'",
         )
     elif not isinstance(name, str) or not spec.CUSTOM_EVENT_NAME_RE.fullmatch(name):
         issues.add(
-            name_path,
+            join(path, "custom_event_name"),
             "invalid_custom_event_name",
             "must be 1-64 letters, digits, '_' or '-', starting and ending with a letter or digit, "
             f"got {describe(name)}",
         )
     elif name.lower() in spec.STANDARD_EVENT_TYPES:
         issues.add(
-            name_path,
+            join(path, "custom_event_name"),
             "invalid_custom_event_name",
             f"must not be a standard event name; use type {name.lower()!r} instead",
         )
@@ -255,21 +276,25 @@ def _check_action_source(
     path: str,
     issues: IssueCollector,
 ) -> object:
-    source_path = join(path, "action_source")
     source = event.get("action_source")
     if source is not None and not one_of(source, spec.ACTION_SOURCES):
         issues.add(
-            source_path,
+            join(path, "action_source"),
             "invalid_action_source",
             f"must be one of {', '.join(sorted(spec.ACTION_SOURCES))}, got {given(source)}",
         )
     elif one_of(event_type, spec.MOBILE_APP_EVENT_TYPES) and source != "mobile_app":
         issues.add(
-            source_path,
+            join(path, "action_source"),
             "invalid_action_source",
             f"must be 'mobile_app' for {event_type}, got {given(source)}",
         )
     return source
+
+
+# What urlsplit silently drops (tabs, newlines) or keeps (spaces), and no URL holds:
+# whitespace (\s is exactly str.isspace()) and the C0 control characters.
+_SPACE_OR_C0: Final = re.compile(r"[\s\x00-\x1f]")
 
 
 def _check_source_url(
@@ -278,19 +303,20 @@ def _check_source_url(
     path: str,
     issues: IssueCollector,
 ) -> None:
-    url_path = join(path, "source_url")
     url = event.get("source_url")
     if url is None:
         if action_source == "web":
             issues.add(
-                url_path,
+                join(path, "source_url"),
                 "missing_source_url",
                 "is required when action_source is 'web'",
             )
         return
     if not isinstance(url, str):
         issues.add(
-            url_path, "invalid_type", f"must be a URL string, got {describe(url)}"
+            join(path, "source_url"),
+            "invalid_type",
+            f"must be a URL string, got {describe(url)}",
         )
         return
     try:
@@ -298,20 +324,20 @@ def _check_source_url(
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)
     except ValueError:
         valid = False
-    # urlsplit silently drops tabs and newlines, and keeps spaces: none belongs in a URL.
-    valid = valid and not any(c.isspace() or ord(c) < 32 for c in url)
+    valid = valid and _SPACE_OR_C0.search(url) is None
     if not valid or not encodable(url):
         issues.add(
-            url_path,
+            join(path, "source_url"),
             "invalid_source_url",
             f"must be an http(s) URL with a host, got {describe(url)}",
         )
     # Only the query and fragment: paths such as /img/logo@2x.png are not addresses.
-    elif looks_like_email(unquote(parts.query)) or looks_like_email(
-        unquote(parts.fragment)
+    elif (parts.query or parts.fragment) and (
+        looks_like_email(unquote(parts.query))
+        or looks_like_email(unquote(parts.fragment))
     ):
         issues.add(
-            url_path,
+            join(path, "source_url"),
             "raw_identifier",
             "contains what looks like an email address; remove personal data from the URL",
         )

@@ -30,8 +30,11 @@ def client_ip(request: HttpRequest) -> str | None:
     proxy's address would be sent as the visitor's, and match no one.
     """
     remote = _valid(request.META.get("REMOTE_ADDR"))
+    if remote is None:
+        return None
     networks = _configured_networks()
-    if remote is None or not _is_trusted(remote, networks):
+    # No proxies trusted (the default): no address to parse and compare.
+    if not networks or not _is_trusted(remote, networks):
         return remote
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
     hops = forwarded.split(",") if isinstance(forwarded, str) else []

@@ -15,9 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.db import connections, models, router, transaction
-from django.db.models.constants import OnConflict
-from django.db.models.sql.subqueries import InsertQuery
+from django.db import models, router, transaction
 from django.utils import timezone
 
 from django_openai_capi.api import spec
@@ -55,6 +53,7 @@ from django_openai_capi.tracking.context import (
     current_request,
 )
 from django_openai_capi.tracking.conversion import ModelConversion
+from django_openai_capi.tracking.insert import insert_ignoring_conflict, new_event
 from django_openai_capi.tracking.registry import registry
 
 logger = logging.getLogger("django_openai_capi.tracking")
@@ -133,7 +132,7 @@ def record_save(
             source_label=label,
         )
     else:
-        event = ConversionEvent(
+        event = new_event(
             pixel_id=pixel_id,
             event_type=conversion.event_type,
             event_id=event_id,
@@ -299,6 +298,26 @@ def _checked(problem_of: Callable[[object], str | None], value: object) -> str |
         return f"could not be checked ({describe_exception(exc)})"
 
 
+#: Pixel IDs found valid: a site has one or a few, so each is checked once, not on
+#: every save. Only valid ones are kept (a problem's wording may quote the value), and
+#: only so many, whatever a hook returns.
+_VALID_PIXEL_IDS: set[str] = set()
+_VALID_PIXEL_IDS_KEPT = 64
+
+
+def _pixel_id_problem(value: object) -> str | None:
+    if type(value) is str and value in _VALID_PIXEL_IDS:
+        return None
+    problem = pixel_id_problem(value, redact=redact)
+    if (
+        problem is None
+        and type(value) is str
+        and len(_VALID_PIXEL_IDS) < _VALID_PIXEL_IDS_KEPT
+    ):
+        _VALID_PIXEL_IDS.add(value)
+    return problem
+
+
 def _event_id_problem(value: object) -> str | None:
     problem = text_problem(value, EVENT_ID_MAX_LENGTH, redact=redact)
     if problem is None and isinstance(value, str) and not value.strip():
@@ -351,7 +370,7 @@ _IDENTITY_RULES: tuple[tuple[str, str, Callable[[object], str | None]], ...] = (
         "pixel_id",
         f"a Pixel ID: a non-empty string of at most {PIXEL_ID_MAX_LENGTH} characters "
         + "without whitespace",
-        partial(pixel_id_problem, redact=redact),
+        _pixel_id_problem,
     ),
     (
         "event_id",
@@ -486,16 +505,7 @@ def insert_event(event: ConversionEvent, *, using: str) -> bool:
 
 
 def _insert_event(event: ConversionEvent, *, using: str) -> bool:
-    opts = ConversionEvent._meta
-    fields = [field for field in opts.concrete_fields if field is not opts.pk]
-    query = InsertQuery(ConversionEvent, on_conflict=OnConflict.IGNORE)
-    query.insert_values(fields, [event])
-    # Not QuerySet.bulk_create(ignore_conflicts=True): it cannot tell whether the row
-    # was written, and callers (and their tests) need to know.
-    with connections[using].cursor() as cursor:
-        for sql, params in query.get_compiler(using=using).as_sql():
-            cursor.execute(sql, params)
-        inserted: bool = cursor.rowcount == 1
+    inserted = insert_ignoring_conflict(event, using=using)
     if inserted or event.status != _Status.PENDING:
         return inserted
     replaced = (

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 import pytest
 
 from django_openai_capi.api import (
     build_event,
+    canonical,
     encode_event,
     encode_request,
     validate_request,
@@ -250,3 +252,84 @@ def test_a_request_is_assembled_from_a_list_of_encoded_events_only():
         encode_request(encode_event(order()))
     with pytest.raises(TypeError):
         encode_request([{"id": "x"}])  # type: ignore[list-item]
+
+
+class TestWhatJsonCannotEncode:
+    """A built event is encoded once, for its stored text: what JSON cannot encode is
+    refused while building, by the path of the value."""
+
+    def build(self, **data):
+        return build_event(
+            "custom",
+            event_id="c1",
+            custom_event_name="quote",
+            event_time=NOW,
+            now=NOW,
+            data=data,
+        )
+
+    def test_a_mapping_that_is_not_a_dict_is_refused_where_it_is(self):
+        with pytest.raises(EventValidationError) as caught:
+            self.build(meta={"inner": MappingProxyType({"a": 1})})
+        assert caught.value.paths == ["data.meta.inner"]
+        assert caught.value.codes == ["not_json"]
+        assert "a mappingproxy, not a dict" in str(caught.value)
+
+    def test_a_variant_dict_that_is_not_a_dict_is_refused_where_it_is(self):
+        with pytest.raises(EventValidationError) as caught:
+            order(
+                data={
+                    "contents": [
+                        {"id": "a", "variant_dict": MappingProxyType({"size": "M"})}
+                    ]
+                }
+            )
+        assert caught.value.paths == ["data.contents[0].variant_dict"]
+        assert caught.value.codes == ["not_json"]
+
+    def test_a_custom_field_name_that_is_not_unicode_text_is_refused(self):
+        with pytest.raises(EventValidationError) as caught:
+            self.build(**{"a\ud800": 1})
+        assert caught.value.paths == ["data.<key>"]
+        assert caught.value.codes == ["invalid_type"]
+
+
+class TestCanonicalJson:
+    """dumps() runs json's C encoder directly: the same text and the same refusals as
+    json.dumps with the same options, and as JSONEncoder where there is no C encoder."""
+
+    SAMPLE = [
+        {"b": 1, "a": [1.5, -0.0, 2**70, True, None], "é": "Zürich \u2028 \ud83d"},
+        "a lone string",
+        [],
+    ]
+
+    @pytest.mark.parametrize("with_c_encoder", [True, False])
+    def test_the_text_is_json_dumps_with_the_canonical_options(
+        self, monkeypatch, with_c_encoder
+    ):
+        if not with_c_encoder:
+            monkeypatch.setattr(canonical, "c_make_encoder", None)
+        expected = json.dumps(
+            self.SAMPLE,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+        assert canonical.dumps(self.SAMPLE) == expected
+
+    @pytest.mark.parametrize("with_c_encoder", [True, False])
+    def test_the_refusals_are_json_dumps_refusals(self, monkeypatch, with_c_encoder):
+        if not with_c_encoder:
+            monkeypatch.setattr(canonical, "c_make_encoder", None)
+        cycle: list[object] = []
+        cycle.append(cycle)
+        with pytest.raises(ValueError, match="Out of range float"):
+            canonical.dumps({"x": float("inf")})
+        with pytest.raises(ValueError, match="Circular reference"):
+            canonical.dumps(cycle)
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            canonical.dumps({"x": {1, 2}})
+        # A refusal leaves nothing behind for the next encoding.
+        assert canonical.dumps([1]) == "[1]"

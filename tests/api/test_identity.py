@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import string
+import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from django_openai_capi.api import build_user, hash_identifier, normalize
+from django_openai_capi.api import build_user, hash_identifier, identity, normalize
 from django_openai_capi.api.identity import Rejected
 from django_openai_capi.exceptions import EventValidationError
 
@@ -290,3 +295,56 @@ def test_geo_lists_are_unique_as_the_api_sees_them():
     assert build_user({"city": ["Paris", "paris", "PARIS", "Lyon"]}) == {
         "cities": ["Paris", "Lyon"]
     }
+
+
+class TestCharacterClasses:
+    """The regexes that scan raw values in C stand for per-character rules of Python's:
+    over every code point, each matches exactly the characters its rule names."""
+
+    EVERY_CHARACTER = [chr(code) for code in range(0x110000)]
+
+    @pytest.mark.parametrize(
+        "pattern,rule",
+        [
+            (
+                identity._SPACE_OR_CONTROL,
+                lambda c: c.isspace() or unicodedata.category(c) == "Cc",
+            ),
+            (identity._PHONE_SEPARATORS, lambda c: c.isspace() or c in "().-"),
+            (
+                identity._NAME_DROPPED,
+                lambda c: c.isspace() or c in string.punctuation,
+            ),
+            (identity._NOT_IN_POSTAL_CODE, lambda c: not (c.isalnum() or c in " -")),
+        ],
+        ids=["space_or_control", "phone_separators", "name_dropped", "postal_code"],
+    )
+    def test_each_class_matches_what_its_rule_names(self, pattern, rule):
+        differ = [
+            f"U+{ord(c):04X}"
+            for c in self.EVERY_CHARACTER
+            if (pattern.fullmatch(c) is not None) != rule(c)
+        ]
+        assert differ == []
+
+
+@given(
+    st.lists(
+        st.sampled_from(["0", "1", "2", "5", "9", "25", "255", "256", "01", "300"]),
+        min_size=1,
+        max_size=5,
+    ).map(".".join)
+    | st.text(alphabet="0123456789.:abcdef%", max_size=20)
+)
+def test_a_dotted_quad_is_judged_as_ipaddress_judges_it(address):
+    try:
+        ipaddress.ip_address(address)
+        valid = "%" not in address
+    except ValueError:
+        valid = False
+    try:
+        identity.normalize_ip_address(address)
+    except Rejected:
+        assert not valid
+    else:
+        assert valid

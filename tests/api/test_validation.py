@@ -4,9 +4,12 @@ import copy
 from collections.abc import Mapping
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from django_openai_capi.api import validate_event, validate_request
-from django_openai_capi.api.spec import EVENT_DATA_TYPES
+from django_openai_capi.api import data_rules, validate_event, validate_request
+from django_openai_capi.api.issues import IssueCollector
+from django_openai_capi.api.spec import CONTENT_FIELDS, EVENT_DATA_TYPES
 from django_openai_capi.api.values import looks_like_email
 from django_openai_capi.exceptions import EventValidationError
 
@@ -533,6 +536,20 @@ class TestHostileInput:
             "data.contents[0].quantity": "invalid_quantity",
         }
 
+    def test_custom_values_of_every_json_type_within_bounds_pass(self):
+        validate_event(
+            event(
+                type="custom",
+                custom_event_name="quote",
+                data={
+                    "type": "custom",
+                    "edges": [2**63 - 1, -(2**63) + 1, 0.5, -1e300],
+                    "flags": {"on": True, "none": None, "text": "plain"},
+                },
+            ),
+            now=NOW,
+        )
+
     def test_custom_values_nest_at_most_32_levels(self):
         deep: list[object] = []
         cursor = deep
@@ -690,3 +707,41 @@ def test_long_keys_do_not_fill_the_path_cache():
         )
     )
     assert _display_name.cache_info().currsize == before
+
+
+def test_an_event_of_a_mapping_type_json_cannot_encode_is_refused_not_passed():
+    from types import MappingProxyType
+
+    assert problems(MappingProxyType(event())) == {"": "not_json"}
+
+
+content_values = (
+    st.text(max_size=6)
+    | st.sampled_from(
+        ["sku_1", "Item 1", "product", " ", "a@b.co", "Zoë", "\ud800", "USD", "usd"]
+    )
+    | st.integers(min_value=-2, max_value=2**64)
+    | st.booleans()
+    | st.none()
+    | st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2)
+)
+content_items = st.dictionaries(
+    st.sampled_from(sorted(CONTENT_FIELDS)) | st.text(max_size=4),
+    content_values,
+    max_size=6,
+)
+
+
+@given(content_items, st.booleans())
+@example({"id": "sku_1", "name": "Item 1", "quantity": 2, "amount": 5}, True)
+@example({"id": "sku_1", "amount": 5, "currency": "gbp"}, False)
+def test_an_item_passed_at_a_glance_has_no_problem_field_by_field(
+    item, currency_inherited
+):
+    if data_rules._plainly_valid(item, currency_inherited=currency_inherited):
+        issues = IssueCollector()
+        data_rules._check_item_fields(item, "item", issues)
+        data_rules._check_money(
+            item, "item", issues, currency_inherited=currency_inherited
+        )
+        assert issues.issues == []
