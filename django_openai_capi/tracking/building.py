@@ -6,9 +6,11 @@ saved after the order, in the same transaction). The worker runs this step befor
 claim, so a crash between the commit and the build loses nothing, and a row is claimed
 for sending only once it has a payload.
 
-Objects are loaded per model in one query (through the conversion's ``get_queryset``),
-and each outcome is written with one ``UPDATE`` per kind, guarded so that a slower
-concurrent builder cannot overwrite what another one already wrote.
+Objects are loaded per model in one query (through the conversion's ``get_queryset``).
+A chunk's events are marked built with one ``UPDATE ... RETURNING`` and their payloads
+stored in their own table with one ``INSERT``; each other outcome is one ``UPDATE`` per
+kind. Every write is guarded so that a slower concurrent builder cannot overwrite what
+another one already wrote.
 """
 
 from __future__ import annotations
