@@ -17,6 +17,7 @@ from django_openai_capi.delivery import DeliveryReport, send_pending
 from django_openai_capi.dispatch import MAX_BATCHES_PER_WAKE_UP
 from django_openai_capi.exceptions import CapiError
 from django_openai_capi.redaction import describe_exception
+from django_openai_capi.tracking.building import BuildReport
 
 # Django 6 has the framework; 5.2 has the backport. A run of the test matrix takes
 # one side only, hence the pragma.
@@ -45,7 +46,11 @@ def send_pending_events(using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
 
 def report_to_json(report: DeliveryReport) -> dict[str, Any]:
     """*report* as JSON-safe values, with its one-line summary."""
-    data = dataclasses.asdict(report)
+    # The build's counts flat, as the summary gives them; its first error is an
+    # exception, not JSON (and was logged where it happened).
+    data = dataclasses.asdict(dataclasses.replace(report, build=BuildReport()))
+    del data["build"]
+    data["built"], data["not_built"] = report.built, report.not_built
     data["paused"] = {
         pixel: until.isoformat() for pixel, until in report.paused.items()
     }

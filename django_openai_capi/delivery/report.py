@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django_openai_capi.tracking.building import BuildReport
+
 
 @dataclass
 class DeliveryReport:
@@ -12,9 +14,8 @@ class DeliveryReport:
 
     #: Events taken back from workers that stopped mid-request.
     reaped: int = 0
-    built: int = 0
-    #: Events whose payload could not be built (failed, cancelled or expired).
-    not_built: int = 0
+    #: What the build step did first: payloads built, and events that could not be.
+    build: BuildReport = field(default_factory=BuildReport)
     #: Claims taken, and the events they held.
     batches: int = 0
     claimed: int = 0
@@ -34,10 +35,20 @@ class DeliveryReport:
     #: OPENAI_CAPI_SEND_ENABLED is False: nothing was done.
     disabled: bool = False
 
+    @property
+    def built(self) -> int:
+        return self.build.built
+
+    @property
+    def not_built(self) -> int:
+        """Events whose payload could not be built (failed, cancelled or expired)."""
+        return self.build.not_built
+
     def merge(self, other: DeliveryReport) -> None:
         """Add what *other*, a later report (a claim's, a pass's), found."""
         for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.build.merge(other.build)
         self.halted = self.halted or other.halted
         self.paused.update(other.paused)
         self.skipped.update(other.skipped)
@@ -78,8 +89,6 @@ class DeliveryReport:
 
 _COUNTS = (
     "reaped",
-    "built",
-    "not_built",
     "batches",
     "claimed",
     "requests",

@@ -208,7 +208,6 @@ def _build(report: DeliveryReport, using: str, *, bounded: bool) -> None:
             # stored and logged: the worker goes on with what was built.
             logger.warning("Some conversions could not be built; see the errors above.")
             break
-        report.built += built.built
-        report.not_built += built.failed + built.cancelled + built.expired
+        report.build.merge(built)
         if bounded or built.total < BUILD_CHUNK:
             break

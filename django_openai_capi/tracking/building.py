@@ -61,7 +61,19 @@ class BuildReport:
 
     @property
     def total(self) -> int:
-        return self.built + self.failed + self.cancelled + self.expired
+        return self.built + self.not_built
+
+    @property
+    def not_built(self) -> int:
+        return self.failed + self.cancelled + self.expired
+
+    def merge(self, other: BuildReport) -> None:
+        """Add what *other*, a later pass, did."""
+        self.built += other.built
+        self.failed += other.failed
+        self.cancelled += other.cancelled
+        self.expired += other.expired
+        self.first_error = self.first_error or other.first_error
 
 
 @dataclass

@@ -13,8 +13,9 @@ import responses
 
 from django_openai_capi import dispatch
 from django_openai_capi.delivery import DeliveryReport
-from django_openai_capi.exceptions import CapiError
+from django_openai_capi.exceptions import CapiError, ConversionError
 from django_openai_capi.tasks import report_to_json, send_pending_events
+from django_openai_capi.tracking.building import BuildReport
 from tests.dispatch.conftest import ENDPOINT, record_lead, statuses
 
 
@@ -71,6 +72,22 @@ def test_a_report_becomes_json() -> None:
     assert data["paused"] == {"px": "2026-01-02T03:04:05+00:00"}
     assert data["sent"] == 3
     assert data["summary"] == report.summary()
+    json.dumps(data)
+
+
+def test_a_reports_build_is_json_too_without_its_exception() -> None:
+    failure = ConversionError("get_data raised", source_label="shop.Order:1")
+    report = DeliveryReport(build=BuildReport(built=2, failed=1, first_error=failure))
+    total = DeliveryReport()
+    total.merge(report)
+    total.merge(report)
+
+    data = report_to_json(total)
+
+    assert (data["built"], data["not_built"]) == (4, 2)
+    assert "build" not in data
+    assert "built 4, not built 2" in data["summary"]
+    assert total.build.first_error is failure
     json.dumps(data)
 
 
