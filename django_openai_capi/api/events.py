@@ -141,8 +141,8 @@ def _upper_currencies(data: object) -> None:
 def _upper_currency(container: JSONObject) -> None:
     # ASCII only: Unicode case mapping would turn "ınr" into "INR".
     currency = container.get("currency")
-    if isinstance(currency, str) and currency.isascii():
-        container["currency"] = currency.upper()
+    if isinstance(currency, str) and str.isascii(currency):
+        container["currency"] = str.upper(currency)
 
 
 def strip_empty(event: Mapping[Any, Any]) -> JSONObject:

@@ -19,7 +19,7 @@ from typing import Final
 
 from django_openai_capi.api import spec
 from django_openai_capi.api.issues import IssueCollector, join
-from django_openai_capi.api.values import MAPPING, describe, given
+from django_openai_capi.api.values import MAPPING, describe, encodable, given
 
 #: The keys ``ModelConversion.get_user`` and ``track(user=...)`` accept.
 IDENTITY_KEYS: Final = (
@@ -166,12 +166,15 @@ def _digest(normalizer: Callable[[str], str], value: str) -> str:
     return hashlib.sha256(_utf8(normalizer(value))).hexdigest()
 
 
+# A lone surrogate, which json.loads lets through from "\ud800" escapes.
+_NOT_UNICODE: Final = ("invalid_text", "is not valid Unicode text")
+
+
 def _utf8(value: str) -> bytes:
     try:
-        return value.encode("utf-8")
+        return str.encode(value, "utf-8")  # str's own: see values.encodable
     except UnicodeEncodeError:
-        # A lone surrogate, which json.loads lets through from "\ud800" escapes.
-        raise Rejected("invalid_text", "is not valid Unicode text") from None
+        raise Rejected(*_NOT_UNICODE) from None
 
 
 def _geo_text(value: str) -> str:
@@ -266,8 +269,8 @@ def normalize_raw(key: str, value: str) -> str:
     For ``city``, ``region``, ``postal_code``, ``country``, ``ip_address``,
     ``user_agent``, ``obref`` and ``android_advertising_id``; raises :class:`Rejected`.
     """
-    if not value.isascii():
-        _utf8(value)
+    if not encodable(value):
+        raise Rejected(*_NOT_UNICODE)
     return _RAW_NORMALIZERS[key](value)
 
 

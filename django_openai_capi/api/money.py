@@ -24,10 +24,11 @@ def currency_exponent(code: str) -> int | None:
     ``None`` when the code is not an ISO 4217 code, or names something with no minor
     unit (gold, special drawing rights, ...) that cannot carry a price.
     """
-    # ASCII first: Unicode case mapping would turn "uſd" into "USD".
-    if not (len(code) == 3 and code.isascii() and code.isalpha()):
+    # ASCII first: Unicode case mapping would turn "uſd" into "USD". str's own methods:
+    # a subclass's could say anything (see values.encodable).
+    if not (len(code) == 3 and str.isascii(code) and str.isalpha(code)):
         return None
-    return _exponent(code.upper())
+    return _exponent(str.upper(code))
 
 
 # Unbounded, and small all the same: at most 26**3 codes can reach it. Every amount of

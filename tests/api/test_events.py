@@ -333,3 +333,29 @@ class TestCanonicalJson:
             canonical.dumps({"x": {1, 2}})
         # A refusal leaves nothing behind for the next encoding.
         assert canonical.dumps([1]) == "[1]"
+
+
+class Liar(str):
+    """Text whose own methods say it is plain ASCII."""
+
+    def isascii(self) -> bool:
+        return True
+
+    def encode(self, *args: object, **kwargs: object) -> bytes:
+        return b"ascii"
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"user": {"city": Liar("Par\ud800is")}},
+        {"data": {"contents": [{"id": "a", "name": Liar("\ud800")}]}},
+        {"source_url": Liar("https://shop.example.com/\ud800")},
+    ],
+    ids=["raw identity", "content text", "source url"],
+)
+def test_text_is_judged_by_its_characters_not_by_its_own_methods(where):
+    # A built event is not encoded to prove that it can be: the rules' own view of
+    # each string is the proof, and a subclass cannot talk its way past it.
+    with pytest.raises(EventValidationError):
+        order(**where)
