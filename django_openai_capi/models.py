@@ -358,6 +358,21 @@ class ConversionEvent(models.Model):
                 EventPayload.event.field.remote_field.set_cached_value(self, None)
         self._unsaved_payload = _Unset.UNSET
 
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: models.QuerySet[ConversionEvent] | None = None,
+    ) -> None:
+        """Reload the event; a full reload drops a payload given and not saved.
+
+        As for a field: the stored payload is read again, and a later save() does
+        not write the one given before the reload.
+        """
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        if fields is None:
+            self._unsaved_payload = _Unset.UNSET
+
     @property
     def is_built(self) -> bool:
         """Whether the payload exists; an event without one is never sent."""
