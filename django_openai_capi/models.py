@@ -122,6 +122,8 @@ class ConversionEventQuerySet(models.QuerySet["ConversionEvent"]):
                 + "of the events, so their payloads cannot be stored with them; "
                 + "save those events one by one"
             )
+        # The write database, as Django's own bulk_create takes (not the read one).
+        self._for_write = True
         with transaction.atomic(using=self.db, savepoint=False):
             events = super().bulk_create(objs, *args, **kwargs)
             EventPayload.objects.using(self.db).bulk_create(

@@ -160,6 +160,23 @@ def test_bulk_create_stores_the_payloads_given() -> None:
     assert [e.is_built for e in ConversionEvent.objects.order_by("pk")] == [True, False]
 
 
+class ReadsFromAReplica:
+    """A router that sends reads to a replica (unconfigured here: any use fails)."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str:
+        return "replica"
+
+
+@pytest.mark.django_db
+def test_bulk_create_writes_events_and_payloads_in_one_transaction_of_the_write_db(
+    settings: Any,
+) -> None:
+    settings.DATABASE_ROUTERS = [f"{__name__}.ReadsFromAReplica"]
+    ConversionEvent.objects.bulk_create([an_event("a", payload=JSON)])
+    settings.DATABASE_ROUTERS = []
+    assert ConversionEvent.objects.get().payload == JSON
+
+
 @pytest.mark.django_db
 def test_bulk_create_that_cannot_return_ids_refuses_payloads_by_name() -> None:
     with pytest.raises(ValueError, match=r"^payload: bulk_create\(ignore_conflicts"):
