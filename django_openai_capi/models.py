@@ -122,6 +122,8 @@ class ConversionEventQuerySet(models.QuerySet["ConversionEvent"]):
                 + "of the events, so their payloads cannot be stored with them; "
                 + "save those events one by one"
             )
+        # The write database, as Django's own bulk_create takes (not the read one).
+        self._for_write = True
         with transaction.atomic(using=self.db, savepoint=False):
             events = super().bulk_create(objs, *args, **kwargs)
             EventPayload.objects.using(self.db).bulk_create(
@@ -357,6 +359,21 @@ class ConversionEvent(models.Model):
                 EventPayload.objects.using(using).filter(pk=self.pk).delete()
                 EventPayload.event.field.remote_field.set_cached_value(self, None)
         self._unsaved_payload = _Unset.UNSET
+
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: models.QuerySet[ConversionEvent] | None = None,
+    ) -> None:
+        """Reload the event; a full reload drops a payload given and not saved.
+
+        As for a field: the stored payload is read again, and a later save() does
+        not write the one given before the reload.
+        """
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        if fields is None:
+            self._unsaved_payload = _Unset.UNSET
 
     @property
     def is_built(self) -> bool:

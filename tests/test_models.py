@@ -99,6 +99,22 @@ def test_a_payload_given_again_replaces_the_stored_one_and_none_removes_it() -> 
 
 
 @pytest.mark.django_db
+def test_a_reload_drops_a_payload_given_and_not_saved_as_it_would_a_field() -> None:
+    event = an_event(payload=JSON)
+    event.save()
+    event.payload = None
+    event.refresh_from_db()
+    reloaded = event  # the same instance, without mypy's narrowing of its payload
+    assert (reloaded.payload, reloaded.is_built) == (JSON, True)
+    event.payload = '{"id":"unsaved"}'
+    event.refresh_from_db(fields=["status"])  # as for a field: other fields only
+    assert event.payload == '{"id":"unsaved"}'
+    event.refresh_from_db()
+    event.save()
+    assert ConversionEvent.objects.get().payload == JSON
+
+
+@pytest.mark.django_db
 def test_update_fields_write_the_payload_only_when_they_name_it() -> None:
     event = an_event(payload=None)
     event.save()
@@ -142,6 +158,23 @@ def test_bulk_create_stores_the_payloads_given() -> None:
         (events[0].pk, JSON)
     ]
     assert [e.is_built for e in ConversionEvent.objects.order_by("pk")] == [True, False]
+
+
+class ReadsFromAReplica:
+    """A router that sends reads to a replica (unconfigured here: any use fails)."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str:
+        return "replica"
+
+
+@pytest.mark.django_db
+def test_bulk_create_writes_events_and_payloads_in_one_transaction_of_the_write_db(
+    settings: Any,
+) -> None:
+    settings.DATABASE_ROUTERS = [f"{__name__}.ReadsFromAReplica"]
+    ConversionEvent.objects.bulk_create([an_event("a", payload=JSON)])
+    settings.DATABASE_ROUTERS = []
+    assert ConversionEvent.objects.get().payload == JSON
 
 
 @pytest.mark.django_db
