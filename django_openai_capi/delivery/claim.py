@@ -11,6 +11,7 @@ outside any transaction.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from django_openai_capi.models import (
 )
 
 _Status = ConversionEvent.Status
+logger = logging.getLogger("django_openai_capi.delivery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ def claim_batch(pixel_id: str, *, size: int, using: str = "default") -> Claim | 
             rows = _claim_returning(connection, due, size, now, lease, claim_id)
         else:
             rows = _claim_in_steps(connection, due, size, now, lease, claim_id, using)
+        rows = _without_lost_payloads(rows, claim_id, using)
     if not rows:
         return None
     events = tuple(
@@ -86,6 +89,35 @@ def claim_batch(pixel_id: str, *, size: int, using: str = "default") -> Claim | 
         for row in sorted(rows)
     )
     return Claim(claim_id, pixel_id, events, now, lease)
+
+
+def _without_lost_payloads(
+    rows: list[tuple[Any, ...]], claim_id: uuid.UUID, using: str
+) -> list[tuple[Any, ...]]:
+    """*rows* that have their payload; the others go back to the build step.
+
+    The app writes a payload row with the built marker, but a row copied with
+    ``pk = None`` or saved with ``update_fields`` naming ``built_at`` alone keeps the
+    marker without the payload. Claimed as it is, it would have nothing to send and
+    come back through the reaper until its attempts ran out, under a wrong reason.
+    """
+    lost = [row[0] for row in rows if row[3] is None]
+    if not lost:
+        return rows
+    ConversionEvent.objects.using(using).held_by(claim_id).filter(pk__in=lost).update(
+        status=_Status.PENDING,
+        built_at=None,
+        attempts=F("attempts") - 1,
+        lease_expires_at=None,
+        updated_at=timezone.now(),
+    )
+    logger.warning(
+        "%d events were marked built but had no payload (copied or saved without "
+        + "it); they go back to the build step: %s",
+        len(lost),
+        ", ".join(str(pk) for pk in lost),
+    )
+    return [row for row in rows if row[3] is not None]
 
 
 def due_events(pixel_id: str, now: datetime, using: str) -> QuerySet[ConversionEvent]:
@@ -161,8 +193,8 @@ def _claim_returning(
 def with_payloads(claimed: str, connection: BaseDatabaseWrapper) -> str:
     """*claimed*, a statement returning the claimed rows, with each row's payload.
 
-    A payload row is written with the built marker, in one transaction, so every
-    claimed row has one; one deleted by hand drops its row, as the join says.
+    A payload row is written with the built marker, in one transaction, so a claimed
+    row without one (``None`` here) is a row the app did not write that way.
     """
     column = _columns(connection)
     stored = _columns(connection, EventPayload)
@@ -172,7 +204,7 @@ def with_payloads(claimed: str, connection: BaseDatabaseWrapper) -> str:
         f"SELECT claimed.{column['id']}, claimed.{column['event_type']}, "
         f"claimed.{column['event_id']}, {payloads}.{stored['json']}, "
         f"claimed.{column['attempts']}, claimed.stale, "
-        f"claimed.{column['source_label']} FROM claimed JOIN {payloads} "
+        f"claimed.{column['source_label']} FROM claimed LEFT JOIN {payloads} "
         f"ON {payloads}.{stored['event']} = claimed.{column['id']}"
     )
 
@@ -188,7 +220,7 @@ def _payloads_added(
         .filter(event__in=ConversionEvent.objects.held_by(claim_id))
         .values_list("pk", "json")
     )
-    return [(*row[:3], json[row[0]], *row[3:]) for row in rows if row[0] in json]
+    return [(*row[:3], json.get(row[0]), *row[3:]) for row in rows]
 
 
 def _claim_in_steps(
@@ -220,7 +252,7 @@ def _claim_in_steps(
             (*row[:5], row[5] <= stale_after, row[6])
             for row in ConversionEvent.objects.using(using)
             .held_by(claim_id)
-            .filter(id__in=chunk, stored_payload__isnull=False)
+            .filter(id__in=chunk)
             .values_list(*_RETURNED)
         )
     return rows

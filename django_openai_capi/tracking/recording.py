@@ -497,9 +497,19 @@ def insert_event(event: ConversionEvent, *, using: str) -> bool:
                 event_type=event.event_type,
                 event_id=event.event_id,
             )
-            EventPayload.objects.using(using).create(
-                event_id=identity.values_list("pk", flat=True).get(),
-                json=payload,
+            # An upsert: a replaced failed row may still hold a payload row (its
+            # built_at cleared by hand), and a conflict here would abort the host's
+            # transaction.
+            EventPayload.objects.using(using).bulk_create(
+                [
+                    EventPayload(
+                        event_id=identity.values_list("pk", flat=True).get(),
+                        json=payload,
+                    )
+                ],
+                update_conflicts=True,
+                unique_fields=["event"],
+                update_fields=["json"],
             )
     return written
 

@@ -375,8 +375,33 @@ def test_on_postgresql_the_claim_reads_the_payloads_in_its_own_statement(
         rows = cursor.fetchall()
 
     assert rows == [
-        (kept.pk, "lead_created", "lead-0", kept.payload, 0, 0, "test:lead-0")
+        (kept.pk, "lead_created", "lead-0", kept.payload, 0, 0, "test:lead-0"),
+        (lost.pk, "lead_created", "lead-1", None, 0, 0, "test:lead-1"),
     ]
+
+
+def test_an_event_marked_built_without_its_payload_goes_back_to_the_build_step(
+    make_events: MakeEvents, claim_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A copy made with pk = None keeps built_at but not the payload's row.
+    kept, lost = make_events(2)
+    EventPayload.objects.filter(pk=lost.pk).delete()
+
+    claim = claim_batch("test-pixel", size=10)
+
+    assert claim is not None
+    assert [event.pk for event in claim.events] == [kept.pk]
+    lost.refresh_from_db()
+    assert (lost.status, lost.attempts, lost.built_at, lost.lease_expires_at) == (
+        Status.PENDING,
+        0,
+        None,
+        None,
+    )
+    assert ConversionEvent.objects.unbuilt().get() == lost
+    assert "had no payload" in caplog.text and str(lost.pk) in caplog.text
+    # Nothing left to claim until the build step has built it again.
+    assert claim_batch("test-pixel", size=10) is None
 
 
 def test_a_pause_says_until_when(db: None) -> None:

@@ -278,16 +278,16 @@ def test_a_scoped_ipv6_address_is_left_out() -> None:
 def test_the_event_and_its_payload_are_written_together_or_not_at_all(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    create = QuerySet.create
+    bulk_create = QuerySet.bulk_create
 
-    def refuse_payloads(self: QuerySet[Any], **fields: Any) -> Any:
+    def refuse_payloads(self: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
         if self.model is EventPayload:
             raise IntegrityError("refused")
-        return create(self, **fields)
+        return bulk_create(self, *args, **kwargs)
 
     track("lead_created", event_id="lead-1")
     assert EventPayload.objects.get().json == ConversionEvent.objects.get().payload
-    monkeypatch.setattr(QuerySet, "create", refuse_payloads)
+    monkeypatch.setattr(QuerySet, "bulk_create", refuse_payloads)
 
     with pytest.raises(IntegrityError):
         track("lead_created", event_id="lead-2")
@@ -306,6 +306,24 @@ def test_a_corrected_call_replaces_the_failure_that_held_its_id() -> None:
     )
     event = ConversionEvent.objects.get()
     assert (event.status, event.last_error) == (Status.PENDING, "")
+    assert stored()["data"]["amount"] == 1250
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_failure_replaced_over_a_payload_left_in_its_table_keeps_the_new_one() -> (
+    None
+):
+    # built_at cleared by hand on a failed row whose payload row stayed: replacing the
+    # failure must not collide with it (inside the host's transaction).
+    track("order_created", event_id="o-1", data={"amount": 12.5, "currency": "USD"})
+    failed = ConversionEvent.objects.get()
+    EventPayload.objects.create(event=failed, json='{"left":"behind"}')
+
+    assert track(
+        "order_created", event_id="o-1", data={"amount": 1250, "currency": "USD"}
+    )
+
+    assert ConversionEvent.objects.get().status == Status.PENDING
     assert stored()["data"]["amount"] == 1250
 
 
