@@ -25,7 +25,7 @@ c.setup()
 
 from django.utils import timezone  # noqa: E402
 
-from django_openai_capi.delivery.claim import claim_batch, due_pixels  # noqa: E402
+from django_openai_capi.delivery.claim import claim_batch  # noqa: E402
 from django_openai_capi.models import ConversionEvent  # noqa: E402
 
 CHUNK = 100_000
@@ -68,7 +68,7 @@ def main() -> None:
         seeding = time.perf_counter() - started
 
         started = time.perf_counter()
-        pixels = due_pixels()
+        pixels = ConversionEvent.objects.due_pixels()
         pixel_list = time.perf_counter() - started
         assert pixels == [c.PIXEL]
         started = time.perf_counter()

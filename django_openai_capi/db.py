@@ -2,13 +2,16 @@
 
 The claim and the build step each write rows and need to know which ones they won:
 with ``UPDATE ... RETURNING`` where the database has it, else by locking the rows
-first. Kept apart from both, so that neither imports the other.
+first; every statement that lists ids keeps under the database's parameter limit.
+Kept apart from the claim, the build and the outcomes, so that none imports another.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
@@ -35,3 +38,16 @@ def locked(
     return query.select_for_update(
         skip_locked=features.has_select_for_update_skip_locked
     )
+
+
+#: Parameters kept free beside the ids in one statement: the SET clause, and the CASE
+#: of a retry (two per distinct attempt count, up to MAX_ATTEMPTS of them).
+RESERVED_PARAMS = 100
+
+
+def chunked(pks: Sequence[int], using: str) -> Iterable[Sequence[int]]:
+    """*pks* in pieces small enough for one statement's parameters."""
+    limit = connections[using].features.max_query_params
+    size = len(pks) if limit is None else max(1, limit - RESERVED_PARAMS)
+    for start in range(0, len(pks), size or 1):
+        yield pks[start : start + size]

@@ -98,6 +98,35 @@ class ConversionEventQuerySet(models.QuerySet["ConversionEvent"]):
         )
         return due if pixel_id is None else due.filter(pixel_id=pixel_id)
 
+    def of_pixels(self, pixel_ids: Iterable[str] | None) -> ConversionEventQuerySet:
+        """The events of *pixel_ids*; all of them for ``None`` (no ``--pixel`` given)."""
+        return self if pixel_ids is None else self.filter(pixel_id__in=pixel_ids)
+
+    def due_pixels(self, now: datetime | None = None) -> list[str]:
+        """The pixels (of these events) with due events, in order.
+
+        A skip scan, two short index probes per pixel: the next pixel with pending
+        events (the due index is ordered by pixel), then whether it has one due and
+        built. A ``DISTINCT`` over the due rows would read every pending row instead,
+        once per pass: 1.3 s on PostgreSQL with 1,000,000 pending, against 15 ms
+        (BENCHMARKS.md).
+        """
+        now = timezone.now() if now is None else now
+        pending = self.pending()
+        pixels: list[str] = []
+        last: str | None = None
+        while True:
+            after = pending if last is None else pending.filter(pixel_id__gt=last)
+            last = after.order_by("pixel_id").values_list("pixel_id", flat=True).first()
+            if last is None:
+                return pixels
+            # Ordered as the claim is (exists() would drop the order): the planner
+            # then walks the due index, where an unordered probe may scan the table
+            # from the start, through every sent row, before it finds a pending one.
+            due = self.due(last, now).order_by("next_attempt_at", "id")
+            if due.values_list("id", flat=True).first() is not None:
+                pixels.append(last)
+
     def overdue(self, now: datetime) -> ConversionEventQuerySet:
         """Pending events whose 7-day window has closed."""
         return self.pending().filter(expires_at__lte=now)

@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from django_openai_capi import signals
 from django_openai_capi.conf import conf
+from django_openai_capi.db import chunked
 from django_openai_capi.delivery import pauses
 from django_openai_capi.delivery.advice import what_to_do
-from django_openai_capi.delivery.claim import Claim, ClaimedEvent, chunked
+from django_openai_capi.delivery.claim import Claim, ClaimedEvent
 from django_openai_capi.delivery.isolation import Accepted, Refused, Stopped
 from django_openai_capi.delivery.policy import next_attempt
 from django_openai_capi.delivery.report import DeliveryReport

@@ -15,7 +15,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
-from django_openai_capi.delivery.claim import chunked
+from django_openai_capi.db import chunked
 from django_openai_capi.models import ConversionEvent, ErrorKind
 from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
 

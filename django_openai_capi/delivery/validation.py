@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
-from django_openai_capi.delivery.claim import due_pixels
 from django_openai_capi.delivery.dry_run import Check, EventVerdict, PixelCheck
 from django_openai_capi.models import ConversionEvent
 
@@ -70,7 +69,8 @@ def iter_validate_pending(
     size = _batch_size(batch_size)
     now = timezone.now()
     left = limit
-    for pixel_id in due_pixels(only=pixel_ids, using=using):
+    events = ConversionEvent.objects.using(using).of_pixels(pixel_ids)
+    for pixel_id in events.due_pixels():
         check = PixelCheck(pixel_id, size, now)
         after = 0
         while left is None or left > 0:
@@ -165,10 +165,8 @@ def validate_due(
         on_verdict(verdict, report)
         if should_stop():
             break
-    unbuilt = ConversionEvent.objects.using(using).unbuilt()
-    if pixel_ids is not None:
-        unbuilt = unbuilt.filter(pixel_id__in=pixel_ids)
-    report.unbuilt = unbuilt.count()
+    events = ConversionEvent.objects.using(using).of_pixels(pixel_ids)
+    report.unbuilt = events.unbuilt().count()
     return report
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import pauses
-from django_openai_capi.delivery.claim import claim_batch, due_pixels
+from django_openai_capi.delivery.claim import claim_batch
 from django_openai_capi.delivery.report import DeliveryReport
 from django_openai_capi.delivery.sender import deliver
 from django_openai_capi.delivery.sweeps import expire_overdue, reap_expired_leases
@@ -63,7 +63,8 @@ def send_pending(
     report.reaped = reap_expired_leases(using=using)
     report.expired += expire_overdue(using=using)
     _build(report, using, bounded=max_batches is not None)
-    for pixel_id in due_pixels(only=pixel_ids, using=using):
+    events = ConversionEvent.objects.using(using).of_pixels(pixel_ids)
+    for pixel_id in events.due_pixels():
         if should_stop() or _limit_reached(report, max_batches):
             break
         if not _can_send(pixel_id, report, using):
@@ -101,9 +102,7 @@ def due_count(
     meanwhile.
     """
     now = timezone.now()
-    due = ConversionEvent.objects.using(using).due(now=now)
-    if pixel_ids is not None:
-        due = due.filter(pixel_id__in=pixel_ids)
+    due = ConversionEvent.objects.using(using).of_pixels(pixel_ids).due(now=now)
     if not paused:
         pauses = PixelPause.objects.using(using).filter(paused_until__gt=now)
         due = due.exclude(pixel_id__in=pauses.values("pixel_id"))

@@ -18,7 +18,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
-from django_openai_capi.delivery.claim import chunked
+from django_openai_capi.db import chunked
 from django_openai_capi.delivery.policy import EXPIRY_MARGIN
 from django_openai_capi.models import ConversionEvent
 

@@ -20,7 +20,6 @@ from django_openai_capi.delivery.claim import (
     Claim,
     ClaimedEvent,
     claim_batch,
-    due_pixels,
     renew_lease,
 )
 from django_openai_capi.delivery.isolation import Accepted
@@ -158,8 +157,9 @@ def test_due_pixels_lists_pixels_with_sendable_events(make_events: MakeEvents) -
         next_attempt_at=timezone.now() + timedelta(hours=1),
     )
 
-    assert due_pixels() == ["a", "b", "f"]
-    assert due_pixels(only=["b", "c", "e"]) == ["b"]
+    events = ConversionEvent.objects.all()
+    assert events.due_pixels() == ["a", "b", "f"]
+    assert events.of_pixels(["b", "c", "e"]).due_pixels() == ["b"]
 
 
 def test_the_reaper_returns_events_of_a_dead_worker_with_the_same_ids(
