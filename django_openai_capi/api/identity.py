@@ -316,6 +316,7 @@ def collect_user(
             continue
         field, normalized_form, many = rule
         if isinstance(raw, str):  # the usual: one value, as a string
+            raw = _plain(raw)
             if raw.strip():
                 try:
                     normalized = normalized_form(raw)
@@ -353,6 +354,8 @@ def _collect_list(
         return
     normalized = []
     for index, item in enumerate(raw):
+        if isinstance(item, str):
+            item = _plain(item)
         if _is_absent(item):
             continue
         if not isinstance(item, str):
@@ -368,6 +371,13 @@ def _collect_list(
             _refuse(rejected, item, f"{path}[{index}]", issues)
     if normalized:
         user[field] = _unique_first(normalized)
+
+
+def _plain(value: str) -> str:
+    # A plain str of the same characters: the normalisers call a value's own methods
+    # (strip, lower), which a subclass may answer with other text, and what they return
+    # is not checked again (see the docstring of collect_user).
+    return value if type(value) is str else str.__str__(value)
 
 
 def _refuse(rejected: Rejected, value: str, path: str, issues: IssueCollector) -> None:

@@ -359,3 +359,44 @@ def test_text_is_judged_by_its_characters_not_by_its_own_methods(where):
     # each string is the proof, and a subclass cannot talk its way past it.
     with pytest.raises(EventValidationError):
         order(**where)
+
+
+class Shifty(str):
+    """Text whose own strip() and lower() answer other text than its characters."""
+
+    def strip(self, chars: str | None = None) -> str:
+        return self if chars is None else str.strip(self, chars)
+
+    def lower(self) -> str:
+        return "someone@example.com"
+
+
+class Surrogate(str):
+    """Text whose own strip() answers a lone surrogate."""
+
+    def strip(self, chars: str | None = None) -> str:
+        return "\ud800"
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        {"email": Shifty("a" * 64)},
+        {"external_id": [Shifty("b" * 64)]},
+        {"city": Surrogate("Paris")},
+        {"user_agent": Surrogate("Mozilla/5.0")},
+    ],
+    ids=["digest lower()", "digest in a list", "geo strip()", "scalar strip()"],
+)
+def test_identity_is_normalised_from_its_characters_not_its_own_methods(user):
+    # build_event no longer runs check_user on what collect_user returns: a subclass's
+    # strip() or lower() must not put a raw address or a lone surrogate in the user.
+    try:
+        event = order(user=user)
+    except EventValidationError:
+        return
+    for values in event.get("user", {}).values():
+        for value in values if isinstance(values, list) else [values]:
+            assert type(value) is str
+            value.encode("utf-8")
+            assert "@" not in value
