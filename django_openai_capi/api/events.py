@@ -162,10 +162,15 @@ def strip_empty(event: Mapping[Any, Any]) -> JSONObject:
         data = _without_empty(data)
         contents = data.get("contents")
         if isinstance(contents, list):
-            data["contents"] = [
+            items = [
                 _without_empty(item) if isinstance(item, MAPPING) else item
                 for item in contents
             ]
+            # A list whose own iteration yields nothing is as empty as [].
+            if items:
+                data["contents"] = items
+            else:
+                del data["contents"]
         _put_unless_empty(stripped, "data", data)
     return stripped
 
@@ -178,10 +183,17 @@ _SIZED = (str, list, dict)
 def _without_empty(mapping: Mapping[Any, Any]) -> JSONObject:
     # A copy first, then the few empty fields deleted: faster than building the dict
     # value by value, and this runs for the event, its data and every content item.
+    # The copy is judged, not *mapping*: a Mapping's own items() may disagree with the
+    # keys() and __getitem__ that dict() copied (a key it alone yields would not be
+    # there to delete).
     stripped = dict(mapping)
-    for key, value in mapping.items():
-        if value is None or (isinstance(value, _SIZED) and len(value) == 0):
-            del stripped[key]
+    empty = [
+        key
+        for key, value in stripped.items()
+        if value is None or (isinstance(value, _SIZED) and len(value) == 0)
+    ]
+    for key in empty:
+        del stripped[key]
     return stripped
 
 

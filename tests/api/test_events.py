@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
@@ -400,3 +401,46 @@ def test_identity_is_normalised_from_its_characters_not_its_own_methods(user):
             assert type(value) is str
             value.encode("utf-8")
             assert "@" not in value
+
+
+class _ItemsSaysMore(Mapping[str, object]):
+    """A mapping whose own items() yields a key its keys() and [] do not have."""
+
+    def __init__(self, known: dict[str, object]) -> None:
+        self.known = known
+
+    def __getitem__(self, key: str) -> object:
+        return self.known[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.known)
+
+    def __len__(self) -> int:
+        return len(self.known)
+
+    def items(self) -> list[tuple[str, object]]:  # type: ignore[override]
+        return [*self.known.items(), ("ghost", None)]
+
+
+class _IteratesEmpty(list[object]):
+    def __iter__(self) -> Iterator[object]:
+        return iter(())
+
+
+def test_strip_empty_judges_its_own_copy_of_a_mapping():
+    # A KeyError from strip_empty, not an EventValidationError, once it deleted the
+    # keys that the mapping's items() named from a copy made by keys() and [].
+    event = order(data={"contents": [_ItemsSaysMore({"id": "sku-1", "quantity": 1})]})
+    assert event["data"]["contents"] == [{"id": "sku-1", "quantity": 1}]
+
+
+def test_contents_that_iterate_to_nothing_are_stripped_as_empty():
+    # As before the speed-ups: stored without "contents", not with "contents": [].
+    event = order(
+        data={
+            "amount": 100,
+            "currency": "USD",
+            "contents": _IteratesEmpty([{"id": "a"}]),
+        }
+    )
+    assert "contents" not in event["data"]
