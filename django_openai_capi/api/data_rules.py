@@ -17,6 +17,7 @@ from django_openai_capi.api.values import (
     is_text,
     looks_like_email,
     one_of,
+    plain,
 )
 
 
@@ -57,17 +58,19 @@ def check_data(
     )
 
     for key, value in data.items():
-        if key == "type":
-            continue
         if not isinstance(key, str):
             issues.add(
                 join(path, key),
                 "invalid_type",
                 f"field names must be strings, got {describe(key)}",
             )
-        elif key in allowed:
             continue
-        elif shape == "custom":
+        # Compared by its characters: a subclass's __eq__ could claim any name, and a
+        # built event is not encoded to prove that its names are what they claim.
+        key = plain(key)
+        if key == "type" or key in allowed:
+            continue
+        if shape == "custom":
             if encodable(key):
                 _check_custom_field(value, join(path, key), issues, depth=1)
             else:  # as a key inside a custom field is
@@ -189,6 +192,8 @@ def _plainly_valid(item: Mapping[object, object], *, currency_inherited: bool) -
     if type(item) is not dict:
         return False
     for key, value in item.items():
+        if type(key) is not str:  # a subclass's __eq__ could claim any name
+            return False
         if key in _CONTENT_TEXT_FIELDS:
             if not (
                 type(value) is str
@@ -215,6 +220,8 @@ def _check_item_fields(
     item: Mapping[object, object], item_path: str, issues: IssueCollector
 ) -> None:
     for key, value in item.items():
+        if isinstance(key, str):
+            key = plain(key)  # compared below by its characters
         if not one_of(key, spec.CONTENT_FIELDS):
             issues.add(
                 join(item_path, key),

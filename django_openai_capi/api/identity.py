@@ -19,7 +19,7 @@ from typing import Final
 
 from django_openai_capi.api import spec
 from django_openai_capi.api.issues import IssueCollector, join
-from django_openai_capi.api.values import MAPPING, describe, encodable, given
+from django_openai_capi.api.values import MAPPING, describe, encodable, given, plain
 
 #: The keys ``ModelConversion.get_user`` and ``track(user=...)`` accept.
 IDENTITY_KEYS: Final = (
@@ -316,7 +316,9 @@ def collect_user(
             continue
         field, normalized_form, many = rule
         if isinstance(raw, str):  # the usual: one value, as a string
-            raw = _plain(raw)
+            # A plain str of the same characters: the normalisers call the value's own
+            # strip() and lower(), and what they return is not checked again.
+            raw = plain(raw)
             if raw.strip():
                 try:
                     normalized = normalized_form(raw)
@@ -355,7 +357,7 @@ def _collect_list(
     normalized = []
     for index, item in enumerate(raw):
         if isinstance(item, str):
-            item = _plain(item)
+            item = plain(item)
         if _is_absent(item):
             continue
         if not isinstance(item, str):
@@ -371,13 +373,6 @@ def _collect_list(
             _refuse(rejected, item, f"{path}[{index}]", issues)
     if normalized:
         user[field] = _unique_first(normalized)
-
-
-def _plain(value: str) -> str:
-    # A plain str of the same characters: the normalisers call a value's own methods
-    # (strip, lower), which a subclass may answer with other text, and what they return
-    # is not checked again (see the docstring of collect_user).
-    return value if type(value) is str else str.__str__(value)
 
 
 def _refuse(rejected: Rejected, value: str, path: str, issues: IssueCollector) -> None:

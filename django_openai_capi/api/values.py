@@ -80,7 +80,16 @@ def encodable(value: str) -> bool:
 
 def one_of(value: object, allowed: Collection[str]) -> bool:
     # Values come from arbitrary JSON: a list or dict must not reach a hash lookup.
-    return isinstance(value, str) and value in allowed
+    # A subclass is looked up by its characters: its own __eq__ and __hash__ could
+    # match a name it does not hold, and a built event is not encoded to prove it can be.
+    if type(value) is str:
+        return value in allowed
+    return isinstance(value, str) and plain(value) in allowed
+
+
+def plain(value: str) -> str:
+    """*value* as a str of the same characters, whatever its own methods answer."""
+    return value if type(value) is str else str.__str__(value)
 
 
 def is_text(value: object) -> TypeGuard[str]:

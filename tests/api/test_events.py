@@ -444,3 +444,36 @@ def test_contents_that_iterate_to_nothing_are_stripped_as_empty():
         }
     )
     assert "contents" not in event["data"]
+
+
+def _claims(name: str, chars: str) -> str:
+    """Text of *chars* whose own __eq__ and __hash__ say it is *name*."""
+
+    class Claims(str):
+        def __hash__(self) -> int:
+            return hash(name)
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __ne__(self, other: object) -> bool:
+            return False
+
+    return Claims(chars)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"action_source": _claims("web", "w\ud800")},
+        {"data": {_claims("amount", "a\ud800"): 1, "currency": "USD"}},
+        {"data": {"contents": [{_claims("name", "n\ud800"): "x"}]}},
+        {"data": {"contents": [{_claims("name", "quantity"): "x"}]}},
+    ],
+    ids=["action source", "data key", "content key", "content key, other name"],
+)
+def test_names_are_looked_up_by_their_characters(where):
+    # build_event no longer encodes the event to prove it can: a name that only claims
+    # to be a known one must be refused by its path, not fail the encoding later.
+    with pytest.raises(EventValidationError):
+        order(**where)
