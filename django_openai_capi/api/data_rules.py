@@ -18,6 +18,7 @@ from django_openai_capi.api.values import (
     looks_like_email,
     one_of,
     plain,
+    sorts_as_text,
 )
 
 
@@ -64,6 +65,9 @@ def check_data(
                 "invalid_type",
                 f"field names must be strings, got {describe(key)}",
             )
+            continue
+        if not sorts_as_text(key):
+            issues.add(join(path, key), *_UNSORTABLE_KEY)
             continue
         # Compared by its characters: a subclass's __eq__ could claim any name, and a
         # built event is not encoded to prove that its names are what they claim.
@@ -269,6 +273,12 @@ def _check_variant_dict(value: object, path: str, issues: IssueCollector) -> Non
         )
 
 
+_UNSORTABLE_KEY: Final = (
+    "not_json",
+    "cannot be encoded as JSON: a name whose type compares it other than by its text",
+)
+
+
 def _not_json(mapping: Mapping[object, object]) -> tuple[str, str]:
     # json encodes dicts only: a mapping of another type (a MappingProxyType) would
     # pass every other rule and then break the encoding of the whole event.
@@ -318,6 +328,9 @@ def _check_custom_field(
             _check_custom_field(item, f"{path}[{index}]", issues, depth=depth + 1)
     else:
         for key, item in value.items():
+            if isinstance(key, str) and not sorts_as_text(key):
+                issues.add(join(path, key), *_UNSORTABLE_KEY)
+                continue
             if not isinstance(key, str) or not encodable(key):
                 issues.add(
                     path,

@@ -87,6 +87,19 @@ def one_of(value: object, allowed: Collection[str]) -> bool:
     return isinstance(value, str) and plain(value) in allowed
 
 
+_ORDERING: Final = ("__eq__", "__lt__", "__gt__")
+
+
+def sorts_as_text(key: str) -> bool:
+    """Whether *key* compares as its characters do, as json's sorted keys need.
+
+    A subclass's own ``__eq__`` or ``__lt__`` would decide the order, or fail it, in
+    the encoding that a built event no longer gets before it is accepted.
+    """
+    kind = type(key)
+    return kind is str or all(getattr(kind, m) is getattr(str, m) for m in _ORDERING)
+
+
 def plain(value: str) -> str:
     """*value* as a str of the same characters, whatever its own methods answer."""
     return value if type(value) is str else str.__str__(value)

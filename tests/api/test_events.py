@@ -477,3 +477,33 @@ def test_names_are_looked_up_by_their_characters(where):
     # to be a known one must be refused by its path, not fail the encoding later.
     with pytest.raises(EventValidationError):
         order(**where)
+
+
+class _EqualsAll(str):
+    __hash__ = str.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"c": {_EqualsAll("a"): 1, _EqualsAll("b"): {}}},
+        {_EqualsAll("x"): 1, _EqualsAll("y"): {}},
+    ],
+    ids=["inside a custom field", "a custom field"],
+)
+def test_names_that_do_not_sort_as_text_are_refused_by_their_path(data):
+    # json sorts keys with their own __eq__ and __lt__: refused before, by the
+    # encoding check build_event no longer runs, and a TypeError from encode_event
+    # after it.
+    with pytest.raises(EventValidationError, match="not_json"):
+        build_event(
+            "custom",
+            event_id="c1",
+            custom_event_name="signup",
+            data=data,
+            now=NOW,
+            event_time=NOW,
+        )
