@@ -225,6 +225,9 @@ def _check_item_fields(
 ) -> None:
     for key, value in item.items():
         if isinstance(key, str):
+            if not sorts_as_text(key):
+                issues.add(join(item_path, key), *_UNSORTABLE_KEY)
+                continue
             key = plain(key)  # compared below by its characters
         if not one_of(key, spec.CONTENT_FIELDS):
             issues.add(

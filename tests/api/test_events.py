@@ -491,8 +491,9 @@ class _EqualsAll(str):
     [
         {"c": {_EqualsAll("a"): 1, _EqualsAll("b"): {}}},
         {_EqualsAll("x"): 1, _EqualsAll("y"): {}},
+        {"contents": [{_EqualsAll("id"): "a", _EqualsAll("quantity"): 1}]},
     ],
-    ids=["inside a custom field", "a custom field"],
+    ids=["inside a custom field", "a custom field", "a content item's fields"],
 )
 def test_names_that_do_not_sort_as_text_are_refused_by_their_path(data):
     # json sorts keys with their own __eq__ and __lt__: refused before, by the
