@@ -30,6 +30,8 @@ Ids (never reuse one; when a check is retired, leave its line here marked "retir
 * ``django_openai_capi.E023`` OPENAI_CAPI_CONSENT is not None or the dotted path of a callable
 * ``django_openai_capi.E024`` OPENAI_CAPI_TRUSTED_PROXIES is not a list of IP addresses or networks
 * ``django_openai_capi.E025`` OPENAI_CAPI_OPPREF_COOKIE_AGE is not a positive int
+* ``django_openai_capi.E026`` OPENAI_CAPI_STALE_AFTER is not a positive number
+* ``django_openai_capi.E027`` OPENAI_CAPI_MAIL_ADMINS is not a bool
 * ``django_openai_capi.W001`` no API key at all while sending is enabled
 * ``django_openai_capi.W002`` OPENAI_CAPI_PIXEL_ID is not set
 * ``django_openai_capi.W003`` OPENAI_CAPI_ENDPOINT has a query string or a fragment
@@ -711,6 +713,23 @@ def _check_oppref_cookie_age() -> list[CheckMessage]:
     )
 
 
+def _check_stale_after() -> list[CheckMessage]:
+    if _is_positive_number(raw_setting("OPENAI_CAPI_STALE_AFTER")):
+        return []
+    return [
+        Error(
+            "OPENAI_CAPI_STALE_AFTER should be a positive number of seconds.",
+            hint="It is how long events may be due before delivery counts as stopped "
+            + "(no worker running); the default is 900 (15 minutes).",
+            id="django_openai_capi.E026",
+        )
+    ]
+
+
+def _check_mail_admins() -> list[CheckMessage]:
+    return _check_bool("OPENAI_CAPI_MAIL_ADMINS", id="django_openai_capi.E027")
+
+
 _CHECKS: tuple[Callable[[], list[CheckMessage]], ...] = (
     _check_api_key,
     _check_any_api_key,
@@ -736,4 +755,6 @@ _CHECKS: tuple[Callable[[], list[CheckMessage]], ...] = (
     _check_consent,
     _check_trusted_proxies,
     _check_oppref_cookie_age,
+    _check_stale_after,
+    _check_mail_admins,
 )

@@ -75,6 +75,12 @@ DEFAULTS: Mapping[str, object] = MappingProxyType(
         # The __oppref cookie's lifetime in seconds. OpenAI documents none; 30 days is
         # what practitioners and other connectors use (conversions-api.md §10).
         "OPENAI_CAPI_OPPREF_COOKIE_AGE": 30 * 24 * 60 * 60,
+        # Monitoring (health.py, alerts.py). Events due for longer than this mean no
+        # worker is keeping up: 15 minutes is well past any worker's normal wait
+        # (a --loop's interval, a cron's minute) and still "within minutes".
+        "OPENAI_CAPI_STALE_AFTER": 900.0,
+        # Email ADMINS (mail_admins) once per change of a pixel's state.
+        "OPENAI_CAPI_MAIL_ADMINS": True,
     }
 )
 
@@ -269,6 +275,21 @@ class Settings:
         """Seconds the middleware's ``__oppref`` cookie lasts (default 30 days)."""
         value: int = _read("OPENAI_CAPI_OPPREF_COOKIE_AGE")
         return value
+
+    @property
+    def OPENAI_CAPI_STALE_AFTER(self) -> float:
+        """Seconds events may be due before delivery counts as stopped (default 900).
+
+        Past it, ``openai_capi_status`` and the health check report the pixel as
+        unhealthy, ``openai_capi_send`` exits with status 5, and ADMINS are told.
+        """
+        value: float = _read("OPENAI_CAPI_STALE_AFTER")
+        return value
+
+    @property
+    def OPENAI_CAPI_MAIL_ADMINS(self) -> bool:
+        """Email ``ADMINS`` when a pixel's delivery goes wrong or recovers (default True)."""
+        return _read("OPENAI_CAPI_MAIL_ADMINS") is not False
 
     def api_key_for(self, pixel_id: str) -> str:
         """Return the Conversions API key for *pixel_id*, checked by :func:`key_problem`.

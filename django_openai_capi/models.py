@@ -560,6 +560,8 @@ class PixelPause(models.Model):
         _("pixel ID"), max_length=PIXEL_ID_MAX_LENGTH, primary_key=True
     )
     paused_until = models.DateTimeField(_("paused until"))
+    # The first failure of the streak: how long the pixel has been held back.
+    since = models.DateTimeField(_("paused since"), default=timezone.now)
     # Consecutive failed requests; each one doubles the pause. Reset by a success.
     failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
     reason = models.CharField(
@@ -569,6 +571,8 @@ class PixelPause(models.Model):
         _("HTTP status"), null=True, blank=True
     )
     error = models.TextField(_("error"), blank=True, default="")
+    # What to do about it, as delivery advised when it paused (advice.what_to_do).
+    advice = models.TextField(_("what to do"), blank=True, default="")
     request_id = models.CharField(
         _("request ID"), max_length=REQUEST_ID_MAX_LENGTH, blank=True, default=""
     )
@@ -580,6 +584,53 @@ class PixelPause(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pixel_id} paused until {self.paused_until:%Y-%m-%d %H:%M:%S}"
+
+
+class PixelAlert(models.Model):
+    """One condition a pixel can be in that a person must hear of, and whether it holds.
+
+    A row per pixel and condition (and error kind, for failures), written when the
+    condition starts and when it ends: the people are told on those changes only, once
+    however many workers see it, never once per event (``alerts.py``).
+    """
+
+    class Condition(models.TextChoices):
+        PAUSED = "paused", _("delivery paused")
+        STALE = "stale", _("due events waiting")
+        FAILED = "failed", _("events failed")
+
+    pixel_id = models.CharField(_("pixel ID"), max_length=PIXEL_ID_MAX_LENGTH)
+    condition = models.CharField(_("condition"), max_length=16, choices=Condition.choices)
+    # The ErrorKind of a failure; empty for the other conditions.
+    kind = models.CharField(
+        _("error kind"), max_length=16, choices=ErrorKind.choices, blank=True, default=""
+    )
+    active = models.BooleanField(_("active"), default=True)
+    raised_at = models.DateTimeField(_("raised"), default=timezone.now)
+    # The last time the condition was seen holding: a failure alert lapses a day after
+    # its last failure, so that the next one is news again.
+    seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+    cleared_at = models.DateTimeField(_("cleared"), null=True, blank=True)
+    # What the people were told, redacted.
+    message = models.TextField(_("message"), blank=True, default="")
+    request_id = models.CharField(
+        _("request ID"), max_length=REQUEST_ID_MAX_LENGTH, blank=True, default=""
+    )
+
+    class Meta:
+        verbose_name = _("pixel alert")
+        verbose_name_plural = _("pixel alerts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pixel_id", "condition", "kind"], name="openai_capi_alert_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "active" if self.active else "cleared"
+        return f"{self.pixel_id}: {self.condition} {self.kind} ({state})".replace(
+            "  ", " "
+        )
 
 
 class DeliveryStatus(ConversionEvent):

@@ -10,6 +10,10 @@ cannot stop a save or a delivery.
   batch row is for reading: delivery owns the rows.
 * ``event_failed(sender=ConversionEvent, event: EventInfo)`` — the event will not be sent.
 * ``event_expired(sender=ConversionEvent, event: EventInfo)`` — its 7-day window closed.
+* ``delivery_alert(sender=PixelAlert, alert: alerts.Alert)`` — a pixel's delivery went
+  wrong (paused, due events waiting too long, the first failure of a kind) or, with
+  ``alert.raised`` False, recovered: once per change, not per event, as ADMINS are
+  emailed. Connect a receiver to page someone or post to a chat.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ event_recorded = Signal()
 batch_sent = Signal()
 event_failed = Signal()
 event_expired = Signal()
+delivery_alert = Signal()
 
 
 @dataclass(frozen=True, slots=True)

@@ -510,6 +510,16 @@ BROWSER_BAD = [
 ]
 BAD.extend(BROWSER_BAD)
 
+MONITORING_BAD = [
+    ("E026", {"OPENAI_CAPI_STALE_AFTER": 0}, ["E026"]),
+    ("E026", {"OPENAI_CAPI_STALE_AFTER": -60}, ["E026"]),
+    ("E026", {"OPENAI_CAPI_STALE_AFTER": "900"}, ["E026"]),
+    ("E026", {"OPENAI_CAPI_STALE_AFTER": True}, ["E026"]),
+    ("E027", {"OPENAI_CAPI_MAIL_ADMINS": "no"}, ["E027"]),
+    ("E027", {"OPENAI_CAPI_MAIL_ADMINS": 0}, ["E027"]),
+]
+BAD.extend(MONITORING_BAD)
+
 BROWSER_GOOD = [
     {"OPENAI_CAPI_CONSENT": None},
     {"OPENAI_CAPI_CONSENT": "tests.testapp.consent.by_cookie"},

@@ -17,7 +17,7 @@ from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
-from django_openai_capi import signals
+from django_openai_capi import alerts, signals
 from django_openai_capi.conf import conf
 from django_openai_capi.db import chunked
 from django_openai_capi.delivery import pauses
@@ -55,6 +55,8 @@ class Outcomes:
         self._all = {event.pk for event in claim.events}
         #: Events whose outcome is recorded (or was a newer claim's to record).
         self._settled: set[int] = set()
+        #: Kinds of failure already told of (``alerts.events_failed``).
+        self._told: set[ErrorKind] = set()
 
     def unsettled(self) -> list[ClaimedEvent]:
         """The claim's events still waiting for an outcome."""
@@ -165,7 +167,9 @@ class Outcomes:
         if fault:
             # Its 400 reads like a refused event: the events and the pause say otherwise.
             message += f". {advice}"
-        until = pauses.pause(pixel, answer, kind=kind, error=message, using=self.using)
+        until = pauses.pause(
+            pixel, answer, kind=kind, error=message, advice=advice, using=self.using
+        )
         self.report.halted = True
         when = f"{until:%Y-%m-%d %H:%M:%S %Z}"
         if not (fault or answer.halts):
@@ -279,6 +283,12 @@ class Outcomes:
         message: str,
         http_status: int | None = None,
     ) -> None:
+        if kind not in self._told:
+            # The first failure of each kind in this claim; alerts tell once per kind.
+            self._told.add(kind)
+            alerts.events_failed(
+                [(self.claim.pixel_id, kind, redact(message))], using=self.using
+            )
         if not signal.has_listeners(ConversionEvent):
             return
         pixel, label = self.claim.pixel_id, event.source_label

@@ -3,6 +3,12 @@
 A refused key (401/403), a rate limit (429), an outage (5xx) or no answer at all would
 refuse every other batch of the pixel too. The pause is a row every worker reads before
 claiming; it doubles with each consecutive failure and ends at the first success.
+
+A pause is told (``alerts.py``) when it starts, if its cause will not go away by itself
+(a refused key, pixel or request, an endpoint that is not the API, OpenAI's
+authentication outage), or once it has lasted :data:`TRANSIENT_FAILURES` failed requests
+otherwise (a 5xx, a 429, no answer): a single 503 that the next retry gets past is not
+worth an email. Its end is told when it was.
 """
 
 from __future__ import annotations
@@ -12,10 +18,16 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from django_openai_capi.delivery.answers import Answer
+from django_openai_capi import alerts
+from django_openai_capi.delivery.answers import Answer, Cause
 from django_openai_capi.delivery.policy import retry_delay
 from django_openai_capi.models import ConversionEvent, ErrorKind, PixelPause
 from django_openai_capi.redaction import redact
+
+#: Kinds of failure that wait for the pixel to be fixed, not for a backoff.
+WAITING_FOR_THE_PIXEL = (ErrorKind.AUTH, ErrorKind.UNEXPECTED, ErrorKind.REQUEST)
+#: Failed requests in a row before a pause whose cause may pass by itself is told.
+TRANSIENT_FAILURES = 3
 
 
 def paused_until(pixel_id: str, *, using: str = "default") -> datetime | None:
@@ -35,23 +47,44 @@ def pause(
     *,
     kind: ErrorKind,
     error: str,
+    advice: str,
     using: str = "default",
 ) -> datetime:
     """Pause *pixel_id* after one more failure (*answer*); return when the pause ends.
 
-    *kind* and *error* are how delivery filed the failure.
+    *kind* and *error* are how delivery filed the failure, *advice* what to do.
     """
     try:
-        return _pause(pixel_id, answer, kind, error, using)
+        row = _pause(pixel_id, answer, kind, error, advice, using)
     except IntegrityError:
         # Another worker paused the pixel first, between our read and our insert:
         # its row is there now, so a second try updates it.
-        return _pause(pixel_id, answer, kind, error, using)
+        row = _pause(pixel_id, answer, kind, error, advice, using)
+    urgent = kind in WAITING_FOR_THE_PIXEL or answer.cause is Cause.AUTH_OUTAGE
+    if urgent or row.failures >= TRANSIENT_FAILURES:
+        status = f"HTTP {answer.status}" if answer.status else "no answer"
+        alerts.raise_alert(
+            pixel_id,
+            alerts.Condition.PAUSED,
+            summary=f"Delivery to pixel {pixel_id} is paused after {row.failures} "
+            + f"failed request{'s' if row.failures != 1 else ''} ({status}: "
+            + f"{row.error}). Its events are kept; the next try is at "
+            + f"{row.paused_until:%Y-%m-%d %H:%M:%S %Z}.",
+            advice=advice,
+            request_id=answer.request_id,
+            using=using,
+        )
+    return row.paused_until
 
 
 def _pause(
-    pixel_id: str, answer: Answer, kind: ErrorKind, error: str, using: str
-) -> datetime:
+    pixel_id: str,
+    answer: Answer,
+    kind: ErrorKind,
+    error: str,
+    advice: str,
+    using: str,
+) -> PixelPause:
     with transaction.atomic(using=using):
         row = (
             PixelPause.objects.using(using)
@@ -67,10 +100,11 @@ def _pause(
         )
         row.reason = kind
         row.error = redact(error)
+        row.advice = redact(advice)
         row.http_status = answer.status
         row.request_id = answer.request_id
         row.save(using=using)
-    return row.paused_until
+    return row
 
 
 def resume(pixel_id: str, *, using: str = "default") -> None:
@@ -81,14 +115,17 @@ def resume(pixel_id: str, *, using: str = "default") -> None:
     """
     deleted, _ = PixelPause.objects.using(using).filter(pixel_id=pixel_id).delete()
     if deleted:
+        alerts.clear_alert(
+            pixel_id,
+            alerts.Condition.PAUSED,
+            summary=f"Delivery to pixel {pixel_id} has resumed: the API accepted a "
+            + "request again, and the events held back are being sent.",
+            using=using,
+        )
         now = timezone.now()
         ConversionEvent.objects.using(using).filter(
             pixel_id=pixel_id,
             status=ConversionEvent.Status.PENDING,
             next_attempt_at__gt=now,
-            last_error_kind__in=[
-                ErrorKind.AUTH,
-                ErrorKind.UNEXPECTED,
-                ErrorKind.REQUEST,
-            ],
+            last_error_kind__in=WAITING_FOR_THE_PIXEL,
         ).update(next_attempt_at=now)

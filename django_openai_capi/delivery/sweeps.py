@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_openai_capi.conf import conf
 from django_openai_capi.db import chunked
 from django_openai_capi.models import ConversionEvent, ErrorKind
+from django_openai_capi import alerts
 from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
 
 logger = logging.getLogger("django_openai_capi.delivery")
@@ -111,6 +112,7 @@ def _finish(
             status=status, last_error=error, last_error_kind=kind, **values
         )
     logger.warning("%d events %s: %s", changed, status, error)
+    alerts.events_failed(((row[1], kind, error) for row in rows), using=using)
     if signal.has_listeners(ConversionEvent):
         for pk, pixel_id, event_type, event_id, label in rows:
             send(

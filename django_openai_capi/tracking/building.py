@@ -36,6 +36,7 @@ from django_openai_capi.db import locked, updates_return_rows
 from django_openai_capi.exceptions import ConversionError, EventValidationError
 from django_openai_capi.models import ConversionEvent, ErrorKind, EventPayload
 from django_openai_capi.redaction import describe_exception, format_traceback, redact
+from django_openai_capi import alerts
 from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
 from django_openai_capi.tracking.context import RequestContext
 from django_openai_capi.tracking.conversion import HookError, ModelConversion
@@ -161,7 +162,7 @@ def _build_rows(
                     outcomes[row.pk] = outcome
     report.built += _store_payloads(payloads, using, now)
     _store_outcomes(outcomes, using, now, report)
-    _signal_outcomes(rows, outcomes)
+    _signal_outcomes(rows, outcomes, using)
 
 
 def _by_model(
@@ -384,9 +385,18 @@ def _store_outcomes(
 
 
 def _signal_outcomes(
-    rows: Sequence[ConversionEvent], outcomes: dict[int, _Outcome]
+    rows: Sequence[ConversionEvent], outcomes: dict[int, _Outcome], using: str
 ) -> None:
     """``event_failed`` / ``event_expired`` for events that will never be sent."""
+    alerts.events_failed(
+        [
+            (row.pixel_id, outcome.kind, outcome.error)
+            for row in rows
+            if (outcome := outcomes.get(row.pk)) is not None
+            and outcome.status != _Status.CANCELLED
+        ],
+        using=using,
+    )
     for row in rows:
         outcome = outcomes.get(row.pk)
         if outcome is None or outcome.status == _Status.CANCELLED:

@@ -312,7 +312,7 @@ def test_two_workers_pausing_a_pixel_at_once_both_count(
 
     monkeypatch.setattr(pauses, "_pause", racing)
 
-    pauses.pause("p", Answer(status=401), kind=ErrorKind.AUTH, error="x")
+    pauses.pause("p", Answer(status=401), kind=ErrorKind.AUTH, error="x", advice="")
 
     assert PixelPause.objects.get().failures == 2
 
