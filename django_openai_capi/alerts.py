@@ -250,7 +250,9 @@ def observe(health: Health, *, using: str = "default") -> None:
         for finding in health.findings
         if finding.problem is Problem.STALE
     }
-    stale_seen(stale, pixel_ids=[pixel.pixel_id for pixel in health.pixels], using=using)
+    stale_seen(
+        stale, pixel_ids=[pixel.pixel_id for pixel in health.pixels], using=using
+    )
 
 
 def active_alerts(*, using: str = "default") -> list[PixelAlert]:
@@ -274,7 +276,7 @@ def _deliver(alert: Alert) -> None:
         return
     try:
         mail_admins(alert.subject, alert.text + _FOOTER, fail_silently=False)
-    except Exception as exc:  # noqa: BLE001 - a mail server must not stop delivery
+    except Exception as exc:
         logger.error(
             "Could not email ADMINS about pixel %s: %s",
             alert.pixel_id,

@@ -98,7 +98,9 @@ UNHEALTHY = frozenset({Problem.NO_KEY, Problem.PAUSED, Problem.STALE})
 
 def exit_code(problems: Iterable[Problem], *, fail_on_error: bool = False) -> ExitCode:
     """The exit status for *problems*: the most urgent one's code, or OK."""
-    counted = set(problems) & (UNHEALTHY | ({Problem.FAILED} if fail_on_error else set()))
+    counted = set(problems) & (
+        UNHEALTHY | ({Problem.FAILED} if fail_on_error else set())
+    )
     for problem in Problem:
         if problem in counted:
             return EXIT_CODES[problem]
@@ -259,9 +261,9 @@ def assess(
     events = ConversionEvent.objects.using(using)
     since = now - FAILURE_WINDOW
     failures = _failures(events, since)
-    pauses = {row.pixel_id: row for row in PixelPause.objects.using(using).all()}
+    paused = pauses(using=using)
     if pixel_ids is None:
-        known = set(conf.OPENAI_CAPI_PIXEL_API_KEYS) | set(pauses)
+        known = set(conf.OPENAI_CAPI_PIXEL_API_KEYS) | set(paused)
         known |= {pixel for pixel, _ in failures}
         if conf.OPENAI_CAPI_PIXEL_ID:
             known.add(conf.OPENAI_CAPI_PIXEL_ID)
@@ -272,7 +274,7 @@ def assess(
         now=now,
         stale_after=threshold,
         pixels=tuple(
-            _pixel(pixel, events, pauses.get(pixel), failures, now, threshold, using)
+            _pixel(pixel, events, paused.get(pixel), failures, now, threshold, using)
             for pixel in sorted(set(pixel_ids))
         ),
     )
@@ -307,7 +309,7 @@ def _failures(events: Any, since: datetime) -> dict[tuple[str, str], int]:
 def _pixel(
     pixel_id: str,
     events: Any,
-    pause_row: PixelPause | None,
+    pause: Pause | None,
     failures: dict[tuple[str, str], int],
     now: datetime,
     threshold: timedelta,
@@ -328,7 +330,6 @@ def _pixel(
         .values_list("finished_at", "created_at", "request_id")
         .first()
     )
-    pause = None if pause_row is None else _pause(pause_row)
     no_key = _no_key(pixel_id) if pending else None
     failed = failures.get((pixel_id, _Status.FAILED), 0)
     expired = failures.get((pixel_id, _Status.EXPIRED), 0)
@@ -404,6 +405,20 @@ def _stale_finding(
         + f"({_duration(threshold)}): no worker is sending them, or too few.",
         STALE_ADVICE,
     )
+
+
+def pauses(
+    *, pixel_ids: Iterable[str] | None = None, using: str = "default"
+) -> dict[str, Pause]:
+    """The pixels held back after a failed request (a ``PixelPause`` row), by pixel.
+
+    Until a request succeeds, whether or not the pause's wait is over: a pixel whose
+    key was revoked stays paused however many times its wait runs out.
+    """
+    rows = PixelPause.objects.using(using).order_by("pixel_id")
+    if pixel_ids is not None:
+        rows = rows.filter(pixel_id__in=list(pixel_ids))
+    return {row.pixel_id: _pause(row) for row in rows}
 
 
 def _pause(row: PixelPause) -> Pause:

@@ -600,10 +600,16 @@ class PixelAlert(models.Model):
         FAILED = "failed", _("events failed")
 
     pixel_id = models.CharField(_("pixel ID"), max_length=PIXEL_ID_MAX_LENGTH)
-    condition = models.CharField(_("condition"), max_length=16, choices=Condition.choices)
+    condition = models.CharField(
+        _("condition"), max_length=16, choices=Condition.choices
+    )
     # The ErrorKind of a failure; empty for the other conditions.
     kind = models.CharField(
-        _("error kind"), max_length=16, choices=ErrorKind.choices, blank=True, default=""
+        _("error kind"),
+        max_length=16,
+        choices=ErrorKind.choices,
+        blank=True,
+        default="",
     )
     active = models.BooleanField(_("active"), default=True)
     raised_at = models.DateTimeField(_("raised"), default=timezone.now)

@@ -14,10 +14,10 @@ from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 
+from django_openai_capi import alerts
 from django_openai_capi.conf import conf
 from django_openai_capi.db import chunked
 from django_openai_capi.models import ConversionEvent, ErrorKind
-from django_openai_capi import alerts
 from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
 
 logger = logging.getLogger("django_openai_capi.delivery")

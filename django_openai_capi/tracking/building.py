@@ -29,6 +29,7 @@ from django.db.models import Case, QuerySet, TextField, Value, When
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
+from django_openai_capi import alerts
 from django_openai_capi.api.events import encode_event
 from django_openai_capi.api.validation import now_ms
 from django_openai_capi.conf import conf
@@ -36,7 +37,6 @@ from django_openai_capi.db import locked, updates_return_rows
 from django_openai_capi.exceptions import ConversionError, EventValidationError
 from django_openai_capi.models import ConversionEvent, ErrorKind, EventPayload
 from django_openai_capi.redaction import describe_exception, format_traceback, redact
-from django_openai_capi import alerts
 from django_openai_capi.signals import EventInfo, event_expired, event_failed, send
 from django_openai_capi.tracking.context import RequestContext
 from django_openai_capi.tracking.conversion import HookError, ModelConversion

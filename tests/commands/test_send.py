@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 import responses
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import OperationalError
 from django.utils import timezone
 
@@ -167,7 +167,11 @@ class Terminal(StringIO):
 
 def run_on_terminal(*args: str) -> str:
     out = Terminal()
-    call_command("openai_capi_send", *args, stdout=out, stderr=StringIO())
+    try:
+        call_command("openai_capi_send", *args, stdout=out, stderr=StringIO())
+    except CommandError as exc:
+        # A paused pixel ends the run with status 3, after the bar and the summary.
+        assert exc.returncode == 3, exc
     return out.getvalue()
 
 
@@ -288,12 +292,12 @@ def test_a_pixel_without_a_key_is_reported_and_fails_the_run_after_the_others_ar
 
 
 def test_a_refused_key_is_explained_and_the_events_wait(
-    api: responses.RequestsMock, run: Run
+    api: responses.RequestsMock, run_failing: Run
 ) -> None:
     api.post(ENDPOINT, status=401, json={"error": {"message": "Unauthorized"}})
     record(2)
 
-    output = run("openai_capi_send")
+    output = run_failing("openai_capi_send")
 
     assert "claimed 2, sent 0, retried 2" in output.stdout
     assert "test-pixel: HTTP 401: Unauthorized" in output.stderr

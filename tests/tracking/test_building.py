@@ -381,7 +381,12 @@ def test_many_failures_of_one_kind_are_stored_in_one_update(
         place_order(f"A-{n}", lines=0)
     with CaptureQueriesContext(connection) as captured:
         assert build_pending().failed == 20
-    updates = [q for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
+    events = ConversionEvent._meta.db_table
+    updates = [
+        q
+        for q in captured.captured_queries
+        if q["sql"].startswith(f'UPDATE "{events}"')
+    ]
     assert len(updates) == 1
     errors = set(ConversionEvent.objects.values_list("last_error", flat=True))
     assert len(errors) == 20  # each keeps its own message, naming its order

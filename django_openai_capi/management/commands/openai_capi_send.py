@@ -3,6 +3,13 @@
 Any number of copies may run at once, on any number of hosts: each batch is claimed
 before it is sent, and the claim is all they need to agree on. SIGTERM or Ctrl-C lets
 the batch in flight finish and be recorded, then the command exits with status 0.
+
+Run once (from cron), it exits with the status of what needs a person
+(``health.ExitCode``): 3 when a pixel is paused, 5 when events had been due longer
+than ``OPENAI_CAPI_STALE_AFTER`` when it started (no worker was keeping up), 6 when a
+pixel has no key, and with ``--fail-on-error`` 4 when events failed or expired in this
+run. With ``--loop`` it keeps running, and the same conditions are logged at ERROR
+(and ADMINS emailed) once per change, by ``alerts.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from typing import Any, TypedDict
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_openai_capi import alerts, health
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import DeliveryReport, send_pending
@@ -82,6 +90,13 @@ class Command(BaseCommand):
             "list those it would refuse. Changes no event; OpenAI records nothing.",
         )
         parser.add_argument(
+            "--fail-on-error",
+            action="store_true",
+            help="Exit with status 4 when events failed or expired in this run (they "
+            + "will not be sent). Without it, only a paused pixel (3), events due for "
+            + "too long (5) and a pixel with no key (6) make the exit status non-zero.",
+        )
+        parser.add_argument(
             "--database",
             default="default",
             help="The database holding the events (default: 'default').",
@@ -101,6 +116,7 @@ class Command(BaseCommand):
             "using": options["database"],
         }
         interval = _interval(options["interval"], loop=options["loop"])
+        self.fail_on_error: bool = options["fail_on_error"]
         if options["validate_only"] and options["loop"]:
             raise CommandError(
                 "--validate-only checks the due events once and changes nothing, so "
@@ -123,20 +139,83 @@ class Command(BaseCommand):
             raise CommandError(
                 "Interrupted: a batch in flight stays claimed until its lease "
                 + "expires, then goes back to the queue with the same ids.",
-                returncode=130,
+                returncode=health.ExitCode.INTERRUPTED,
             ) from None
 
     def once(self) -> None:
+        # Before sending: afterwards the old events are gone, and so is the evidence
+        # that nothing sent them until now.
+        stale = self.watch_stale()
+        for finding in stale.values():
+            self.stderr.write(f"{finding.summary} {finding.advice}")
         report = self.send()
         self.console.say(report.summary())
         self.console.warn(report)
         self.console.stopped(self.stop, NOTHING_HALF_DONE)
-        if report.skipped:
+        findings = self.findings(report, stale)
+        code = health.exit_code(
+            (finding.problem for finding in findings),
+            fail_on_error=self.fail_on_error,
+        )
+        if code:
+            counted = [
+                finding.summary
+                for finding in findings
+                if finding.problem in health.UNHEALTHY or self.fail_on_error
+            ]
             raise CommandError(
-                "Events of "
-                + ", ".join(repr(pixel) for pixel in report.skipped)
-                + " were not sent: no Conversions API key (see above)."
+                " ".join(counted) + f" (exit status {int(code)}: {code.name.lower()})",
+                returncode=code,
             )
+
+    def watch_stale(self) -> dict[str, health.Finding]:
+        """Tell of events due for too long (once per change), and return them."""
+        scope = self.scope
+        stale = health.stale(pixel_ids=scope["pixel_ids"], using=scope["using"])
+        alerts.stale_seen(stale, pixel_ids=scope["pixel_ids"], using=scope["using"])
+        return stale
+
+    def findings(
+        self, report: DeliveryReport, stale: dict[str, health.Finding]
+    ) -> list[health.Finding]:
+        """What this run leaves for a person: the reasons for a non-zero exit."""
+        found = [
+            health.Finding(
+                pixel,
+                health.Problem.NO_KEY,
+                f"Events of {pixel!r} were not sent: no Conversions API key (see above).",
+                why,
+            )
+            for pixel, why in report.skipped.items()
+        ]
+        # From the pause rows, not the report: a pixel paused by an earlier run has no
+        # due events, so this run never reached it, and it is paused all the same.
+        for pixel, pause in health.pauses(
+            pixel_ids=self.scope["pixel_ids"], using=self.scope["using"]
+        ).items():
+            found.append(
+                health.Finding(
+                    pixel,
+                    health.Problem.PAUSED,
+                    f"Pixel {pixel} is paused until {pause.until:%Y-%m-%d %H:%M:%S %Z}"
+                    + (f" ({pause.reason_label})." if pause.reason_label else "."),
+                    pause.advice,
+                    pause.request_id,
+                )
+            )
+        found += stale.values()
+        lost = report.failed + report.expired + report.build.failed
+        lost += report.build.expired
+        if lost:
+            found.append(
+                health.Finding(
+                    "",
+                    health.Problem.FAILED,
+                    f"{lost} events failed or expired in this run.",
+                    "",
+                )
+            )
+        return found
 
     def loop(self, interval: float) -> None:
         self.console.say(
@@ -144,7 +223,7 @@ class Command(BaseCommand):
             + "none. Stop with SIGTERM or Ctrl-C."
         )
         total = run_loop(
-            self.send,
+            self.loop_pass,
             stop=self.stop,
             interval=interval,
             using=self.scope["using"],
@@ -153,6 +232,12 @@ class Command(BaseCommand):
         )
         self.console.stopped(self.stop, NOTHING_HALF_DONE)
         self.console.say(f"Total: {total.summary()}")
+
+    def loop_pass(self) -> DeliveryReport:
+        # A loop never exits for a problem: the alerts log it at ERROR, and tell
+        # ADMINS, once per change.
+        self.watch_stale()
+        return self.send()
 
     def send(self) -> DeliveryReport:
         total = due_count(**self.scope) if self.console.bar.enabled else 0
