@@ -35,7 +35,6 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
-from django_openai_capi.exceptions import CapiError
 from django_openai_capi.models import (
     ConversionEvent,
     DeliveryBatch,
@@ -436,11 +435,10 @@ def _pause(row: PixelPause) -> Pause:
 
 
 def _no_key(pixel_id: str) -> str | None:
-    try:
-        conf.api_key_for(pixel_id)
-    except CapiError as exc:
-        return str(exc)
-    return None
+    # Imported here: the worker's modules import alerts, which import this one.
+    from django_openai_capi.delivery.worker import configuration_problem
+
+    return configuration_problem(pixel_id)
 
 
 def _findings(
@@ -460,7 +458,8 @@ def _findings(
             Finding(
                 pixel_id,
                 Problem.NO_KEY,
-                f"Pixel {pixel_id} has events waiting and no usable Conversions API key.",
+                f"Pixel {pixel_id} has events waiting that cannot be sent: no usable "
+                + "Conversions API key (or another setting every request needs).",
                 no_key,
             )
         )

@@ -152,7 +152,7 @@ def _limit_reached(report: DeliveryReport, max_batches: int | None) -> bool:
 
 
 def _can_send(pixel_id: str, report: DeliveryReport, using: str) -> bool:
-    problem = _configuration_problem(pixel_id)
+    problem = configuration_problem(pixel_id)
     if problem is not None:
         # Its events wait: a missing key is fixed by a deploy, not by failing them.
         report.skipped[pixel_id] = problem
@@ -173,7 +173,7 @@ def _can_send(pixel_id: str, report: DeliveryReport, using: str) -> bool:
 _reported: set[tuple[str, str]] = set()
 
 
-def _configuration_problem(pixel_id: str) -> str | None:
+def configuration_problem(pixel_id: str) -> str | None:
     """Why nothing can be sent to *pixel_id* now, checked before anything is claimed."""
     try:
         # Also refuses a key that cannot be sent: manage.py check reports it, but a
