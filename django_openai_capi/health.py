@@ -381,26 +381,35 @@ def stale(
     now = timezone.now() if now is None else now
     events = ConversionEvent.objects.using(using).of_pixels(pixel_ids)
     threshold = stale_after()
+    held = pauses(pixel_ids=pixel_ids, using=using)
     found: dict[str, Finding] = {}
     for pixel_id in events.due_pixels(now):
-        finding = _stale_finding(
-            pixel_id, _oldest_due(events, pixel_id, now), now, threshold
-        )
+        oldest = _oldest_due(events, pixel_id, now)
+        finding = _stale_finding(pixel_id, oldest, held.get(pixel_id), now, threshold)
         if finding is not None:
             found[pixel_id] = finding
     return found
 
 
 def _stale_finding(
-    pixel_id: str, oldest_due: datetime | None, now: datetime, threshold: timedelta
+    pixel_id: str,
+    oldest_due: datetime | None,
+    pause: Pause | None,
+    now: datetime,
+    threshold: timedelta,
 ) -> Finding | None:
-    if oldest_due is None or now - oldest_due <= threshold:
+    if oldest_due is None:
+        return None
+    # Events held back by a pause wait for it, not for a worker: a worker could only
+    # have sent them once the pause's wait was over.
+    waiting_since = oldest_due if pause is None else max(oldest_due, pause.until)
+    if now - waiting_since <= threshold:
         return None
     return Finding(
         pixel_id,
         Problem.STALE,
         f"Events of pixel {pixel_id} have been due for "
-        + f"{_duration(now - oldest_due)}, longer than OPENAI_CAPI_STALE_AFTER "
+        + f"{_duration(now - waiting_since)}, longer than OPENAI_CAPI_STALE_AFTER "
         + f"({_duration(threshold)}): no worker is sending them, or too few.",
         STALE_ADVICE,
     )
@@ -476,7 +485,7 @@ def _findings(
                 pause.request_id,
             )
         )
-    stale_finding = _stale_finding(pixel_id, oldest_due, now, threshold)
+    stale_finding = _stale_finding(pixel_id, oldest_due, pause, now, threshold)
     if stale_finding is not None:
         findings.append(stale_finding)
     if failed or expired:

@@ -133,6 +133,26 @@ def test_waiting_events_of_a_paused_pixel_are_not_stale(
     assert health.stale() == {}
 
 
+def test_due_events_of_a_paused_pixel_wait_for_the_pause_not_for_a_worker(
+    make_events: MakeEvents, settings: Any
+) -> None:
+    settings.OPENAI_CAPI_STALE_AFTER = 600
+    now = timezone.now()
+    # Due an hour ago by their own backoff, but the pixel's pause (a long outage)
+    # ended only 5 minutes ago.
+    make_events(1, next_attempt_at=now - timedelta(hours=1))
+    PixelPause.objects.create(
+        pixel_id="test-pixel", paused_until=now - timedelta(minutes=5), failures=9
+    )
+    assert health.stale(now=now) == {}
+    assert health.assess(now=now).findings[0].problem is Problem.PAUSED
+
+    # The pause ended 20 minutes ago and nothing sent them: that is a stopped worker.
+    PixelPause.objects.update(paused_until=now - timedelta(minutes=20))
+    assert set(health.stale(now=now)) == {"test-pixel"}
+    assert "due for 20 min" in health.stale(now=now)["test-pixel"].summary
+
+
 def test_a_pixel_with_events_and_no_key(make_events: MakeEvents, settings: Any) -> None:
     settings.OPENAI_CAPI_PIXEL_API_KEYS = {}
     settings.OPENAI_CAPI_API_KEY = None
@@ -168,7 +188,8 @@ def test_the_json_is_plain_and_carries_no_key(
     make_events(1, next_attempt_at=timezone.now() - timedelta(days=1))
     PixelPause.objects.create(
         pixel_id="test-pixel",
-        paused_until=timezone.now() + timedelta(minutes=5),
+        # Its wait ended half an hour ago, and no worker has tried since.
+        paused_until=timezone.now() - timedelta(minutes=30),
         reason="server",
         http_status=503,
         request_id="req-1",
