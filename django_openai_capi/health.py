@@ -35,7 +35,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
-from django_openai_capi.exceptions import CapiError
+from django_openai_capi.exceptions import CapiConfigurationError
 from django_openai_capi.models import (
     ConversionEvent,
     DeliveryBatch,
@@ -423,7 +423,7 @@ def _pause(row: PixelPause) -> Pause:
 def _no_key(pixel_id: str) -> str | None:
     try:
         conf.api_key_for(pixel_id)
-    except CapiError as exc:
+    except CapiConfigurationError as exc:
         return str(exc)
     return None
 
@@ -451,13 +451,16 @@ def _findings(
         )
     if pause is not None:
         status = f"HTTP {pause.http_status}" if pause.http_status else "no answer"
+        # The stored error usually starts with its status already ("HTTP 401: ...").
+        error = pause.error if pause.error.startswith(status) else f"{status}: {pause.error}"
+        requests = f"request{'s' if pause.failures != 1 else ''}"
         findings.append(
             Finding(
                 pixel_id,
                 Problem.PAUSED,
                 f"Delivery to pixel {pixel_id} is paused since "
                 + f"{pause.since:%Y-%m-%d %H:%M %Z} ({pause.failures} failed "
-                + f"requests in a row; {status}: {pause.error}).",
+                + f"{requests} in a row; {error}).",
                 pause.advice,
                 pause.request_id,
             )
