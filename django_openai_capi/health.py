@@ -452,7 +452,11 @@ def _findings(
     if pause is not None:
         status = f"HTTP {pause.http_status}" if pause.http_status else "no answer"
         # The stored error usually starts with its status already ("HTTP 401: ...").
-        error = pause.error if pause.error.startswith(status) else f"{status}: {pause.error}"
+        error = (
+            pause.error
+            if pause.error.startswith(status)
+            else f"{status}: {pause.error}"
+        )
         requests = f"request{'s' if pause.failures != 1 else ''}"
         findings.append(
             Finding(

@@ -23,7 +23,12 @@ from django.utils import timezone
 
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.health import ExitCode
-from django_openai_capi.models import ConversionEvent, ErrorKind, PixelAlert
+from django_openai_capi.models import (
+    ConversionEvent,
+    ErrorKind,
+    PixelAlert,
+    PixelPause,
+)
 from django_openai_capi.testing import FakeConversionsAPI
 from tests.outbox import MakeEvents
 
@@ -103,7 +108,7 @@ def test_a_revoked_key_is_a_pause_with_its_request_id_and_fix_exit_3(
 
     result = status()
 
-    assert result.code == ExitCode.PAUSED == 3
+    assert result.code == 3  # ExitCode.PAUSED, as the README documents
     problems, table = result.stdout.split("\nPixel ", 1)
     assert "1 of 1 pixel needs attention" in problems
     assert "test-pixel: PAUSED" in problems
@@ -137,6 +142,22 @@ def test_the_authentication_outage_is_a_pause_exit_3(
     assert pixel["paused"]["advice"]
 
 
+def test_a_pause_without_an_answer_says_so_and_when_its_wait_ended(
+    status: Status_, fake: FakeConversionsAPI, make_events: MakeEvents
+) -> None:
+    fake.outage("drop")
+    make_events(1)
+    send_pending()
+    PixelPause.objects.update(paused_until=timezone.now() - timedelta(minutes=5))
+
+    result = status()
+
+    assert result.code == ExitCode.PAUSED
+    assert f"Why: {ErrorKind.NETWORK.label}\n" in result.stdout
+    assert "in a row; no answer" in result.stdout
+    assert " (5 min ago)\n" in result.stdout
+
+
 def test_a_worker_that_is_not_running_is_stale_exit_5_and_admins_are_told_once(
     status: Status_,
     make_events: MakeEvents,
@@ -152,7 +173,7 @@ def test_a_worker_that_is_not_running_is_stale_exit_5_and_admins_are_told_once(
     with django_capture_on_commit_callbacks(execute=True):
         second = status()
 
-    assert first.code == second.code == ExitCode.STALE == 5
+    assert first.code == second.code == 5  # ExitCode.STALE
     assert "test-pixel: STALE" in first.stdout
     assert "have been due for 30 min, longer than OPENAI_CAPI_STALE_AFTER" in (
         first.stdout
@@ -186,7 +207,7 @@ def test_events_without_a_usable_key_exit_6_before_being_stale(
 
     result = status()
 
-    assert result.code == ExitCode.NO_KEY == 6
+    assert result.code == 6  # ExitCode.NO_KEY
     assert result.stdout.index("test-pixel: NO KEY") < result.stdout.index(
         "test-pixel: STALE"
     )

@@ -169,8 +169,8 @@ def _finding_text(finding: Finding, health: Health) -> str:
         lines.append(f"  Why: {why}")
     if finding.request_id:
         lines.append(f"  Request ID (for OpenAI support): {finding.request_id}")
-    if finding.advice:
-        lines.append(f"  What to do: {finding.advice}")
+    # A pause recorded before pauses kept their advice has none.
+    lines.append(f"  What to do: {finding.advice or 'see the error above.'}")
     # Summaries quote the API's errors; they were redacted when stored, and are again
     # here in case a key was configured since.
     return redact("\n".join(lines), limit=100_000)
@@ -201,9 +201,10 @@ def _row(pixel: PixelHealth, now: datetime) -> tuple[str, ...]:
     if pixel.last_accepted is None:
         accepted = "never"
     else:
-        accepted = _when(pixel.last_accepted)
-        if pixel.last_accepted_request_id:
-            accepted += f" ({pixel.last_accepted_request_id})"
+        request_id = pixel.last_accepted_request_id
+        accepted = _when(pixel.last_accepted) + (
+            f" ({request_id})" if request_id else ""
+        )
     return (
         pixel.pixel_id,
         pending,
