@@ -149,8 +149,8 @@ def _headline(health: Health) -> str:
         if any(pixel.failed_24h or pixel.expired_24h for pixel in health.pixels):
             state += ", with failed events"
     return (
-        f"Conversions API delivery, checked {checked}: {state}. Events count as "
-        + f"stale after {_duration(health.stale_after)} due."
+        f"Conversions API delivery, checked {checked}: {state}. Events due for "
+        + f"longer than {_duration(health.stale_after)} count as stale."
     )
 
 
