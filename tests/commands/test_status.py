@@ -19,6 +19,7 @@ import pytest
 import responses
 from django.core import mail
 from django.core.management import CommandError, ManagementUtility, call_command
+from django.db import connections
 from django.utils import timezone
 
 from django_openai_capi.delivery import send_pending
@@ -30,7 +31,7 @@ from django_openai_capi.models import (
     PixelPause,
 )
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.outbox import MakeEvents
+from tests.outbox import MakeEvents, error_envelope
 
 pytestmark = pytest.mark.django_db
 
@@ -124,10 +125,27 @@ def test_a_revoked_key_is_a_pause_with_its_request_id_and_fix_exit_3(
     assert KEY not in result.everything
 
 
-def test_the_authentication_outage_is_a_pause_exit_3(
-    status: Status_, fake: FakeConversionsAPI, make_events: MakeEvents
+@pytest.mark.parametrize(
+    ("fault", "http_status", "error"),
+    [
+        # The seed's outage: OpenAI's authentication backend, not the key.
+        ("auth_backend_failure", 503, "Authentication backend failure"),
+        # A request refused as a whole, none of its events named.
+        ("request_refused", 400, "Invalid event."),
+    ],
+)
+def test_a_request_level_fault_is_a_pause_exit_3(
+    status: Status_,
+    fake: FakeConversionsAPI,
+    make_events: MakeEvents,
+    fault: str,
+    http_status: int,
+    error: str,
 ) -> None:
-    fake.outage("auth_backend_failure")
+    if fault == "request_refused":
+        fake.answer_every_request(400, json.loads(error_envelope(None)))
+    else:
+        fake.outage("auth_backend_failure")
     make_events(1)
     send_pending()
 
@@ -136,8 +154,8 @@ def test_the_authentication_outage_is_a_pause_exit_3(
     assert result.code == ExitCode.PAUSED
     (pixel,) = json.loads(result.stdout)["pixels"]
     assert pixel["problems"] == ["paused"]
-    assert pixel["paused"]["http_status"] == 503
-    assert "Authentication backend failure" in pixel["paused"]["error"]
+    assert pixel["paused"]["http_status"] == http_status
+    assert error in pixel["paused"]["error"]
     assert pixel["paused"]["request_id"]
     assert pixel["paused"]["advice"]
 
@@ -358,9 +376,13 @@ def test_bad_options_exit_1(
 
 
 def test_manage_py_exits_with_the_code(
-    make_events: MakeEvents, capsys: pytest.CaptureFixture[str]
+    make_events: MakeEvents,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     make_events(1, next_attempt_at=timezone.now() - timedelta(hours=1))
+    # run_from_argv closes every connection at the end: not the test's, mid-transaction.
+    monkeypatch.setattr(connections, "close_all", lambda: None)
 
     with pytest.raises(SystemExit) as exited:
         ManagementUtility(["manage.py", "openai_capi_status", "--json"]).execute()

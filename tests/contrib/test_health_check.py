@@ -28,7 +28,7 @@ from django_openai_capi.contrib.health_check.backends import OpenAIConversions
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.models import ConversionEvent, PixelAlert
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.outbox import MakeEvents
+from tests.outbox import MakeEvents, error_envelope
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.contrib.urls")]
 
@@ -80,18 +80,32 @@ def test_a_revoked_key_makes_it_unavailable_with_the_pause(
     assert KEY not in line
 
 
-def test_the_authentication_outage_makes_it_unavailable(
-    client: Client, fake: FakeConversionsAPI, make_events: MakeEvents
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("auth_backend_failure", "HTTP 503: 503: Authentication backend failure"),
+        ("request_refused", "HTTP 400: Invalid event."),
+    ],
+)
+def test_a_request_level_fault_makes_it_unavailable(
+    client: Client,
+    fake: FakeConversionsAPI,
+    make_events: MakeEvents,
+    fault: str,
+    expected: str,
 ) -> None:
-    fake.outage("auth_backend_failure")
+    if fault == "request_refused":
+        fake.answer_every_request(400, json.loads(error_envelope(None)))
+    else:
+        fake.outage("auth_backend_failure")
     make_events(1)
     send_pending()
 
     code, line = probe(client)
 
     assert code == 500
-    assert "HTTP 503" in line
-    assert "Authentication backend failure" in line
+    assert line.startswith("Unavailable: Delivery to pixel test-pixel is paused")
+    assert expected in line
 
 
 def test_a_stopped_worker_makes_it_unavailable_and_admins_are_told_once(
