@@ -409,8 +409,8 @@ def _stale_finding(
         pixel_id,
         Problem.STALE,
         f"Events of pixel {pixel_id} have been due for "
-        + f"{_duration(now - waiting_since)}, longer than OPENAI_CAPI_STALE_AFTER "
-        + f"({_duration(threshold)}): no worker is sending them, or too few.",
+        + f"{duration(now - waiting_since)}, longer than OPENAI_CAPI_STALE_AFTER "
+        + f"({duration(threshold)}): no worker is sending them, or too few.",
         STALE_ADVICE,
     )
 
@@ -474,13 +474,20 @@ def _findings(
         )
     if pause is not None:
         status = f"HTTP {pause.http_status}" if pause.http_status else "no answer"
+        # The stored error usually starts with its status already ("HTTP 401: ...").
+        error = (
+            pause.error
+            if pause.error.startswith(status)
+            else f"{status}: {pause.error}"
+        )
+        requests = f"request{'s' if pause.failures != 1 else ''}"
         findings.append(
             Finding(
                 pixel_id,
                 Problem.PAUSED,
                 f"Delivery to pixel {pixel_id} is paused since "
                 + f"{pause.since:%Y-%m-%d %H:%M %Z} ({pause.failures} failed "
-                + f"requests in a row; {status}: {pause.error}).",
+                + f"{requests} in a row; {error}).",
                 pause.advice,
                 pause.request_id,
             )
@@ -512,7 +519,7 @@ STALE_ADVICE = (
 )
 
 
-def _duration(delta: timedelta) -> str:
+def duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 120:
         return f"{seconds} s"

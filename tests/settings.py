@@ -63,6 +63,10 @@ if not importlib.util.find_spec("django.tasks") and importlib.util.find_spec(
 if importlib.util.find_spec("django_tasks_db"):
     INSTALLED_APPS.append("django_tasks_db")
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# django-health-check (the [health] extra) and the check of delivery for it, tested
+# with the real package (tests/contrib).
+if importlib.util.find_spec("health_check"):
+    INSTALLED_APPS += ["health_check", "django_openai_capi.contrib.health_check"]
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -28,7 +28,8 @@ from django_openai_capi.models import ConversionEvent
 from django_openai_capi.testing import FakeConversionsAPI
 from tests.outbox import MakeEvents
 
-pytestmark = pytest.mark.django_db
+# Alerts are told once the transaction that raised them commits.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 KEY = "sk-capi-SECRET-live-key"
 MISSING_PID = {
@@ -61,9 +62,7 @@ def revoke(fake: FakeConversionsAPI, settings: Any) -> None:
 
 
 def strip_pid(fake: FakeConversionsAPI, settings: Any) -> None:
-    fake.answer_every_request(
-        400, MISSING_PID, headers={"x-request-id": "req-no-pid"}
-    )
+    fake.answer_every_request(400, MISSING_PID, headers={"x-request-id": "req-no-pid"})
 
 
 def stop_worker(fake: FakeConversionsAPI, settings: Any) -> None:
@@ -106,13 +105,14 @@ def fake(settings: Any) -> Iterator[FakeConversionsAPI]:
         yield api
 
 
-def run(command: str, *args: str) -> tuple[int, str]:
+def run(command: str, *args: str) -> tuple[int, str, str]:
+    """The exit status, stdout, and all the command said (stdout, stderr, error)."""
     out, err = StringIO(), StringIO()
     try:
         call_command(command, *args, stdout=out, stderr=err)
     except CommandError as exc:
-        return exc.returncode, f"{out.getvalue()}{err.getvalue()}{exc}"
-    return 0, out.getvalue() + err.getvalue()
+        return exc.returncode, out.getvalue(), f"{out.getvalue()}{err.getvalue()}{exc}"
+    return 0, out.getvalue(), out.getvalue() + err.getvalue()
 
 
 def status_page() -> str:
@@ -134,16 +134,16 @@ def test_every_channel_says_that_delivery_stopped_why_and_what_to_do(
     scenario.break_it(fake, settings)
 
     if scenario.worker_runs:
-        code, said = run("openai_capi_send")
+        code, _, said = run("openai_capi_send")
         assert code == scenario.exit_code, said
         assert scenario.cause in said
-    health_code, health_text = run("openai_capi_status")
+    health_code, _, health_text = run("openai_capi_status")
     health_json = json.loads(run("openai_capi_status", "--json")[1])
     page = status_page()
     if not scenario.worker_runs:
         # Looked at by cron's status check and the probe, then found by the worker
         # when it finally runs: it sends, and says it was late.
-        code, said = run("openai_capi_send")
+        code, _, said = run("openai_capi_send")
         assert code == scenario.exit_code, said
 
     assert health_code == scenario.exit_code, health_text

@@ -62,13 +62,12 @@ def pause(
         row = _pause(pixel_id, answer, kind, error, advice, using)
     urgent = kind in WAITING_FOR_THE_PIXEL or answer.cause is Cause.AUTH_OUTAGE
     if urgent or row.failures >= TRANSIENT_FAILURES:
-        status = f"HTTP {answer.status}" if answer.status else "no answer"
         alerts.raise_alert(
             pixel_id,
             alerts.Condition.PAUSED,
             summary=f"Delivery to pixel {pixel_id} is paused after {row.failures} "
-            + f"failed request{'s' if row.failures != 1 else ''} ({status}: "
-            + f"{row.error}). Its events are kept; the next try is at "
+            + f"failed request{'s' if row.failures != 1 else ''}: {row.error}. Its "
+            + "events are kept; the next try is at "
             + f"{row.paused_until:%Y-%m-%d %H:%M:%S %Z}.",
             advice=advice,
             request_id=answer.request_id,
