@@ -164,7 +164,7 @@ class Command(BaseCommand):
                 if finding.problem in health.UNHEALTHY or self.fail_on_error
             ]
             raise CommandError(
-                " ".join(counted) + f" (exit status {int(code)}: {code.name.lower()})",
+                f"{code.name.lower()} (exit status {int(code)}): " + " ".join(counted),
                 returncode=code,
             )
 
