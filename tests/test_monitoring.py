@@ -23,13 +23,21 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
+import tests.contrib.urls
+import tests.urls
 from django_openai_capi.health import ExitCode
 from django_openai_capi.models import ConversionEvent
 from django_openai_capi.testing import FakeConversionsAPI
 from tests.outbox import MakeEvents
 
 # Alerts are told once the transaction that raised them commits.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.urls("tests.test_monitoring"),
+]
+
+# The admin, and the health-check endpoint that uptime monitors watch.
+urlpatterns = tests.urls.urlpatterns + tests.contrib.urls.urlpatterns
 
 KEY = "sk-capi-SECRET-live-key"
 MISSING_PID = {
@@ -123,6 +131,12 @@ def status_page() -> str:
     return response.content.decode()
 
 
+def probe() -> tuple[int, str]:
+    """What an uptime monitor polling django-health-check gets."""
+    response = Client().get("/health/application/", HTTP_ACCEPT="application/json")
+    return response.status_code, json.dumps(response.json())
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_every_channel_says_that_delivery_stopped_why_and_what_to_do(
     scenario: Scenario,
@@ -139,6 +153,7 @@ def test_every_channel_says_that_delivery_stopped_why_and_what_to_do(
         assert scenario.cause in said
     health_code, _, health_text = run("openai_capi_status")
     health_json = json.loads(run("openai_capi_status", "--json")[1])
+    probe_status, probe_text = probe()
     page = status_page()
     if not scenario.worker_runs:
         # Looked at by cron's status check and the probe, then found by the worker
@@ -150,8 +165,18 @@ def test_every_channel_says_that_delivery_stopped_why_and_what_to_do(
     assert scenario.cause in health_text and scenario.fix in health_text
     assert health_json["healthy"] is False
     assert scenario.cause in json.dumps(health_json)
-    (message,) = mail.outbox
+    assert probe_status == 500
+    assert scenario.cause in probe_text
+    # Django mails the probe's HTTP 500 too (README: filter it); ours is one alert.
+    (message,) = [m for m in mail.outbox if "Conversions API:" in m.subject]
     assert scenario.cause in message.body and scenario.fix in message.body
     assert scenario.cause in page and scenario.fix in page
-    for seen in (said, health_text, json.dumps(health_json), message.body, page):
+    for seen in (
+        said,
+        health_text,
+        json.dumps(health_json),
+        probe_text,
+        message.body,
+        page,
+    ):
         assert KEY not in seen

@@ -162,13 +162,12 @@ class Outcomes:
         fault = step.request_fault
         kind = ErrorKind.REQUEST if fault else answer.kind
         assert kind is not None  # an accepted answer stops nothing
-        message = answer.quoting_request_id(answer.text)
+        error = answer.quoting_request_id(answer.text)
         advice = what_to_do(answer, request_fault=fault)
-        if fault:
-            # Its 400 reads like a refused event: the events and the pause say otherwise.
-            message += f". {advice}"
+        # Its 400 reads like a refused event: the events' error says otherwise.
+        message = f"{error}. {advice}" if fault else error
         until = pauses.pause(
-            pixel, answer, kind=kind, error=message, advice=advice, using=self.using
+            pixel, answer, kind=kind, error=error, advice=advice, using=self.using
         )
         self.report.halted = True
         when = f"{until:%Y-%m-%d %H:%M:%S %Z}"
