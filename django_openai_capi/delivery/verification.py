@@ -201,12 +201,14 @@ def _setting_notes() -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _current_pause(pixel_id: str, using: str) -> PixelPause | None:
-    return (
-        PixelPause.objects.using(using)
-        .filter(pixel_id=pixel_id, paused_until__gt=timezone.now())
-        .first()
-    )
+def _current_pause(
+    pixel_id: str, using: str, *, waiting: bool = True
+) -> PixelPause | None:
+    """The pixel's pause; with *waiting*, only while its wait lasts."""
+    rows = PixelPause.objects.using(using).filter(pixel_id=pixel_id)
+    if waiting:
+        rows = rows.filter(paused_until__gt=timezone.now())
+    return rows.first()
 
 
 def _describe_pause(pause: PixelPause) -> str:
@@ -216,7 +218,9 @@ def _describe_pause(pause: PixelPause) -> str:
 
 
 def _lift_pause(pixel_id: str, using: str) -> tuple[str, ...]:
-    pause = _current_pause(pixel_id, using)
+    # Whether or not its wait is over: the pixel stays paused (and reported so) until
+    # a request succeeds, and this check is one.
+    pause = _current_pause(pixel_id, using, waiting=False)
     if pause is None:
         return ()
     pauses.resume(pixel_id, using=using)

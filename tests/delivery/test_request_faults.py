@@ -131,7 +131,7 @@ def test_a_lost_pid_says_to_check_the_endpoint_and_proxies_everywhere(
     assert advice in event.last_error
     assert "('query', 'pid')" in event.last_error
     assert last_delivery_request in event.last_error
-    assert advice in PixelPause.objects.get().error
+    assert advice in PixelPause.objects.get().advice
     assert advice in caplog.text
     assert any(advice in problem for problem in report.problems)
     assert checked.diagnosis is Diagnosis.REQUEST_REFUSED
