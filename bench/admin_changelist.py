@@ -142,9 +142,10 @@ def seed_postgresql(rows: int) -> None:
         )
         cursor.execute(
             f"""
-            INSERT INTO {BATCHES} (id, claim_id, pixel_id, size, validate_only, outcome,
-                http_status, duration_ms, request_id, error, worker, created_at)
-            SELECT gen_random_uuid(), gen_random_uuid(), 'pixel-' || (i %% 3), 500, false,
+            INSERT INTO {BATCHES} (id, claim_id, pixel_id, size, carried, validate_only,
+                outcome, http_status, duration_ms, request_id, error, worker, created_at)
+            SELECT gen_random_uuid(), gen_random_uuid(), 'pixel-' || (i %% 3), 500, '',
+                false,
                 CASE WHEN i %% 20 = 0 THEN 'retry' ELSE 'accepted' END,
                 CASE WHEN i %% 20 = 0 THEN 503 ELSE 200 END,
                 100 + i %% 200, 'req_' || i, '', 'bench',
