@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from django_openai_capi.delivery.answers import OUTCOME_KIND
 from django_openai_capi.maintenance import status as summary
@@ -26,7 +27,7 @@ HOUR = NOW.replace(minute=0)
 
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(summary.timezone, "now", lambda: NOW)
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
 
 
 def request(at: datetime, outcome: str, size: int = 10, **fields: Any) -> DeliveryBatch:
@@ -124,7 +125,7 @@ def test_only_the_hours_shown_are_counted(make_events: MakeEvents) -> None:
 def test_every_kind_of_failure_charted_is_listed_with_its_newest_occurrence(
     make_events: MakeEvents,
 ) -> None:
-    made_events = {
+    made_events: dict[str, list[datetime]] = {
         ErrorKind.REJECTED: [HOUR - timedelta(hours=30), HOUR - timedelta(hours=3)],
         ErrorKind.INVALID: [HOUR - timedelta(hours=50)],
         ErrorKind.BUILD: [HOUR + timedelta(minutes=2)],
@@ -162,7 +163,10 @@ def test_every_kind_of_failure_charted_is_listed_with_its_newest_occurrence(
     charted_kinds = set(made_events) | {OUTCOME_KIND[o] for o in made_requests}
     assert charted_kinds <= set(listed)
     for kind, event in newest_event.items():
-        assert (listed[kind].event_pk, listed[kind].error) == (event.pk, event.last_error)
+        assert (listed[kind].event_pk, listed[kind].error) == (
+            event.pk,
+            event.last_error,
+        )
     for outcome, made in newest_request.items():
         assert listed[OUTCOME_KIND[outcome]].request_pk == made.pk
 
