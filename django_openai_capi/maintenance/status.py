@@ -16,7 +16,7 @@ SQLite uses a partial index only for a query that repeats the index's own condit
 (it does not prove that ``status = 'sent'`` implies ``status IN (...)``), and an ``IN``
 list only if its values are written in the SQL, not bound: otherwise it scans the
 table, 0.1 s a query at 1,000,000 rows. So each query on events here adds the
-condition of the index it is meant to walk, as the migration wrote it.
+condition of the index it is meant to walk, as its CREATE INDEX wrote it.
 """
 
 from __future__ import annotations
