@@ -326,6 +326,16 @@ class ConversionEvent(models.Model):
                 condition=~Q(last_error_kind=""),
                 name="openai_capi_event_error",
             ),
+            # The status page's failed events per hour: those that gave up (failed or
+            # expired), by when they did. Partial, so that neither a tracked save
+            # (pending) nor a claim (sending) nor a send (sent) writes an entry; only
+            # the rare row that gives up, or is resent after it did. The status page
+            # repeats the condition word for word, or SQLite would not use it.
+            models.Index(
+                fields=["updated_at"],
+                condition=Q(status__in=["failed", "expired"]),
+                name="openai_capi_event_gave_up",
+            ),
             # The admin's exact search by source (by event id: the identity above),
             # and the backfill's read-back.
             models.Index(fields=["source_label"], name="openai_capi_event_source"),

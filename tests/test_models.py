@@ -33,7 +33,7 @@ def test_the_schema_is_one_initial_migration_that_matches_the_models() -> None:
     names = sorted(
         path.stem for path in Path(migrations.__file__).parent.glob("[0-9]*.py")
     )
-    assert names[0] == "0001_initial"
+    assert names == ["0001_initial"]
     call_command("makemigrations", "django_openai_capi", "--check", "--dry-run")
 
 

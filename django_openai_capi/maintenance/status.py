@@ -1,21 +1,37 @@
 """How delivery is doing, in a fixed number of bounded queries.
 
 What the admin's status page shows, usable from code too (a health check, a metrics
-exporter). Nothing here counts a whole table: each count stops at ``COUNT_CAP`` rows
-and walks an index whose predicate is its status; the hourly figures read only the
-``DeliveryBatch`` rows of the last days (indexed by ``created_at``); the last error of
-each kind is the newer of one event row, from the ``(last_error_kind, id)`` index, and
-one failed request, from the ``(outcome, created_at)`` index of failed requests.
+exporter). Nothing here counts a whole table, and every query walks an index that
+serves it (BENCHMARKS.md, "Admin"):
+
+- each count stops at ``COUNT_CAP`` rows of an index whose predicate is its status;
+- the hourly requests read only the ``DeliveryBatch`` rows of the last days (indexed
+  by ``created_at``); the hourly failed events read at most ``COUNT_CAP`` entries of
+  the partial index of failed and expired events by ``updated_at``;
+- the last error of each kind is the newer of one event row, from the
+  ``(last_error_kind, id)`` index, and one failed request, from the
+  ``(outcome, created_at)`` index of failed requests.
+
+SQLite uses a partial index only for a query that repeats the index's own condition
+(it does not prove that ``status = 'sent'`` implies ``status IN (...)``), and an ``IN``
+list only if its values are written in the SQL, not bound: otherwise it scans the
+table, 0.1 s a query at 1,000,000 rows. So each query on events here adds the
+condition of the index it is meant to walk, as its CREATE INDEX wrote it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncHour
+from django.db import connections
+from django.db.models import BooleanField, Count, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Substr, TruncHour
 from django.utils import timezone
 
 from django_openai_capi.delivery.answers import OUTCOME_KIND
@@ -24,17 +40,28 @@ from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
 _Status = ConversionEvent.Status
 _Outcome = DeliveryBatch.Outcome
 
-#: A failed request: what the chart of failed requests counts, and what the last errors
-#: of each kind are drawn from beside the events' own errors. One definition, so that
-#: the page cannot chart failures that its list of errors does not show: an event's
-#: error is cleared when a later request sends it, the request's failure stays.
+#: A failed request: what the chart of requests counts as failed, and what the last
+#: errors of each kind are drawn from beside the events' own errors. One definition,
+#: so that the page cannot chart failures that its list of errors does not show: an
+#: event's error is cleared when a later request sends it, the request's failure
+#: stays. Also the condition of the index ``openai_capi_batch_failed``.
 FAILED_REQUEST = ~Q(outcome=_Outcome.ACCEPTED)
 _FAILED_OUTCOMES = tuple(
     outcome for outcome in _Outcome if outcome != _Outcome.ACCEPTED
 )
+#: The partial indexes the counts walk, by status; the finished statuses share one.
+_COUNTED_BY: dict[str, str] = {
+    _Status.PENDING: "openai_capi_event_overdue",
+    _Status.SENDING: "openai_capi_event_claimed",
+}
+_FINISHED = "openai_capi_event_finished"
+#: Events that will not be sent, failed or expired: what the chart counts as failed.
+_GAVE_UP = "openai_capi_event_gave_up"
+_HAS_ERROR = "openai_capi_event_error"
 
 #: A count stops here: "more than 100,000 failed" is as actionable as the exact figure,
-#: and reading past it would be the full scan this page must not make.
+#: and reading past it would be the full scan this page must not make. The hourly
+#: count of failed events reads at most this many rows too, the newest first.
 COUNT_CAP = 100_000
 #: Days of hourly delivery figures.
 DAYS = 3
@@ -52,10 +79,22 @@ class StatusCount:
 @dataclass(frozen=True, slots=True)
 class Hour:
     start: datetime
-    #: Events the API accepted (validate-only requests excluded: it recorded nothing).
+    #: Events the API accepted this hour (validate-only requests excluded).
     delivered: int
-    #: Requests that did not end accepted.
-    failed_requests: int
+    #: Events that became failed or expired this hour (they will not be sent).
+    failed: int
+    #: Requests made this hour, by DeliveryBatch.Outcome value (0s included for
+    #: every outcome, in Outcome order), validate-only requests excluded.
+    requests: Mapping[str, int]
+
+    @property
+    def failed_requests(self) -> int:
+        """Requests that did not end accepted."""
+        return sum(
+            count
+            for outcome, count in self.requests.items()
+            if outcome != _Outcome.ACCEPTED
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +125,9 @@ class DeliveryStatus:
     oldest_pending: datetime | None
     hours: tuple[Hour, ...]
     last_errors: tuple[LastError, ...]
+    #: More than COUNT_CAP events failed in the hours shown: ``Hour.failed`` counts
+    #: the newest COUNT_CAP of them, those updated after this time. None: all counted.
+    failed_counted_after: datetime | None = None
 
 
 def delivery_status(*, days: int = DAYS, using: str = "default") -> DeliveryStatus:
@@ -94,6 +136,9 @@ def delivery_status(*, days: int = DAYS, using: str = "default") -> DeliveryStat
         raise ValueError(f"days must be at least 1, got {days}")
     now = timezone.now()
     events = ConversionEvent.objects.using(using)
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(days=days)
+    failed, counted_after = _failed_by_hour(events, start, end, using)
     return DeliveryStatus(
         now=now,
         counts=tuple(
@@ -104,37 +149,119 @@ def delivery_status(*, days: int = DAYS, using: str = "default") -> DeliveryStat
         .order_by("expires_at")
         .values_list("event_time", flat=True)
         .first(),
-        hours=_hours(now, days, using),
+        hours=_hours(start, days, failed, using),
         last_errors=_last_errors(events, using),
+        failed_counted_after=counted_after,
     )
+
+
+def _in_index(
+    events: QuerySet[ConversionEvent], name: str
+) -> QuerySet[ConversionEvent]:
+    """*events*, within the partial index *name*: its condition as CREATE INDEX wrote
+    it, values and all, so that SQLite sees that the index serves the query.
+
+    Unqualified column names: for queries of the event table alone, as here.
+    """
+    (index,) = (i for i in ConversionEvent._meta.indexes if i.name == name)
+    connection = connections[events.db]
+    connection.ensure_connection()  # PostgreSQL quotes a value with the connection
+    editor = connection.SchemaEditorClass(connection)
+    # The schema editor's own rendering (Index.create_sql calls it): no other text.
+    written = str(index._get_condition_sql(ConversionEvent, editor))
+    # Not user input: the model's own index definition, quoted by the database.
+    condition = RawSQL(written, (), output_field=BooleanField())  # noqa: S611
+    return events.filter(condition)
 
 
 def _count(events: QuerySet[ConversionEvent], status: str, label: str) -> StatusCount:
-    found = events.filter(status=status).order_by()[: COUNT_CAP + 1].count()
+    indexed = _in_index(events, _COUNTED_BY.get(status, _FINISHED))
+    found = indexed.filter(status=status).order_by()[: COUNT_CAP + 1].count()
     return StatusCount(status, str(label), min(found, COUNT_CAP), found > COUNT_CAP)
 
 
-def _hours(now: datetime, days: int, using: str) -> tuple[Hour, ...]:
-    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    start = end - timedelta(days=days)
-    accepted = Q(outcome=_Outcome.ACCEPTED)
+def _hour_of(field: str, using: str) -> Any:
+    """The UTC hour of *field*, grouped by in the database: a datetime or its text.
+
+    On SQLite, Django truncates a datetime in a Python function called once per row
+    (about 5 µs each); a datetime is stored there as text in the connection's time
+    zone, so in UTC its first 13 characters are its hour, cut in SQL.
+    """
+    connection = connections[using]
+    if connection.vendor == "sqlite" and connection.timezone_name == "UTC":
+        return Substr(field, 1, 13)
+    return TruncHour(field, tzinfo=UTC)
+
+
+def _as_hour(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        return datetime.strptime(value, "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return value
+
+
+def _failed_by_hour(
+    events: QuerySet[ConversionEvent], start: datetime, end: datetime, using: str
+) -> tuple[dict[datetime, int], datetime | None]:
+    """Events that gave up in each hour from *start* to *end*, the newest COUNT_CAP.
+
+    Two reads of the partial index ``openai_capi_event_gave_up``: where the newest
+    COUNT_CAP end (if there are more), then the count per hour of those after it.
+    """
+    gave_up = _in_index(events, _GAVE_UP).filter(
+        updated_at__gte=start, updated_at__lt=end
+    )
+    after = (
+        gave_up.order_by("-updated_at")
+        .values_list("updated_at", flat=True)[COUNT_CAP : COUNT_CAP + 1]
+        .first()
+    )
+    counted = gave_up if after is None else gave_up.filter(updated_at__gt=after)
+    rows = (
+        counted.annotate(hour=_hour_of("updated_at", using))
+        .values("hour")
+        .annotate(failed=Count("id"))
+        .order_by()
+        .values_list("hour", "failed")
+    )
+    return {_as_hour(hour): failed for hour, failed in rows}, after
+
+
+def _hours(
+    start: datetime, days: int, failed: Mapping[datetime, int], using: str
+) -> tuple[Hour, ...]:
     rows = (
         DeliveryBatch.objects.using(using)
-        .filter(created_at__gte=start, created_at__lt=end)
-        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
-        .values("hour")
-        .annotate(
-            delivered=Sum("size", filter=accepted & Q(validate_only=False), default=0),
-            failed=Count("id", filter=FAILED_REQUEST),
+        .filter(
+            created_at__gte=start,
+            created_at__lt=start + timedelta(days=days),
+            validate_only=False,
         )
-        .order_by("hour")
+        .annotate(hour=_hour_of("created_at", using))
+        .values("hour", "outcome")
+        .annotate(requests=Count("id"), events=Sum("size", default=0))
+        .order_by()
+        .values_list("hour", "outcome", "requests", "events")
     )
-    by_hour = {row["hour"]: (row["delivered"], row["failed"]) for row in rows}
+    requests: dict[datetime, dict[str, int]] = {}
+    delivered: dict[datetime, int] = {}
+    for key, outcome, count, size in rows:
+        hour = _as_hour(key)
+        requests.setdefault(hour, dict.fromkeys(_Outcome.values, 0))[outcome] = count
+        if outcome == _Outcome.ACCEPTED:
+            delivered[hour] = size
+    none = MappingProxyType(dict.fromkeys(_Outcome.values, 0))
     hours = []
     for index in range(days * 24):
         hour = start + timedelta(hours=index)
-        delivered, failed = by_hour.get(hour, (0, 0))
-        hours.append(Hour(hour, delivered, failed))
+        by_outcome = requests.get(hour)
+        hours.append(
+            Hour(
+                start=hour,
+                delivered=delivered.get(hour, 0),
+                failed=failed.get(hour, 0),
+                requests=none if by_outcome is None else MappingProxyType(by_outcome),
+            )
+        )
     return tuple(hours)
 
 
@@ -155,7 +282,8 @@ def _last_errors(
 
 def _last_event_error(events: QuerySet[ConversionEvent], kind: str) -> LastError | None:
     row = (
-        events.filter(last_error_kind=kind)
+        _in_index(events, _HAS_ERROR)
+        .filter(last_error_kind=kind)
         .order_by("-id")
         .values_list(
             "pk", "event_id", "status", "last_error", "last_http_status", "updated_at"
