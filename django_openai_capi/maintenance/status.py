@@ -11,6 +11,7 @@ one failed request, from the ``(outcome, created_at)`` index of failed requests.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -54,8 +55,10 @@ class Hour:
     start: datetime
     #: Events the API accepted (validate-only requests excluded: it recorded nothing).
     delivered: int
-    #: Requests that did not end accepted.
-    failed_requests: int
+    #: Events that became failed or expired this hour.
+    failed: int
+    #: Requests this hour by ``DeliveryBatch.Outcome`` value: every outcome, in order.
+    requests: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,24 +120,50 @@ def _count(events: QuerySet[ConversionEvent], status: str, label: str) -> Status
 def _hours(now: datetime, days: int, using: str) -> tuple[Hour, ...]:
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = end - timedelta(days=days)
-    accepted = Q(outcome=_Outcome.ACCEPTED)
-    rows = (
+    sent = Q(outcome=_Outcome.ACCEPTED, validate_only=False)
+    requests = (
         DeliveryBatch.objects.using(using)
         .filter(created_at__gte=start, created_at__lt=end)
         .annotate(hour=TruncHour("created_at", tzinfo=UTC))
-        .values("hour")
-        .annotate(
-            delivered=Sum("size", filter=accepted & Q(validate_only=False), default=0),
-            failed=Count("id", filter=FAILED_REQUEST),
-        )
-        .order_by("hour")
+        .values("hour", "outcome")
+        .annotate(delivered=Sum("size", filter=sent, default=0), count=Count("id"))
+        .order_by()
     )
-    by_hour = {row["hour"]: (row["delivered"], row["failed"]) for row in rows}
+    delivered: dict[datetime, int] = {}
+    by_outcome: dict[tuple[datetime, str], int] = {}
+    for row in requests:
+        hour = row["hour"]
+        delivered[hour] = delivered.get(hour, 0) + row["delivered"]
+        by_outcome[hour, row["outcome"]] = row["count"]
+    # When an event became failed or expired is its updated_at, as health.py counts
+    # them: a resend, the one later write, makes it pending again.
+    failed = dict(
+        ConversionEvent.objects.using(using)
+        .filter(
+            status__in=[_Status.FAILED, _Status.EXPIRED],
+            updated_at__gte=start,
+            updated_at__lt=end,
+        )
+        .annotate(hour=TruncHour("updated_at", tzinfo=UTC))
+        .values("hour")
+        .annotate(count=Count("id"))
+        .order_by()
+        .values_list("hour", "count")
+    )
     hours = []
     for index in range(days * 24):
         hour = start + timedelta(hours=index)
-        delivered, failed = by_hour.get(hour, (0, 0))
-        hours.append(Hour(hour, delivered, failed))
+        hours.append(
+            Hour(
+                hour,
+                delivered.get(hour, 0),
+                failed.get(hour, 0),
+                {
+                    outcome: by_outcome.get((hour, outcome), 0)
+                    for outcome in _Outcome.values
+                },
+            )
+        )
     return tuple(hours)
 
 
