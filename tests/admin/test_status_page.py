@@ -251,6 +251,7 @@ def test_a_key_configured_after_the_pause_was_stored_is_redacted_on_the_page(
     assert KEY not in html
     assert "HTTP 401: key [redacted] refused" in html
     assert "Replace [redacted]." in html
+    assert re.search(r"\(the next attempt in [45]\xa0minutes\)", html)
 
 
 def batch(hours_ago: float, size: int, outcome: str, **fields: Any) -> DeliveryBatch:
@@ -285,7 +286,7 @@ def legend(figure_html: str) -> dict[str, tuple[str, int]]:
     return {
         key: (label.strip(), int(total))
         for key, label, total in re.findall(
-            r'<li data-series="([a-z_]+)">.*?</span>([^<]*): '
+            r'<li data-series="([a-z_]+)">.*?<span class="capi-label">([^<]*): '
             + r'<span class="capi-total">(\d+)</span>',
             figure_html,
             re.S,
@@ -378,6 +379,20 @@ def test_a_chart_stacks_or_sets_side_by_side_and_scales_to_a_round_top() -> None
     assert stacked.count("<rect ") == 3  # no bar for a zero
     with pytest.raises(ValueError, match="one value per hour"):
         hourly_chart(hours, [Series("a", "a", (1,))], title="t", stacked=True)
+
+
+def test_one_among_ten_thousand_is_a_visible_bar_and_an_empty_chart_is_flat() -> None:
+    hours = [timezone.now().replace(minute=0) + timedelta(hours=i) for i in range(3)]
+
+    svg = hourly_chart(
+        hours, [Series("a", "a", (10_000, 1, 0))], title="t", stacked=False
+    )
+    empty = hourly_chart(hours, [Series("a", "a", (0, 0, 0))], title="t", stacked=True)
+
+    heights = re.findall(r'<rect [^>]* height="([\d.]+)"', svg)
+    assert [float(height) for height in heights] == [166.0, 1.0]
+    assert "<rect" not in empty
+    assert re.findall(r'text-anchor="end">(\d+)<', empty) == ["0", "1", "2"]
 
 
 @pytest.mark.parametrize(
