@@ -179,6 +179,9 @@ class Layout:
     cells_right: dict[str, float]
     list_box_right: float
     list_scroll_width: int
+    #: The event's page: its error's right edge, and how wide the page is.
+    error_right: float
+    event_scroll_width: int
     #: Computed colors in the dark theme.
     dark: dict[str, str]
 
@@ -221,6 +224,13 @@ def read_the_pages_at_1280(browser_path: Path, site: str, shots: Path) -> Layout
             assert results is not None
             list_width = page.evaluate("document.documentElement.scrollWidth")
 
+            row.locator("th.field-id a, td.field-id a").first.click()
+            page.wait_for_selector("pre.capi-error")
+            page.screenshot(path=str(shots / "event-1280.png"), full_page=True)
+            error = page.locator("pre.capi-error").bounding_box()
+            assert error is not None
+            event_width = page.evaluate("document.documentElement.scrollWidth")
+
             page.emulate_media(color_scheme="dark")
             page.goto(status_url)
             page.screenshot(path=str(shots / "status-1280-dark.png"), full_page=True)
@@ -248,6 +258,8 @@ def read_the_pages_at_1280(browser_path: Path, site: str, shots: Path) -> Layout
                 cells,
                 results["x"] + results["width"],
                 list_width,
+                error["x"] + error["width"],
+                event_width,
                 dark,
             )
         finally:
@@ -280,7 +292,11 @@ def test_the_status_page_and_the_event_list_read_at_1280_by_720_light_and_dark(
         status=Status.FAILED,
         last_http_status=400,
         last_error_kind=ErrorKind.REJECTED,
-        last_error="events[0].data.user: " + "a long error from the API " * 60,
+        # Words, and a token too long for any line: both must wrap.
+        last_error="events[0].data.user: "
+        + "a long error from the API " * 40
+        + "token_"
+        + "x" * 300,
     )
     for hours_ago in range(0, 72, 5):
         for outcome in (DeliveryBatch.Outcome.ACCEPTED, DeliveryBatch.Outcome.RETRY):
@@ -315,6 +331,7 @@ def test_the_status_page_and_the_event_list_read_at_1280_by_720_light_and_dark(
     assert "accepted: 15" in seen.legends[1] and "retry later: 15" in seen.legends[1]
     assert seen.status_scroll_width <= WIDTH
     assert seen.list_scroll_width <= WIDTH
+    assert seen.error_right <= WIDTH and seen.event_scroll_width <= WIDTH
     for field, right in seen.cells_right.items():
         assert right <= WIDTH, field
         assert right <= seen.list_box_right, field
