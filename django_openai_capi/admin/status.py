@@ -61,10 +61,6 @@ class Chart:
     svg: SafeString
     series: tuple[Series, ...]
 
-    @property
-    def total(self) -> int:
-        return sum(each.total for each in self.series)
-
 
 def banners(pixels: tuple[PixelHealth, ...]) -> list[Banner]:
     """Every finding of *pixels*, in the order of ``assess()``."""
