@@ -35,6 +35,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from django_openai_capi.conf import conf
+from django_openai_capi.db import within_index
 from django_openai_capi.models import (
     ConversionEvent,
     DeliveryBatch,
@@ -295,9 +296,8 @@ def _pending_pixels(events: Any) -> list[str]:
 def _failures(events: Any, since: datetime) -> dict[tuple[str, str], int]:
     """``{(pixel, status): count}`` of events failed or expired since *since*."""
     rows = (
-        events.filter(
-            status__in=[_Status.FAILED, _Status.EXPIRED], updated_at__gte=since
-        )
+        within_index(events, "openai_capi_event_gave_up")
+        .filter(status__in=[_Status.FAILED, _Status.EXPIRED], updated_at__gte=since)
         .order_by()
         .values("pixel_id", "status")
         .annotate(count=Count("id"))

@@ -29,11 +29,11 @@ from types import MappingProxyType
 from typing import Any
 
 from django.db import connections
-from django.db.models import BooleanField, Count, Q, QuerySet, Sum
-from django.db.models.expressions import RawSQL
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Substr, TruncHour
 from django.utils import timezone
 
+from django_openai_capi.db import within_index
 from django_openai_capi.delivery.answers import OUTCOME_KIND
 from django_openai_capi.models import ConversionEvent, DeliveryBatch, ErrorKind
 
@@ -84,7 +84,7 @@ class Hour:
     #: Events that became failed or expired this hour (they will not be sent).
     failed: int
     #: Requests made this hour, by DeliveryBatch.Outcome value (0s included for
-    #: every outcome, in Outcome order), validate-only requests excluded.
+    #: every outcome, in Outcome order), validate-only requests included.
     requests: Mapping[str, int]
 
     @property
@@ -155,27 +155,8 @@ def delivery_status(*, days: int = DAYS, using: str = "default") -> DeliveryStat
     )
 
 
-def _in_index(
-    events: QuerySet[ConversionEvent], name: str
-) -> QuerySet[ConversionEvent]:
-    """*events*, within the partial index *name*: its condition as CREATE INDEX wrote
-    it, values and all, so that SQLite sees that the index serves the query.
-
-    Unqualified column names: for queries of the event table alone, as here.
-    """
-    (index,) = (i for i in ConversionEvent._meta.indexes if i.name == name)
-    connection = connections[events.db]
-    connection.ensure_connection()  # PostgreSQL quotes a value with the connection
-    editor = connection.SchemaEditorClass(connection)
-    # The schema editor's own rendering (Index.create_sql calls it): no other text.
-    written = str(index._get_condition_sql(ConversionEvent, editor))
-    # Not user input: the model's own index definition, quoted by the database.
-    condition = RawSQL(written, (), output_field=BooleanField())  # noqa: S611
-    return events.filter(condition)
-
-
 def _count(events: QuerySet[ConversionEvent], status: str, label: str) -> StatusCount:
-    indexed = _in_index(events, _COUNTED_BY.get(status, _FINISHED))
+    indexed = within_index(events, _COUNTED_BY.get(status, _FINISHED))
     found = indexed.filter(status=status).order_by()[: COUNT_CAP + 1].count()
     return StatusCount(status, str(label), min(found, COUNT_CAP), found > COUNT_CAP)
 
@@ -207,7 +188,7 @@ def _failed_by_hour(
     Two reads of the partial index ``openai_capi_event_gave_up``: where the newest
     COUNT_CAP end (if there are more), then the count per hour of those after it.
     """
-    gave_up = _in_index(events, _GAVE_UP).filter(
+    gave_up = within_index(events, _GAVE_UP).filter(
         updated_at__gte=start, updated_at__lt=end
     )
     after = (
@@ -231,23 +212,23 @@ def _hours(
 ) -> tuple[Hour, ...]:
     rows = (
         DeliveryBatch.objects.using(using)
-        .filter(
-            created_at__gte=start,
-            created_at__lt=start + timedelta(days=days),
-            validate_only=False,
-        )
+        .filter(created_at__gte=start, created_at__lt=start + timedelta(days=days))
         .annotate(hour=_hour_of("created_at", using))
-        .values("hour", "outcome")
+        .values("hour", "outcome", "validate_only")
         .annotate(requests=Count("id"), events=Sum("size", default=0))
         .order_by()
-        .values_list("hour", "outcome", "requests", "events")
+        .values_list("hour", "outcome", "validate_only", "requests", "events")
     )
     requests: dict[datetime, dict[str, int]] = {}
     delivered: dict[datetime, int] = {}
-    for key, outcome, count, size in rows:
+    for key, outcome, validate_only, count, size in rows:
         hour = _as_hour(key)
-        requests.setdefault(hour, dict.fromkeys(_Outcome.values, 0))[outcome] = count
-        if outcome == _Outcome.ACCEPTED:
+        # Every request counts, a validate-only one too: its failure is listed among
+        # the last errors, and a staging site makes no other kind. Only the events
+        # of real requests were delivered.
+        counts = requests.setdefault(hour, dict.fromkeys(_Outcome.values, 0))
+        counts[outcome] += count
+        if outcome == _Outcome.ACCEPTED and not validate_only:
             delivered[hour] = size
     none = MappingProxyType(dict.fromkeys(_Outcome.values, 0))
     hours = []
@@ -282,7 +263,7 @@ def _last_errors(
 
 def _last_event_error(events: QuerySet[ConversionEvent], kind: str) -> LastError | None:
     row = (
-        _in_index(events, _HAS_ERROR)
+        within_index(events, _HAS_ERROR)
         .filter(last_error_kind=kind)
         .order_by("-id")
         .values_list(

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from django_openai_capi.admin.chart import Bar, bar_chart
 from django_openai_capi.admin.filters import known_pixels
 from django_openai_capi.models import DeliveryBatch, PixelPause
 from tests.admin.conftest import CHANGELIST
@@ -52,24 +51,3 @@ def test_filtering_by_a_pixel_nobody_configured_still_works(
 
     assert [e.pixel_id for e in page.context["cl"].result_list] == ["typed-in"] * 2
     assert b"?pixel_id=typed-in" in page.content
-
-
-def test_the_chart_escapes_its_labels_and_draws_a_visible_bar_for_one_in_many() -> None:
-    svg = bar_chart(
-        [Bar(10_000, "<b>busy</b>"), Bar(1, "quiet"), Bar(0, "idle")],
-        title='Sent "per" hour',
-        color="#417690",
-        axis=("start", "end"),
-    )
-
-    assert "<b>" not in svg and "&lt;b&gt;busy&lt;/b&gt;" in svg
-    assert 'aria-label="Sent &quot;per&quot; hour"' in svg
-    heights = [part.split('"')[0] for part in svg.split('height="')[1:]]
-    assert heights == ["88.0", "1.0", "0.0"]
-    assert "max 10,000" in svg
-
-
-def test_an_empty_chart_is_drawn_flat() -> None:
-    svg = bar_chart([], title="nothing", color="#000", axis=("a", "b"))
-
-    assert "<rect" not in svg and "max 0" in svg

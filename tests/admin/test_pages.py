@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -262,8 +263,10 @@ def test_the_list_cuts_a_long_error_and_the_page_shows_it_whole(
 
     listing = admin_client.get("/admin/django_openai_capi/conversionevent/")
 
-    assert ("x" * 119 + "…").encode() in listing.content
-    assert long.encode() not in listing.content
+    assert (
+        f'<span class="capi-excerpt" title="{long}">{"x" * 119}…</span>'.encode()
+        in listing.content
+    )
     assert long in event_page(admin_client, event)
 
 
@@ -312,8 +315,9 @@ def test_the_status_page_counts_charts_and_shows_the_last_error_of_each_kind(
         "cancelled": 0,
     }
     assert "Oldest pending event: 2\xa0days, 3\xa0hours old" in html
-    assert "1000 events delivered; 1 requests failed." in html
-    assert html.count('<svg class="capi-chart" role="img"') == 2
+    assert 'data-series="delivered">' in html
+    assert '<span class="capi-total">1000</span>' in html
+    assert html.count('<svg class="capi-chart" role="group"') == 2
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;-0" in html
     assert KEY not in html and "refused, key [redacted]" in html
@@ -334,7 +338,9 @@ def test_a_failed_request_charted_is_among_the_last_errors_after_its_events_were
     html = admin_client.get(STATUS_PAGE).content.decode()
 
     assert statuses() == {"lead-0": Status.SENT}
-    assert "1 events delivered; 1 requests failed." in html
+    requests = html[html.index('id="capi-chart-requests"') :]
+    assert 'retry later: <span class="capi-total">1</span>' in requests
+    assert 'accepted: <span class="capi-total">1</span>' in requests
     assert "No errors recorded." not in html
     errors = html[html.index('class="capi-errors"') :]
     assert "server error (5xx)" in errors
@@ -372,7 +378,7 @@ def test_the_status_page_of_an_empty_outbox(admin_client: Any) -> None:
 
     assert "Nothing is pending." in html
     assert "No errors recorded." in html
-    assert "0 events delivered; 0 requests failed." in html
+    assert "No requests in these days." in html
 
 
 def test_the_status_page_is_linked_from_the_admin_index(admin_client: Any) -> None:
@@ -407,15 +413,34 @@ def test_counts_stop_at_the_cap(make_events: MakeEvents, monkeypatch: Any) -> No
     assert counts["failed"] == (3, False)
 
 
-def test_the_hourly_figures_cover_every_hour_of_the_days_asked(db: None) -> None:
+def test_the_hourly_figures_cover_every_hour_of_the_days_asked(
+    make_events: MakeEvents,
+) -> None:
     batch(0, 5, DeliveryBatch.Outcome.ACCEPTED)
+    batch(0, 7, DeliveryBatch.Outcome.ACCEPTED, validate_only=True)
     batch(0, 5, DeliveryBatch.Outcome.REJECTED)
+    batch(3, 5, DeliveryBatch.Outcome.REJECTED)
+    make_events(2, status=Status.FAILED)
+    make_events(1, prefix="x", status=Status.EXPIRED)
+    make_events(1, prefix="c", status=Status.CANCELLED)
 
     hours = summary.delivery_status(days=1).hours
 
     assert len(hours) == 24
-    assert (hours[-1].delivered, hours[-1].failed_requests) == (5, 1)
-    assert all(h.delivered == 0 for h in hours[:-1])
+    assert (hours[-1].delivered, hours[-1].failed) == (5, 3)
+    assert hours[-1].requests == {
+        "accepted": 2,
+        "rejected": 1,
+        "request_refused": 0,
+        "auth_error": 0,
+        "rate_limited": 0,
+        "retry": 0,
+        "network_error": 0,
+        "unexpected": 0,
+    }
+    assert list(hours[-1].requests) == list(DeliveryBatch.Outcome.values)
+    assert hours[-4].requests["rejected"] == 1
+    assert all(h.delivered == 0 and h.failed == 0 for h in hours[:-1])
     with pytest.raises(ValueError, match="days must be at least 1, got 0"):
         summary.delivery_status(days=0)
 
@@ -450,3 +475,41 @@ def test_requests_refused_for_a_lost_pid_are_filed_as_request_faults_not_rejecti
     errors = errors[errors.index('class="capi-errors"') :]
     assert "request refused, not its events" in errors
     assert "rejected" not in errors
+
+
+def test_the_list_shows_status_http_status_and_error_first_the_error_whole_on_hover(
+    admin_client: Any, make_events: MakeEvents, settings: Any
+) -> None:
+    settings.OPENAI_CAPI_API_KEY = KEY
+    error = f'<b onclick="x()">refused</b> with key {KEY}: ' + "y" * 200
+    make_events(
+        1, status=Status.FAILED, last_http_status=400, last_error=error, payload=None
+    )
+
+    html = admin_client.get("/admin/django_openai_capi/conversionevent/").content
+    html = html.decode()
+
+    columns = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
+    assert columns[:4] == ["id", "status", "http_status", "error_excerpt"]
+    assert '<td class="field-http_status">400</td>' in html
+    title = re.search(r'<span class="capi-excerpt" title="([^"]*)"', html)
+    assert title is not None
+    assert title[1] == (
+        "&lt;b onclick=&quot;x()&quot;&gt;refused&lt;/b&gt; with key [redacted]: "
+        + "y" * 200
+    )
+    assert KEY not in html and "<b onclick" not in html
+
+
+def test_a_long_error_wraps_on_the_events_page(
+    admin_client: Any, make_events: MakeEvents
+) -> None:
+    (event,) = make_events(1, status=Status.FAILED, last_error="z" * 2000)
+
+    html = event_page(admin_client, event)
+
+    assert f'<pre class="capi-error">{"z" * 2000}</pre>' in html
+    assert (
+        ".capi-error, .capi-payload { white-space: pre-wrap; overflow-wrap: anywhere; }"
+        in html
+    )

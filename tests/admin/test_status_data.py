@@ -67,7 +67,7 @@ def test_each_hour_counts_its_delivered_and_failed_events_and_requests_by_outcom
     request(HOUR + timedelta(minutes=15), Outcome.RETRY, size=12, http_status=503)
     request(two_ago + timedelta(minutes=59, seconds=59), Outcome.AUTH_ERROR)
     request(two_ago, Outcome.ACCEPTED, size=3)
-    # Validate-only requests record nothing: neither delivered nor charted.
+    # Validate-only requests are requests (charted), but delivered nothing.
     request(HOUR, Outcome.ACCEPTED, size=100, validate_only=True)
     request(HOUR, Outcome.REJECTED, validate_only=True)
     gave_up(make_events, HOUR + timedelta(minutes=1), ErrorKind.REJECTED, "r", 2)
@@ -85,11 +85,12 @@ def test_each_hour_counts_its_delivered_and_failed_events_and_requests_by_outcom
     assert (last.delivered, last.failed) == (12, 2)
     assert dict(last.requests) == {
         **dict.fromkeys(Outcome.values, 0),
-        Outcome.ACCEPTED: 2,
+        Outcome.ACCEPTED: 3,
+        Outcome.REJECTED: 1,
         Outcome.RETRY: 1,
     }
     assert list(last.requests) == list(Outcome.values)
-    assert last.failed_requests == 1
+    assert last.failed_requests == 2
     assert (earlier.delivered, earlier.failed) == (3, 3)
     assert dict(earlier.requests) == {
         **dict.fromkeys(Outcome.values, 0),
