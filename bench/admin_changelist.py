@@ -56,6 +56,7 @@ from django.test.utils import (  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from django_openai_capi import health  # noqa: E402
 from django_openai_capi.models import (  # noqa: E402
     ACCEPTANCE_WINDOW,
     ConversionEvent,
@@ -384,6 +385,19 @@ def main() -> None:
                     f"{key:38} {median:11.1f} {counts[key]:8d} {median / against:16.3f}x"
                     + f" {statistics.median(slowest[key]):17.1f}"
                 )
+        # The health probe (openai_capi_status, django-health-check, the page's
+        # banners) on the same table, against the same baseline.
+        probe: list[float] = []
+        for _ in range(rounds):
+            with CaptureQueriesContext(connection) as queries:
+                begin = time.perf_counter()
+                health.assess()
+                probe.append((time.perf_counter() - begin) * 1000)
+        median = statistics.median(probe)
+        print(
+            f"{'ours: health.assess() (the probe)':38} {median:11.1f} "
+            + f"{len(queries):8d} {median / reference:16.3f}x"
+        )
         if args.explain and connection.vendor == "postgresql":
             with override_settings(ROOT_URLCONF=__name__):
                 for extra in EXPLAINED:
