@@ -387,13 +387,13 @@ def main() -> None:
                 )
         # The health probe (openai_capi_status, django-health-check, the page's
         # banners) on the same table, against the same baseline.
-        probe: list[float] = []
+        probe_ms: list[float] = []
         for _ in range(rounds):
             with CaptureQueriesContext(connection) as queries:
                 begin = time.perf_counter()
                 health.assess()
-                probe.append((time.perf_counter() - begin) * 1000)
-        median = statistics.median(probe)
+                probe_ms.append((time.perf_counter() - begin) * 1000)
+        median = statistics.median(probe_ms)
         print(
             f"{'ours: health.assess() (the probe)':38} {median:11.1f} "
             + f"{len(queries):8d} {median / reference:16.3f}x"
