@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from django_openai_capi.api import build_event, encode_event
 from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent
+from django_openai_capi.testing import FakeConversionsAPI
 
 ENDPOINT = "http://127.0.0.1:9/v1/events"
 
@@ -116,3 +117,12 @@ def error_envelope(index: int | None, message: str = "bad", code: str = "x") -> 
             {"message": message, "param": f"events[{index}].data.type", "code": code}
         ]
     return json.dumps({"error": error})
+
+
+def refuse_every_request(fake: FakeConversionsAPI, fault: str) -> None:
+    """Make *fake* refuse whatever it is sent: the request itself ("request_refused",
+    a 400 naming no event), or OpenAI's 503 "Authentication backend failure"."""
+    if fault == "request_refused":
+        fake.answer_every_request(400, json.loads(error_envelope(None)))
+    else:
+        fake.outage("auth_backend_failure")

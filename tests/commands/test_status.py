@@ -31,7 +31,7 @@ from django_openai_capi.models import (
     PixelPause,
 )
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.outbox import MakeEvents, error_envelope
+from tests.outbox import MakeEvents, refuse_every_request
 
 pytestmark = pytest.mark.django_db
 
@@ -142,10 +142,7 @@ def test_a_request_level_fault_is_a_pause_exit_3(
     http_status: int,
     error: str,
 ) -> None:
-    if fault == "request_refused":
-        fake.answer_every_request(400, json.loads(error_envelope(None)))
-    else:
-        fake.outage("auth_backend_failure")
+    refuse_every_request(fake, fault)
     make_events(1)
     send_pending()
 

@@ -28,7 +28,7 @@ from django_openai_capi.contrib.health_check.backends import OpenAIConversions
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.models import ConversionEvent, PixelAlert
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.outbox import MakeEvents, error_envelope
+from tests.outbox import MakeEvents, refuse_every_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.contrib.urls")]
 
@@ -94,10 +94,7 @@ def test_a_request_level_fault_makes_it_unavailable(
     fault: str,
     expected: str,
 ) -> None:
-    if fault == "request_refused":
-        fake.answer_every_request(400, json.loads(error_envelope(None)))
-    else:
-        fake.outage("auth_backend_failure")
+    refuse_every_request(fake, fault)
     make_events(1)
     send_pending()
 
