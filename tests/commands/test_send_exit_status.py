@@ -155,8 +155,10 @@ def test_the_most_urgent_cause_wins(
 
 
 @pytest.mark.django_db(transaction=True)  # the loop closes old connections
-def test_a_loop_keeps_running_through_a_pause(
-    api: responses.RequestsMock, make_events: MakeEvents
+def test_a_loop_keeps_running_through_a_pause_and_logs_it_at_error(
+    api: responses.RequestsMock,
+    make_events: MakeEvents,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     api.post(ENDPOINT, status=401, json={"error": {"message": "Unauthorized"}})
     make_events(1)
@@ -181,3 +183,6 @@ def test_a_loop_keeps_running_through_a_pause(
 
     assert "Stopped by SIGTERM" in out.getvalue()
     assert PixelPause.objects.filter(pixel_id="test-pixel").exists()
+    told = [r for r in caplog.records if r.name == "django_openai_capi.alerts"]
+    assert [r.levelname for r in told] == ["ERROR"]
+    assert "paused" in told[0].getMessage()
