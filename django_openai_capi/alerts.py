@@ -7,25 +7,31 @@ it logs at ERROR (with the request id and the fix), sends the ``delivery_alert``
 and, unless ``OPENAI_CAPI_MAIL_ADMINS`` is False, emails ``ADMINS`` with
 ``mail_admins``. The end of a pause or of a wait is told the same way, at WARNING.
 
-Nothing here may break delivery: a receiver or a mail server that fails is logged and
-skipped, and the telling waits for the transaction that wrote the change to commit.
+Nothing here may break delivery or a checkout: the alert's own write is best effort
+(a database error is logged, and delivery goes on), a receiver or a mail server that
+fails is logged and skipped, an SMTP server that hangs is cut off after
+``EMAIL_TIMEOUT`` (or :data:`MAIL_TIMEOUT`), and the telling waits for the transaction
+that wrote the change to commit, then, inside a delivery pass (:func:`held_back`), for
+the pass to end, so that no claim waits on a mail server.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.core.mail import mail_admins
-from django.db import IntegrityError, transaction
+from django.core.mail import get_connection, mail_admins
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from django_openai_capi import signals
 from django_openai_capi.conf import conf
-from django_openai_capi.health import Finding, Health, Problem
+from django_openai_capi.health import FAILURE_WINDOW, Finding, Health, Problem
 from django_openai_capi.models import ErrorKind, PixelAlert
 from django_openai_capi.redaction import describe_exception, redact
 
@@ -33,9 +39,12 @@ logger = logging.getLogger("django_openai_capi.alerts")
 
 Condition = PixelAlert.Condition
 
-#: A failure alert lapses this long after the last failure of its kind: the next one
-#: is news again.
-FAILURE_LAPSE = timedelta(hours=24)
+#: A failure alert lapses after a quiet day: a failure of its kind after a whole
+#: ``FAILURE_WINDOW`` without one is news again.
+FAILURE_LAPSE = FAILURE_WINDOW
+#: Seconds a mail server may take, when ``EMAIL_TIMEOUT`` does not say: Django's own
+#: default is to wait for ever, and a worker must not.
+MAIL_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +93,30 @@ def raise_alert(
     """Record that *pixel_id* is in *condition*; tell people if it was not already.
 
     Returns whether this call told (the condition is new, or a failure alert had
-    lapsed). Seeing the condition again only notes when it was last seen.
+    lapsed). Seeing the condition again only notes when it was last seen. A database
+    error is logged and returns False: the alert is lost, delivery is not.
     """
+    try:
+        with transaction.atomic(using=using):
+            told = _raise(
+                pixel_id, condition, kind, summary, advice, request_id, using, now
+            )
+    except DatabaseError as exc:
+        _lost(pixel_id, condition, exc)
+        return False
+    return told
+
+
+def _raise(
+    pixel_id: str,
+    condition: str,
+    kind: str,
+    summary: str,
+    advice: str,
+    request_id: str,
+    using: str,
+    now: datetime | None,
+) -> bool:
     now = timezone.now() if now is None else now
     summary, advice = redact(summary), redact(advice)
     rows = PixelAlert.objects.using(using).filter(
@@ -130,11 +161,16 @@ def clear_alert(
     using: str = "default",
 ) -> bool:
     """Record that *pixel_id* is out of *condition*; tell people if it was in it."""
-    ended = (
-        PixelAlert.objects.using(using)
-        .filter(pixel_id=pixel_id, condition=condition, kind=kind, active=True)
-        .update(active=False, cleared_at=timezone.now())
-    )
+    try:
+        with transaction.atomic(using=using):
+            ended = (
+                PixelAlert.objects.using(using)
+                .filter(pixel_id=pixel_id, condition=condition, kind=kind, active=True)
+                .update(active=False, cleared_at=timezone.now())
+            )
+    except DatabaseError as exc:
+        _lost(pixel_id, condition, exc)
+        return False
     if ended:
         _tell(Alert(pixel_id, condition, kind, False, redact(summary)), using=using)
     return bool(ended)
@@ -179,23 +215,22 @@ def events_failed(
 ) -> None:
     """Tell of events that will not be sent: *failures* are ``(pixel, kind, error)``.
 
-    Told once per pixel and kind, the first time (or the first in a day), however
-    many events failed: each pair costs one write here, not each event.
+    Told once per pixel and kind, the first time or the first after a day without
+    one, however many events failed: each pair costs one write here, not each event.
     """
     first: dict[tuple[str, str], str] = {}
-    counts: dict[tuple[str, str], int] = {}
     for pixel_id, kind, error in failures:
         first.setdefault((pixel_id, kind), error)
-        counts[(pixel_id, kind)] = counts.get((pixel_id, kind), 0) + 1
     for (pixel_id, kind), error in first.items():
         label = ErrorKind(kind).label if kind in ErrorKind.values else kind
-        many = counts[(pixel_id, kind)]
         raise_alert(
             pixel_id,
             Condition.FAILED,
             kind=kind,
-            summary=f"{many} event{'s' if many != 1 else ''} of pixel {pixel_id} "
-            + f"failed ({label}) and will not be sent. The first: {error}",
+            # Not a count: more of the kind may fail in the same pass, and after this
+            # one they are not told. The status page and command count them.
+            summary=f"Events of pixel {pixel_id} failed ({label}) and will not be "
+            + f"sent. The first: {error}",
             advice=FAILURE_ADVICE.get(kind, _SPENT),
             request_id=request_id,
             using=using,
@@ -226,9 +261,14 @@ def stale_seen(
     )
     if pixel_ids is not None:
         waiting = waiting.filter(pixel_id__in=list(pixel_ids))
-    for pixel_id in waiting.exclude(pixel_id__in=list(stale)).values_list(
-        "pixel_id", flat=True
-    ):
+    try:
+        over = list(
+            waiting.exclude(pixel_id__in=list(stale)).values_list("pixel_id", flat=True)
+        )
+    except DatabaseError as exc:
+        _lost("", Condition.STALE, exc)
+        return
+    for pixel_id in over:
         clear_alert(
             pixel_id,
             Condition.STALE,
@@ -238,32 +278,70 @@ def stale_seen(
         )
 
 
-def observe(health: Health, *, using: str = "default") -> None:
+def observe(
+    health: Health,
+    *,
+    pixel_ids: Iterable[str] | None = None,
+    using: str = "default",
+) -> None:
     """Tell of what an assessment found that only an observer can: a stopped worker.
 
     Pauses and failures are told by delivery as they happen; a worker that is not
     running tells nothing, so whoever assesses health (the status command, the health
-    check) tells of due events waiting too long.
+    check) tells of due events waiting too long. *pixel_ids* are those the assessment
+    was asked about (None: every pixel), whose stale alerts it may clear.
     """
     stale = {
         finding.pixel_id: finding
         for finding in health.findings
         if finding.problem is Problem.STALE
     }
-    stale_seen(
-        stale, pixel_ids=[pixel.pixel_id for pixel in health.pixels], using=using
+    stale_seen(stale, pixel_ids=pixel_ids, using=using)
+
+
+def _lost(pixel_id: str, condition: str, exc: DatabaseError) -> None:
+    logger.error(
+        "Could not record the %s alert of pixel %s (it is not told): %s",
+        condition,
+        pixel_id,
+        describe_exception(exc),
     )
 
 
-def active_alerts(*, using: str = "default") -> list[PixelAlert]:
-    return list(
-        PixelAlert.objects.using(using).filter(active=True).order_by("pixel_id", "id")
-    )
+_held = threading.local()
+
+
+@contextmanager
+def held_back() -> Iterator[None]:
+    """Tell the alerts raised inside the block when it ends, not as they commit.
+
+    A delivery pass runs in one: a pause is raised before its claim's events are
+    written back, and no claim should wait on a mail server meanwhile. Nested blocks
+    tell when the outermost ends.
+    """
+    outer = getattr(_held, "alerts", None)
+    if outer is None:
+        _held.alerts = []
+    try:
+        yield
+    finally:
+        if outer is None:
+            waiting, _held.alerts = _held.alerts, None
+            for alert in waiting:
+                _deliver(alert)
 
 
 def _tell(alert: Alert, *, using: str) -> None:
     # After the commit: an alert about a change that rolled back would be a false one.
-    transaction.on_commit(lambda: _deliver(alert), using=using)
+    transaction.on_commit(lambda: _told(alert), using=using)
+
+
+def _told(alert: Alert) -> None:
+    waiting = getattr(_held, "alerts", None)
+    if waiting is None:
+        _deliver(alert)
+    else:
+        waiting.append(alert)
 
 
 def _deliver(alert: Alert) -> None:
@@ -275,8 +353,12 @@ def _deliver(alert: Alert) -> None:
     if not conf.OPENAI_CAPI_MAIL_ADMINS:
         return
     try:
-        mail_admins(alert.subject, alert.text + _FOOTER, fail_silently=False)
-    except Exception as exc:
+        connection = get_connection()
+        if getattr(connection, "timeout", False) is None:
+            # The SMTP backend with no EMAIL_TIMEOUT, which waits for ever.
+            setattr(connection, "timeout", MAIL_TIMEOUT)  # noqa: B010 - not on the base class
+        mail_admins(alert.subject, alert.text + _FOOTER, connection=connection)
+    except Exception as exc:  # a mail server must not stop delivery
         logger.error(
             "Could not email ADMINS about pixel %s: %s",
             alert.pixel_id,

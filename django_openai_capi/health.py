@@ -124,6 +124,9 @@ class Pause:
     failures: int
     #: What to do, as delivery advised when it paused.
     advice: str
+    #: Whether a person must hear of it (``pauses.needs_attention``): a passing 5xx or
+    #: 429 pauses a pixel for a backoff, and is not a problem until it lasts.
+    needs_attention: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +286,7 @@ def assess(
 def _pending_pixels(events: Any) -> list[str]:
     # A skip scan of the due index: one probe per pixel, not a DISTINCT over every
     # pending row.
-    pending = events.pending()
+    pending = within_index(events, "openai_capi_event_due")
     pixels: list[str] = []
     while True:
         after = pending if not pixels else pending.filter(pixel_id__gt=pixels[-1])
@@ -315,7 +318,10 @@ def _pixel(
     using: str,
 ) -> PixelHealth:
     pending = (
-        events.pending().filter(pixel_id=pixel_id).order_by()[: COUNT_CAP + 1].count()
+        within_index(events, "openai_capi_event_due")
+        .filter(pixel_id=pixel_id)
+        .order_by()[: COUNT_CAP + 1]
+        .count()
     )
     oldest_due = _oldest_due(events, pixel_id, now)
     accepted = (
@@ -334,6 +340,7 @@ def _pixel(
     expired = failures.get((pixel_id, _Status.EXPIRED), 0)
     findings = _findings(
         pixel_id,
+        pending=pending,
         no_key=no_key,
         pause=pause,
         oldest_due=oldest_due,
@@ -358,9 +365,16 @@ def _pixel(
 
 
 def _oldest_due(events: Any, pixel_id: str, now: datetime) -> datetime | None:
-    # Ordered as the claim is, so that it is one probe of the due index.
+    """When the pixel's oldest due pending event came due, built or not.
+
+    Not ``due()``, which only built events meet: a model conversion is recorded
+    unbuilt, and it is the worker that builds it, so with no worker running its
+    events would never look due. One probe of the due index, its condition written
+    out so that SQLite uses it.
+    """
     due: datetime | None = (
-        events.due(pixel_id, now)
+        within_index(events, "openai_capi_event_due")
+        .filter(pixel_id=pixel_id, next_attempt_at__lte=now)
         .order_by("next_attempt_at", "id")
         .values_list("next_attempt_at", flat=True)
         .first()
@@ -376,14 +390,17 @@ def stale(
 ) -> dict[str, Finding]:
     """The pixels whose events have been due too long, and the finding for each.
 
-    Two index probes per pixel with due events: cheap enough for every pass of a worker.
+    Two index probes per pixel with pending events: cheap enough for every pass of a
+    worker.
     """
     now = timezone.now() if now is None else now
     events = ConversionEvent.objects.using(using).of_pixels(pixel_ids)
     threshold = stale_after()
     held = pauses(pixel_ids=pixel_ids, using=using)
     found: dict[str, Finding] = {}
-    for pixel_id in events.due_pixels(now):
+    for pixel_id in _pending_pixels(events):
+        if _no_key(pixel_id) is not None:
+            continue  # its events wait for a key, not for a worker
         oldest = _oldest_due(events, pixel_id, now)
         finding = _stale_finding(pixel_id, oldest, held.get(pixel_id), now, threshold)
         if finding is not None:
@@ -440,6 +457,7 @@ def _pause(row: PixelPause) -> Pause:
         request_id=row.request_id,
         failures=row.failures,
         advice=row.advice,
+        needs_attention=row.needs_attention,
     )
 
 
@@ -453,6 +471,7 @@ def _no_key(pixel_id: str) -> str | None:
 def _findings(
     pixel_id: str,
     *,
+    pending: int,
     no_key: str | None,
     pause: Pause | None,
     oldest_due: datetime | None,
@@ -472,7 +491,9 @@ def _findings(
                 no_key,
             )
         )
-    if pause is not None:
+    # A pause is a problem while it holds events back; one of a pixel with nothing to
+    # send (say, one no longer used) waits harmlessly for the next request.
+    if pause is not None and pause.needs_attention and pending:
         status = f"HTTP {pause.http_status}" if pause.http_status else "no answer"
         # The stored error usually starts with its status already ("HTTP 401: ...").
         error = (
@@ -492,9 +513,11 @@ def _findings(
                 pause.request_id,
             )
         )
-    stale_finding = _stale_finding(pixel_id, oldest_due, pause, now, threshold)
-    if stale_finding is not None:
-        findings.append(stale_finding)
+    # Events that cannot be sent wait for a key, not for a worker.
+    if no_key is None:
+        stale_finding = _stale_finding(pixel_id, oldest_due, pause, now, threshold)
+        if stale_finding is not None:
+            findings.append(stale_finding)
     if failed or expired:
         parts = [f"{failed} failed"] if failed else []
         parts += [f"{expired} expired"] if expired else []

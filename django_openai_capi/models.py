@@ -581,6 +581,9 @@ class PixelPause(models.Model):
         _("HTTP status"), null=True, blank=True
     )
     error = models.TextField(_("error"), blank=True, default="")
+    # Whether a person must hear of it (pauses.py decides): its cause will not pass by
+    # itself, or it has lasted several failed requests. A passing 5xx does not count.
+    needs_attention = models.BooleanField(_("needs attention"), default=False)
     # What to do about it, as delivery advised when it paused (advice.what_to_do).
     advice = models.TextField(_("what to do"), blank=True, default="")
     request_id = models.CharField(

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import django
 import pytest
 import responses
 from django.utils import timezone
@@ -16,6 +17,12 @@ from django_openai_capi.models import ACCEPTANCE_WINDOW, ConversionEvent
 from django_openai_capi.testing import FakeConversionsAPI
 
 ENDPOINT = "http://127.0.0.1:9/v1/events"
+
+#: Who ``mail_admins`` writes to, as the running Django spells ADMINS: Django 6 takes
+#: addresses and deprecates the (name, address) pairs that Django 5.2 requires.
+ADMINS: list[Any] = (
+    ["ops@example.com"] if django.VERSION >= (6,) else [("Ops", "ops@example.com")]
+)
 
 MakeEvents = Callable[..., list[ConversionEvent]]
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_openai_capi import alerts, health, signals
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.models import ConversionEvent, PixelAlert, PixelPause
-from tests.outbox import ENDPOINT, MakeEvents, error_envelope
+from tests.outbox import ADMINS, ENDPOINT, MakeEvents, error_envelope
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,7 +32,7 @@ AUTH_OUTAGE = {
 
 @pytest.fixture(autouse=True)
 def admins(settings: Any) -> None:
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ADMINS
     settings.OPENAI_CAPI_API_KEY = "sk-test-SECRET-do-not-show"
 
 
@@ -261,3 +261,84 @@ def test_an_alert_of_a_rolled_back_change_is_not_told() -> None:
 
     assert mail.outbox == []
     assert not PixelAlert.objects.exists()
+
+
+def test_a_claim_never_waits_on_the_mail_server(
+    api: responses.RequestsMock,
+    make_events: MakeEvents,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api.post(ENDPOINT, status=401, json=UNAUTHORIZED)
+    make_events(2)
+    seen: list[set[str]] = []
+
+    def slow_mail(*args: Any, **kwargs: Any) -> None:
+        # What the events were while the mail went out: written back already.
+        seen.append(set(ConversionEvent.objects.values_list("status", flat=True)))
+
+    monkeypatch.setattr(alerts, "mail_admins", slow_mail)
+
+    send_pending()
+
+    assert seen == [{"pending"}]
+
+
+def test_a_database_error_in_an_alert_loses_the_alert_not_the_events(
+    api: responses.RequestsMock,
+    make_events: MakeEvents,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from django.db import DatabaseError
+
+    def broken(*args: Any, **kwargs: Any) -> bool:
+        raise DatabaseError("the alerts table is gone")
+
+    monkeypatch.setattr(alerts, "_raise", broken)
+    api.post(ENDPOINT, status=401, json=UNAUTHORIZED)
+    make_events(2)
+
+    report = send_pending()
+
+    # Held for the pixel, without using an attempt, as any 401.
+    assert report.retried == 2
+    assert set(ConversionEvent.objects.values_list("status", "attempts")) == {
+        ("pending", 0)
+    }
+    assert "Could not record the paused alert of pixel test-pixel" in caplog.text
+    assert PixelPause.objects.filter(pixel_id="test-pixel").exists()
+
+
+def test_an_unscoped_look_clears_the_stale_alert_of_a_pixel_it_no_longer_sees() -> None:
+    alerts.raise_alert("gone", Condition.STALE, summary="waiting", advice="start")
+
+    alerts.observe(health.assess())
+
+    assert not PixelAlert.objects.filter(pixel_id="gone", active=True).exists()
+    assert "recovered" in mail.outbox[-1].subject
+
+
+def test_a_mail_server_that_never_answers_is_cut_off(
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+    import time
+
+    # Accepts the connection, then never sends SMTP's greeting.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = silent.getsockname()
+    monkeypatch.setattr(alerts, "MAIL_TIMEOUT", 0.5)
+    try:
+        started = time.monotonic()
+        assert alerts.raise_alert("p", Condition.PAUSED, summary="s", advice="a")
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+
+    assert took < 5
+    assert "Could not email ADMINS about pixel p" in caplog.text

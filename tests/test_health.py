@@ -79,10 +79,14 @@ def test_counts_stop_at_the_cap(
     assert (found.pending, found.pending_capped) == (3, True)
 
 
-def test_a_paused_pixel_says_since_when_why_and_what_to_do() -> None:
+def test_a_paused_pixel_says_since_when_why_and_what_to_do(
+    make_events: MakeEvents,
+) -> None:
     since = timezone.now() - timedelta(hours=2)
+    make_events(1, pixel_id="px-2", next_attempt_at=timezone.now() + timedelta(hours=1))
     PixelPause.objects.create(
         pixel_id="px-2",
+        needs_attention=True,
         since=since,
         paused_until=timezone.now() - timedelta(minutes=1),  # its wait ran out
         failures=4,
@@ -142,7 +146,10 @@ def test_due_events_of_a_paused_pixel_wait_for_the_pause_not_for_a_worker(
     # ended only 5 minutes ago.
     make_events(1, next_attempt_at=now - timedelta(hours=1))
     PixelPause.objects.create(
-        pixel_id="test-pixel", paused_until=now - timedelta(minutes=5), failures=9
+        pixel_id="test-pixel",
+        paused_until=now - timedelta(minutes=5),
+        failures=9,
+        needs_attention=True,
     )
     assert health.stale(now=now) == {}
     assert health.assess(now=now).findings[0].problem is Problem.PAUSED
@@ -153,14 +160,38 @@ def test_due_events_of_a_paused_pixel_wait_for_the_pause_not_for_a_worker(
     assert "due for 20 min" in health.stale(now=now)["test-pixel"].summary
 
 
+def test_a_passing_blip_or_a_pixel_with_nothing_to_send_is_not_a_problem(
+    make_events: MakeEvents,
+) -> None:
+    # One 503: the pixel waits out a backoff; nothing needs a person yet.
+    make_events(1)
+    PixelPause.objects.create(
+        pixel_id="test-pixel", paused_until=timezone.now() + timedelta(seconds=30)
+    )
+    # A pixel no longer used, paused for good, with nothing to hold back.
+    PixelPause.objects.create(
+        pixel_id="retired",
+        paused_until=timezone.now() + timedelta(hours=6),
+        needs_attention=True,
+    )
+
+    report = health.assess()
+
+    assert report.healthy and report.findings == ()
+    assert pixel(report, "retired").pause is not None  # shown, not a problem
+
+
 def test_a_pixel_with_events_and_no_key(make_events: MakeEvents, settings: Any) -> None:
     settings.OPENAI_CAPI_PIXEL_API_KEYS = {}
     settings.OPENAI_CAPI_API_KEY = None
     make_events(1, pixel_id="orphan")
 
+    ConversionEvent.objects.update(next_attempt_at=timezone.now() - timedelta(days=1))
     found = pixel(health.assess(), "orphan")
 
+    # Not stale: its events wait for a key, not for a worker.
     assert found.problems == (Problem.NO_KEY,)
+    assert health.stale() == {}
     assert found.no_key is not None and "OPENAI_CAPI_API_KEY" in found.no_key
 
 
@@ -190,6 +221,7 @@ def test_the_json_is_plain_and_carries_no_key(
         pixel_id="test-pixel",
         # Its wait ended half an hour ago, and no worker has tried since.
         paused_until=timezone.now() - timedelta(minutes=30),
+        needs_attention=True,
         reason="server",
         http_status=503,
         request_id="req-1",
@@ -203,3 +235,16 @@ def test_the_json_is_plain_and_carries_no_key(
     assert entry["paused"]["request_id"] == "req-1"
     assert entry["oldest_due_seconds"] >= 86400
     assert "SECRET" not in json.dumps(document)
+
+
+def test_a_stopped_worker_shows_on_model_conversions_it_never_built(
+    make_events: MakeEvents, settings: Any
+) -> None:
+    # Recorded by a save, unbuilt: the worker builds them, and none is running.
+    settings.OPENAI_CAPI_STALE_AFTER = 600
+    make_events(3, payload=None, next_attempt_at=timezone.now() - timedelta(hours=3))
+
+    report = health.assess()
+
+    assert [f.problem for f in report.findings] == [Problem.STALE]
+    assert set(health.stale()) == {"test-pixel"}

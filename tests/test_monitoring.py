@@ -28,7 +28,7 @@ import tests.urls
 from django_openai_capi.health import ExitCode
 from django_openai_capi.models import ConversionEvent
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.outbox import MakeEvents
+from tests.outbox import ADMINS, MakeEvents
 
 # Alerts are told once the transaction that raised them commits.
 pytestmark = [
@@ -109,7 +109,7 @@ def fake(settings: Any) -> Iterator[FakeConversionsAPI]:
     with FakeConversionsAPI(api_key=KEY) as api:
         settings.OPENAI_CAPI_ENDPOINT = api.url
         settings.OPENAI_CAPI_API_KEY = KEY
-        settings.ADMINS = [("Ops", "ops@example.com")]
+        settings.ADMINS = ADMINS
         yield api
 
 

@@ -55,7 +55,8 @@ class Outcomes:
         self._all = {event.pk for event in claim.events}
         #: Events whose outcome is recorded (or was a newer claim's to record).
         self._settled: set[int] = set()
-        #: Kinds of failure already told of (``alerts.events_failed``).
+        #: Kinds of failure this claim has passed to ``alerts.events_failed``: one
+        #: alert write per kind and claim, not one per failed event.
         self._told: set[ErrorKind] = set()
 
     def unsettled(self) -> list[ClaimedEvent]:
@@ -283,7 +284,7 @@ class Outcomes:
         http_status: int | None = None,
     ) -> None:
         if kind not in self._told:
-            # The first failure of each kind in this claim; alerts tell once per kind.
+            # The alert decides whether it is news (the first in a day of its kind).
             self._told.add(kind)
             alerts.events_failed(
                 [(self.claim.pixel_id, kind, redact(message))], using=self.using

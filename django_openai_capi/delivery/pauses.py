@@ -60,20 +60,17 @@ def pause(
         # Another worker paused the pixel first, between our read and our insert:
         # its row is there now, so a second try updates it.
         row = _pause(pixel_id, answer, kind, error, advice, using)
-    urgent = kind in WAITING_FOR_THE_PIXEL or answer.cause is Cause.AUTH_OUTAGE
-    if urgent or row.failures >= TRANSIENT_FAILURES:
-        alerts.raise_alert(
-            pixel_id,
-            alerts.Condition.PAUSED,
-            summary=f"Delivery to pixel {pixel_id} is paused after {row.failures} "
-            + f"failed request{'s' if row.failures != 1 else ''}: {row.error}. Its "
-            + "events are kept; the next try is at "
-            + f"{row.paused_until:%Y-%m-%d %H:%M:%S %Z}.",
-            advice=advice,
-            request_id=answer.request_id,
-            using=using,
-        )
     return row.paused_until
+
+
+def needs_attention(answer: Answer, kind: ErrorKind, failures: int) -> bool:
+    """Whether a pause is one a person must hear of: the one rule for it.
+
+    Its alert, the exit status of the commands, the health check and the status page's
+    banner all follow it, so that a passing 429 fails no monitor that its alert spares.
+    """
+    lasting = kind in WAITING_FOR_THE_PIXEL or answer.cause is Cause.AUTH_OUTAGE
+    return lasting or failures >= TRANSIENT_FAILURES
 
 
 def _pause(
@@ -84,6 +81,9 @@ def _pause(
     advice: str,
     using: str,
 ) -> PixelPause:
+    # The row and its alert in one transaction, the row locked: a resume that deletes
+    # the row waits for it, and clears the alert with it, so that no alert outlives its
+    # pause (and silences the next one).
     with transaction.atomic(using=using):
         row = (
             PixelPause.objects.using(using)
@@ -102,7 +102,22 @@ def _pause(
         row.advice = redact(advice)
         row.http_status = answer.status
         row.request_id = answer.request_id
+        row.needs_attention = row.needs_attention or needs_attention(
+            answer, kind, row.failures
+        )
         row.save(using=using)
+        if row.needs_attention:
+            alerts.raise_alert(
+                pixel_id,
+                alerts.Condition.PAUSED,
+                summary=f"Delivery to pixel {pixel_id} is paused after {row.failures} "
+                + f"failed request{'s' if row.failures != 1 else ''}: {row.error}. "
+                + "Its events are kept; the next try is at "
+                + f"{row.paused_until:%Y-%m-%d %H:%M:%S %Z}.",
+                advice=row.advice,
+                request_id=answer.request_id,
+                using=using,
+            )
     return row
 
 
@@ -112,8 +127,10 @@ def resume(pixel_id: str, *, using: str = "default") -> None:
     Events held back by the pause (a refused key, a wrong endpoint, a refused request)
     are due again at once: they waited for the pixel, not for a backoff of their own.
     """
-    deleted, _ = PixelPause.objects.using(using).filter(pixel_id=pixel_id).delete()
-    if deleted:
+    with transaction.atomic(using=using):
+        deleted, _ = PixelPause.objects.using(using).filter(pixel_id=pixel_id).delete()
+        if not deleted:
+            return
         alerts.clear_alert(
             pixel_id,
             alerts.Condition.PAUSED,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from django.utils import timezone
 
+from django_openai_capi import alerts
 from django_openai_capi.api import spec
 from django_openai_capi.conf import conf
 from django_openai_capi.delivery import pauses
@@ -132,7 +133,12 @@ def _drain(
             return False
         report.batches += 1
         report.claimed += len(claim.events)
-        result = deliver(claim, validate_only=validate_only, worker=worker, using=using)
+        # What the claim's answer makes worth telling is told once its events are
+        # written back: a slow mail server must not hold them in sending.
+        with alerts.held_back():
+            result = deliver(
+                claim, validate_only=validate_only, worker=worker, using=using
+            )
         report.merge(result)
         if on_batch is not None:
             on_batch(report)

@@ -203,6 +203,7 @@ def pause(**fields: Any) -> PixelPause:
         "error": "HTTP 401: Unauthorized",
         "request_id": "req_pause",
         "advice": "Regenerate the key.",
+        "needs_attention": True,
     }
     return PixelPause.objects.create(**{**values, **fields})
 
@@ -234,8 +235,9 @@ def test_the_apis_error_is_text_and_a_key_in_it_is_redacted(
 
 
 def test_a_key_configured_after_the_pause_was_stored_is_redacted_on_the_page(
-    admin_client: Any, settings: Any
+    admin_client: Any, settings: Any, make_events: MakeEvents
 ) -> None:
+    make_events(1, next_attempt_at=timezone.now() + timedelta(minutes=5))
     pause(error=f"HTTP 401: key {KEY} refused", advice=f"Replace {KEY}.")
     settings.OPENAI_CAPI_API_KEY = KEY
 

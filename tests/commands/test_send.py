@@ -288,7 +288,7 @@ def test_a_pixel_without_a_key_is_reported_and_fails_the_run_after_the_others_ar
     assert statuses() == {"lead-0": Status.SENT, "orphan-0": Status.PENDING}
     assert "no key for: orphan" in output.stdout
     assert "No Conversions API key for pixel 'orphan'" in output.stderr
-    assert "Events of 'orphan' were not sent: no Conversions API key" in output.error
+    assert "Pixel orphan has events waiting that cannot be sent" in output.error
 
 
 def test_a_refused_key_is_explained_and_the_events_wait(

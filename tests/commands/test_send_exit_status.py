@@ -60,7 +60,8 @@ def test_a_refused_key_exits_3_on_this_run_and_on_every_run_after_it(
     again, _ = exit_status()
 
     assert (code, again) == (ExitCode.PAUSED, ExitCode.PAUSED) == (3, 3)
-    assert "Pixel test-pixel is paused until" in message
+    assert "Delivery to pixel test-pixel is paused since" in message
+    assert "HTTP 401: Unauthorized" in message
     assert message.startswith("paused (exit status 3): ")
     assert "test-key" not in message
 
@@ -83,7 +84,7 @@ def test_a_request_level_fault_exits_3(
     code, message = exit_status()
 
     assert code == ExitCode.PAUSED
-    assert "request refused" in message
+    assert "Missing required parameter: 'pid'" in message
     assert set(ConversionEvent.objects.values_list("status", flat=True)) == {"pending"}
 
 
@@ -132,7 +133,7 @@ def test_a_pixel_without_a_key_exits_6(
 
     assert code == ExitCode.NO_KEY
     assert int(code) == 6
-    assert "Events of 'test-pixel' were not sent" in message
+    assert "Pixel test-pixel has events waiting that cannot be sent" in message
 
 
 def test_the_most_urgent_cause_wins(
@@ -143,8 +144,11 @@ def test_the_most_urgent_cause_wins(
         responses.POST, ENDPOINT, callback=lambda r: (400, {}, error_envelope(0))
     )
     make_events(1, next_attempt_at=timezone.now() - timedelta(hours=1))
+    make_events(1, pixel_id="elsewhere", prefix="elsewhere")
     PixelPause.objects.create(
-        pixel_id="elsewhere", paused_until=timezone.now() + timedelta(hours=1)
+        pixel_id="elsewhere",
+        paused_until=timezone.now() + timedelta(hours=1),
+        needs_attention=True,
     )
 
     code, message = exit_status("--fail-on-error")

@@ -28,7 +28,7 @@ from django_openai_capi.contrib.health_check.backends import OpenAIConversions
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.models import ConversionEvent, PixelAlert
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.outbox import MakeEvents, refuse_every_request
+from tests.outbox import ADMINS, MakeEvents, refuse_every_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.contrib.urls")]
 
@@ -111,7 +111,7 @@ def test_a_stopped_worker_makes_it_unavailable_and_admins_are_told_once(
     settings: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ADMINS
     make_events(3, next_attempt_at=timezone.now() - timedelta(hours=1))
 
     with django_capture_on_commit_callbacks(execute=True):

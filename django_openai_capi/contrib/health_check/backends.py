@@ -52,12 +52,10 @@ class OpenAIConversions(HealthCheck):  # type: ignore[misc]  # the package is un
             raise ServiceWarning(_message(failed))
 
     def assess(self) -> Health:
-        health = assess(
-            pixel_ids=None if self.pixels is None else list(self.pixels),
-            using=self.database,
-        )
+        pixel_ids = None if self.pixels is None else list(self.pixels)
+        health = assess(pixel_ids=pixel_ids, using=self.database)
         # A stopped worker tells nobody; whoever looks at health does (alerts.py).
-        alerts.observe(health, using=self.database)
+        alerts.observe(health, pixel_ids=pixel_ids, using=self.database)
         return health
 
 

@@ -178,32 +178,20 @@ class Command(BaseCommand):
     def findings(
         self, report: DeliveryReport, stale: dict[str, health.Finding]
     ) -> list[health.Finding]:
-        """What this run leaves for a person: the reasons for a non-zero exit."""
-        found = [
-            health.Finding(
-                pixel,
-                health.Problem.NO_KEY,
-                f"Events of {pixel!r} were not sent: no Conversions API key (see above).",
-                why,
-            )
-            for pixel, why in report.skipped.items()
-        ]
-        # From the pause rows, not the report: a pixel paused by an earlier run has no
-        # due events, so this run never reached it, and it is paused all the same.
-        for pixel, pause in health.pauses(
+        """What this run leaves for a person: the reasons for a non-zero exit.
+
+        The pixels' state is the assessment's, as the status command and the health
+        check read it: a pixel paused by an earlier run has no due events, so this run
+        never reached it, and it is paused all the same. Two things only this run
+        knows are added: the events that were due too long when it started (it has
+        sent them since), and what failed in it.
+        """
+        now = health.assess(
             pixel_ids=self.scope["pixel_ids"], using=self.scope["using"]
-        ).items():
-            found.append(
-                health.Finding(
-                    pixel,
-                    health.Problem.PAUSED,
-                    f"Pixel {pixel} is paused until {pause.until:%Y-%m-%d %H:%M:%S %Z}"
-                    + (f" ({pause.reason_label})." if pause.reason_label else "."),
-                    pause.advice,
-                    pause.request_id,
-                )
-            )
-        found += stale.values()
+        )
+        found = [f for f in now.findings if f.problem is not health.Problem.FAILED]
+        stale_now = {f.pixel_id for f in found if f.problem is health.Problem.STALE}
+        found += [f for pixel, f in stale.items() if pixel not in stale_now]
         lost = report.failed + report.expired + report.build.failed
         lost += report.build.expired
         if lost:

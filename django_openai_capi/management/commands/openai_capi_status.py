@@ -85,9 +85,10 @@ class Command(BaseCommand):
         if using not in connections.settings:
             raise CommandError(f"--database {using!r} is not in DATABASES.")
         fail_on_error: bool = options["fail_on_error"]
-        health = assess(pixel_ids=_pixels(options["pixels"]), using=using)
+        pixel_ids = _pixels(options["pixels"])
+        health = assess(pixel_ids=pixel_ids, using=using)
         # Before any output: a stopped worker is emailed about even if writing fails.
-        alerts.observe(health, using=using)
+        alerts.observe(health, pixel_ids=pixel_ids, using=using)
         if options["json"]:
             self.stdout.write(json.dumps(health.as_json(), indent=2))
         else:
