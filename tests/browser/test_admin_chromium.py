@@ -284,7 +284,10 @@ def test_the_status_page_and_the_event_list_read_at_1280_by_720_light_and_dark(
         error="HTTP 401: Incorrect API key provided.",
         request_id="req_revoked_0042",
         advice=ADVICE,
+        needs_attention=True,
     )
+    # Held back by the pause: what makes it a problem.
+    make_events(1, prefix="held", next_attempt_at=now + timedelta(minutes=10))
     make_events(3, pixel_id="pixel-b", next_attempt_at=now - timedelta(minutes=40))
     make_events(
         2,
