@@ -23,8 +23,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.core.mail import get_connection, mail_admins
+from django.core import mail
+from django.core.mail import mail_admins
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -353,17 +355,28 @@ def _deliver(alert: Alert) -> None:
     if not conf.OPENAI_CAPI_MAIL_ADMINS:
         return
     try:
-        connection = get_connection()
-        if getattr(connection, "timeout", False) is None:
-            # The SMTP backend with no EMAIL_TIMEOUT, which waits for ever.
-            setattr(connection, "timeout", MAIL_TIMEOUT)  # noqa: B010 - not on the base class
-        mail_admins(alert.subject, alert.text + _FOOTER, connection=connection)
+        mail_admins(alert.subject, alert.text + _FOOTER, **_mail_options())
     except Exception as exc:  # a mail server must not stop delivery
         logger.error(
             "Could not email ADMINS about pixel %s: %s",
             alert.pixel_id,
             describe_exception(exc),
         )
+
+
+def _mail_options() -> dict[str, Any]:
+    """A connection that gives up on a silent SMTP server, where Django's would not.
+
+    Django 6.1 replaces connections with ``MAILERS``, whose options set the timeout
+    (README, "Telling people"); before it, the SMTP backend waits for ever unless
+    ``EMAIL_TIMEOUT`` says otherwise.
+    """
+    if hasattr(mail, "mailers"):
+        return {}
+    connection = mail.get_connection()
+    if getattr(connection, "timeout", False) is None:
+        setattr(connection, "timeout", MAIL_TIMEOUT)  # noqa: B010 - not on the base class
+    return {"connection": connection}
 
 
 _FOOTER = (
