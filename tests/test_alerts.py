@@ -347,3 +347,82 @@ def test_a_mail_server_that_never_answers_is_cut_off(
 
     assert took < 5
     assert "Could not email ADMINS about pixel p" in caplog.text
+
+
+def test_a_worker_that_raises_the_same_alert_a_moment_later_does_not_tell_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db.models.query import QuerySet
+
+    real_update = QuerySet.update
+    updates = 0
+
+    def racing_update(self: QuerySet[Any], **values: Any) -> int:
+        nonlocal updates
+        changed = real_update(self, **values)
+        if self.model is PixelAlert:
+            updates += 1
+            if updates == 2:
+                # Another worker inserts the same alert between our update and our
+                # insert.
+                PixelAlert.objects.create(pixel_id="p", condition=Condition.PAUSED)
+        return changed
+
+    monkeypatch.setattr(QuerySet, "update", racing_update)
+
+    told = alerts.raise_alert("p", Condition.PAUSED, summary="s", advice="a")
+
+    assert told is False
+    assert PixelAlert.objects.filter(pixel_id="p", active=True).count() == 1
+
+
+def test_a_database_error_when_clearing_or_listing_alerts_is_logged_not_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.db import DatabaseError
+    from django.db.models.query import QuerySet
+
+    alerts.raise_alert("p", Condition.STALE, summary="s", advice="a")
+
+    def broken(self: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
+        raise DatabaseError("read-only replica")
+
+    monkeypatch.setattr(QuerySet, "update", broken)
+    assert alerts.clear_alert("p", Condition.STALE, summary="over") is False
+    monkeypatch.setattr(QuerySet, "values_list", broken)
+    alerts.stale_seen({})
+
+    assert caplog.text.count("Could not record the stale alert") == 2
+
+
+def test_alerts_held_back_in_nested_blocks_are_told_when_the_outermost_ends() -> None:
+    with alerts.held_back():
+        with alerts.held_back():
+            alerts.raise_alert("p", Condition.PAUSED, summary="s", advice="a")
+        assert mail.outbox == []
+    assert len(mail.outbox) == 1
+
+
+def test_an_smtp_connection_without_a_timeout_gets_one() -> None:
+    from types import SimpleNamespace
+
+    waits_for_ever = SimpleNamespace(timeout=None)
+    before_mailers = SimpleNamespace(get_connection=lambda: waits_for_ever)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(alerts, "mail", before_mailers)
+        assert alerts._mail_options() == {"connection": waits_for_ever}
+        assert waits_for_ever.timeout == alerts.MAIL_TIMEOUT
+        # Django 6.1's mailers carry their own timeout, in their OPTIONS.
+        patch.setattr(alerts, "mail", SimpleNamespace(mailers={}))
+        assert alerts._mail_options() == {}
+
+
+def test_an_alert_reads_as_its_pixel_condition_and_state() -> None:
+    alerts.raise_alert("p", Condition.FAILED, kind="rejected", summary="s", advice="a")
+    alerts.raise_alert("p", Condition.STALE, summary="s", advice="a")
+    alerts.clear_alert("p", Condition.STALE, summary="over")
+
+    assert sorted(str(alert) for alert in PixelAlert.objects.all()) == [
+        "p: failed rejected (active)",
+        "p: stale (cleared)",
+    ]

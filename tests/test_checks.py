@@ -547,6 +547,35 @@ def test_browser_setting_check_fires(settings, overrides, expected):
         assert "\n" not in message.msg + message.hint
 
 
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param(overrides, expected, id=f"{check_id}-{index}")
+        for index, (check_id, overrides, expected) in enumerate(MONITORING_BAD)
+    ],
+)
+def test_monitoring_setting_check_fires_naming_the_setting(
+    settings, overrides, expected
+):
+    apply(settings, overrides)
+    assert ids() == expected
+    for message in check_settings():
+        assert any(name in message.msg for name in overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"OPENAI_CAPI_STALE_AFTER": 60},
+        {"OPENAI_CAPI_STALE_AFTER": 1800.0},
+        {"OPENAI_CAPI_MAIL_ADMINS": False},
+    ],
+)
+def test_monitoring_setting_good_value_is_silent(settings, overrides):
+    apply(settings, overrides)
+    assert check_settings() == []
+
+
 @pytest.mark.parametrize("overrides", BROWSER_GOOD)
 def test_browser_setting_good_value_is_silent(settings, overrides):
     apply(settings, overrides)

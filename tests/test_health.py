@@ -248,3 +248,18 @@ def test_a_stopped_worker_shows_on_model_conversions_it_never_built(
 
     assert [f.problem for f in report.findings] == [Problem.STALE]
     assert set(health.stale()) == {"test-pixel"}
+
+
+@pytest.mark.parametrize(
+    ("delta", "words"),
+    [
+        (timedelta(seconds=90), "90 s"),
+        (timedelta(minutes=42), "42 min"),
+        (timedelta(hours=5, minutes=3), "5 h 3 min"),
+        (timedelta(days=3, hours=1), "3 days"),
+    ],
+)
+def test_a_wait_is_said_in_the_unit_a_person_reads(
+    delta: timedelta, words: str
+) -> None:
+    assert health.duration(delta) == words

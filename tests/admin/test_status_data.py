@@ -216,3 +216,18 @@ def test_no_query_of_the_status_reads_the_whole_event_table(
     assert len(plans) == 6 + 1 + 2 + len(ErrorKind)
     assert not [plan for plan in plans if f"SCAN {table}" in plan], plans
     assert all("INDEX" in " ".join(plan) for plan in plans), plans
+
+
+def test_the_hours_are_the_same_whichever_way_the_database_cuts_them(
+    make_events: MakeEvents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite in UTC cuts the stored text; elsewhere, Django's TruncHour does.
+    request(HOUR + timedelta(minutes=5), Outcome.ACCEPTED, size=7)
+    gave_up(make_events, HOUR + timedelta(minutes=1), ErrorKind.REJECTED, "r", 2)
+    cut_as_text = summary.delivery_status(days=1).hours
+
+    monkeypatch.setattr(connection, "vendor", "elsewhere")
+    by_trunc_hour = summary.delivery_status(days=1).hours
+
+    assert by_trunc_hour == cut_as_text
+    assert (by_trunc_hour[-1].delivered, by_trunc_hour[-1].failed) == (7, 2)
