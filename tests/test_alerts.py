@@ -412,6 +412,13 @@ def test_an_smtp_connection_without_a_timeout_gets_one() -> None:
         patch.setattr(alerts, "mail", before_mailers)
         assert alerts._mail_options() == {"connection": waits_for_ever}
         assert waits_for_ever.timeout == alerts.MAIL_TIMEOUT
+        # EMAIL_TIMEOUT said how long: it stands.
+        told_how_long = SimpleNamespace(timeout=3.0)
+        patch.setattr(
+            alerts, "mail", SimpleNamespace(get_connection=lambda: told_how_long)
+        )
+        alerts._mail_options()
+        assert told_how_long.timeout == 3.0
         # Django 6.1's mailers carry their own timeout, in their OPTIONS.
         patch.setattr(alerts, "mail", SimpleNamespace(mailers={}))
         assert alerts._mail_options() == {}
