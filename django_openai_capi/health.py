@@ -42,6 +42,7 @@ from django_openai_capi.models import (
     ErrorKind,
     PixelPause,
 )
+from django_openai_capi.redaction import redact
 
 _Status = ConversionEvent.Status
 
@@ -190,7 +191,11 @@ class Health:
         )
 
     def as_json(self) -> dict[str, Any]:
-        """What ``openai_capi_status --json`` prints: plain types, times in ISO 8601."""
+        """What ``openai_capi_status --json`` prints: plain types, times in ISO 8601.
+
+        Its texts are redacted again, as the page and the command's text are: a pause
+        stored before the key was configured could quote it.
+        """
         return {
             "healthy": self.healthy,
             "checked_at": self.now.isoformat(),
@@ -218,12 +223,12 @@ def _pixel_json(pixel: PixelHealth, now: datetime) -> dict[str, Any]:
             "until": pause.until.isoformat(),
             "reason": pause.reason,
             "http_status": pause.http_status,
-            "error": pause.error,
+            "error": redact(pause.error),
             "request_id": pause.request_id,
             "failures": pause.failures,
-            "advice": pause.advice,
+            "advice": redact(pause.advice),
         },
-        "no_key": pixel.no_key,
+        "no_key": None if pixel.no_key is None else redact(pixel.no_key),
         "failed_24h": pixel.failed_24h,
         "expired_24h": pixel.expired_24h,
         "last_accepted_at": _iso(pixel.last_accepted),
@@ -231,8 +236,8 @@ def _pixel_json(pixel: PixelHealth, now: datetime) -> dict[str, Any]:
         "findings": [
             {
                 "problem": str(finding.problem),
-                "summary": finding.summary,
-                "advice": finding.advice,
+                "summary": redact(finding.summary),
+                "advice": redact(finding.advice),
                 "request_id": finding.request_id,
             }
             for finding in pixel.findings

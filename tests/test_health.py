@@ -263,3 +263,22 @@ def test_a_wait_is_said_in_the_unit_a_person_reads(
     delta: timedelta, words: str
 ) -> None:
     assert health.duration(delta) == words
+
+
+def test_the_json_redacts_a_key_configured_after_the_pause_quoted_it(
+    make_events: MakeEvents, settings: Any
+) -> None:
+    make_events(1, next_attempt_at=timezone.now() + timedelta(minutes=5))
+    PixelPause.objects.create(
+        pixel_id="test-pixel",
+        paused_until=timezone.now() + timedelta(minutes=5),
+        needs_attention=True,
+        error="HTTP 401: key sk-later-SECRET-key refused",
+        advice="Replace sk-later-SECRET-key.",
+    )
+    settings.OPENAI_CAPI_API_KEY = "sk-later-SECRET-key"
+
+    document = json.dumps(health.assess().as_json())
+
+    assert "SECRET" not in document
+    assert "[redacted]" in document
