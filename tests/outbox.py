@@ -133,3 +133,13 @@ def refuse_every_request(fake: FakeConversionsAPI, fault: str) -> None:
         fake.answer_every_request(400, json.loads(error_envelope(None)))
     else:
         fake.outage("auth_backend_failure")
+
+
+def fake_at_endpoint(
+    settings: Any, api: responses.RequestsMock, key: str
+) -> FakeConversionsAPI:
+    """The fake Conversions API, knowing *key* and test-pixel, answering at ENDPOINT."""
+    settings.OPENAI_CAPI_API_KEY = key
+    fake = FakeConversionsAPI(api_key=key, pixels=["test-pixel"])
+    fake.mock(api, ENDPOINT)
+    return fake

@@ -31,7 +31,7 @@ from django_openai_capi.models import (
     PixelPause,
 )
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.outbox import ADMINS, MakeEvents, refuse_every_request
+from tests.outbox import ADMINS, MakeEvents, fake_at_endpoint, refuse_every_request
 
 pytestmark = pytest.mark.django_db
 
@@ -76,10 +76,7 @@ def status() -> Status_:
 @pytest.fixture
 def fake(settings: Any, api: responses.RequestsMock) -> Iterator[FakeConversionsAPI]:
     """The fake Conversions API, knowing KEY and test-pixel, behind ENDPOINT."""
-    settings.OPENAI_CAPI_API_KEY = KEY
-    fake = FakeConversionsAPI(api_key=KEY, pixels=["test-pixel"])
-    fake.mock(api, ENDPOINT)
-    yield fake
+    yield fake_at_endpoint(settings, api, KEY)
 
 
 def test_a_healthy_pixel_exits_0_and_shows_its_last_accepted_request(

@@ -28,7 +28,7 @@ from django_openai_capi.contrib.health_check.backends import OpenAIConversions
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.models import ConversionEvent, PixelAlert
 from django_openai_capi.testing import FakeConversionsAPI
-from tests.outbox import ADMINS, MakeEvents, refuse_every_request
+from tests.outbox import ADMINS, MakeEvents, fake_at_endpoint, refuse_every_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.contrib.urls")]
 
@@ -40,10 +40,7 @@ Status = ConversionEvent.Status
 
 @pytest.fixture
 def fake(settings: Any, api: responses.RequestsMock) -> Iterator[FakeConversionsAPI]:
-    settings.OPENAI_CAPI_API_KEY = KEY
-    fake = FakeConversionsAPI(api_key=KEY, pixels=["test-pixel"])
-    fake.mock(api, ENDPOINT)
-    yield fake
+    yield fake_at_endpoint(settings, api, KEY)
 
 
 def probe(client: Client, url: str = "/health/application/") -> tuple[int, str]:
