@@ -47,8 +47,10 @@ $(TOX_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m example_project.demo
 
+# The main session, then one per contrib app's host (tests/run.py says why);
+# PYTEST_ARGS=tests/contrib/oscar runs that session only.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tests.run $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connections, models
 
 from django_openai_capi.tracking.conversion import ModelConversion
@@ -12,6 +14,24 @@ from django_openai_capi.tracking.registry import registry
 
 # Outbox rows and a mocked endpoint, for every test package.
 pytest_plugins = ["tests.outbox"]
+
+
+CONTRIB = Path(__file__).resolve().parent / "contrib"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave a contrib host's tests to its own session (tests/run.py).
+
+    tests/contrib/<host> holds a settings.py when its tests need a project of their
+    own (a host package's apps, a conversion registered for the whole process); they
+    are collected only in the session started with those settings.
+    """
+    if collection_path.parent != CONTRIB or not collection_path.is_dir():
+        return None
+    if not (collection_path / "settings.py").exists():
+        return None
+    own = f"tests.contrib.{collection_path.name}.settings"
+    return own != settings.SETTINGS_MODULE
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +22,8 @@ def worker_env(endpoint: str, **overrides: object) -> dict[str, str]:
     """The environment of a worker: the test database, *endpoint*, and settings."""
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="tests.settings",
+        # The session's own: a contrib session's workers load its project.
+        DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
         CAPI_TEST_DATABASE_NAME=str(connections["default"].settings_dict["NAME"]),
         CAPI_TEST_ENDPOINT=endpoint,
         PYTHONPATH=str(ROOT),
