@@ -1,12 +1,12 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connections, models
 
 from django_openai_capi.tracking.conversion import ModelConversion
@@ -31,7 +31,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if not (collection_path / "settings.py").exists():
         return None
     own = f"tests.contrib.{collection_path.name}.settings"
-    return own != settings.SETTINGS_MODULE
+    return own != os.environ.get("DJANGO_SETTINGS_MODULE")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

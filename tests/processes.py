@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from django.conf import settings
 from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +21,10 @@ def worker_env(endpoint: str, **overrides: object) -> dict[str, str]:
     """The environment of a worker: the test database, *endpoint*, and settings."""
     env = dict(os.environ)
     env.update(
-        # The session's own: a contrib session's workers load its project.
-        DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
+        # The session's own (pytest-django sets it from --ds or the ini file): a
+        # contrib session's workers load its project. Not settings.SETTINGS_MODULE,
+        # which is None under override_settings.
+        DJANGO_SETTINGS_MODULE=os.environ["DJANGO_SETTINGS_MODULE"],
         CAPI_TEST_DATABASE_NAME=str(connections["default"].settings_dict["NAME"]),
         CAPI_TEST_ENDPOINT=endpoint,
         PYTHONPATH=str(ROOT),
