@@ -6,6 +6,7 @@ names). Imports allauth's models: import it only with allauth installed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +15,14 @@ from django.apps import apps
 from django.contrib.auth.base_user import AbstractBaseUser
 
 from django_openai_capi.contrib.auth.conversions import UserConversion
+from django_openai_capi.redaction import describe_exception
 
 if TYPE_CHECKING:
     from django.db.models.query import QuerySet
 
 SOCIALACCOUNT_APP = "allauth.socialaccount"
+
+logger = logging.getLogger("django_openai_capi.contrib")
 
 
 class AllauthUserConversion(UserConversion):
@@ -91,7 +95,21 @@ class AllauthUserConversion(UserConversion):
         names: dict[str, str] = {}
         accounts: Any = user.socialaccount_set.all()  # type: ignore[attr-defined]
         for account in sorted(accounts, key=lambda account: account.pk):
-            fields = account.get_provider().extract_common_fields(account.extra_data)
+            try:
+                provider = account.get_provider()
+                fields = provider.extract_common_fields(account.extra_data)
+            except Exception as exc:
+                # A provider removed from the settings since the sign-up: its names
+                # are a bonus, not worth failing the sign-up's event over.
+                logger.warning(
+                    "The names of %s's social account %s (provider %r) were not "
+                    + "read for its sign-up event: %s",
+                    self.model._meta.label,
+                    account.pk,
+                    account.provider,
+                    describe_exception(exc),
+                )
+                continue
             for key in ("first_name", "last_name"):
                 value = fields.get(key)
                 if isinstance(value, str) and value.strip():

@@ -22,17 +22,20 @@ def missing_apps(required: Sequence[str]) -> list[str]:
     return [name for name in required if not apps.is_installed(name)]
 
 
-def setting_error(app: str, id: str) -> list[checks.CheckMessage]:
-    """The Error for a bad ``OPENAI_CAPI_USER_CONVERSION``, under *app*'s check *id*."""
+def setting_error(default: str, id: str) -> list[checks.CheckMessage]:
+    """The Error for a bad ``OPENAI_CAPI_USER_CONVERSION``, with check *id*.
+
+    *default* is the dotted path of the app's own class, which the hint suggests.
+    """
     problem = setting_problem()
     if problem is None:
         return []
     return [
         checks.Error(
             problem,
-            hint=f"Set {SETTING} to the dotted path of a subclass of {app}'s "
-            + "conversion (e.g. 'myproject.conversions.SignUpConversion'), or remove "
-            + "it to use that class as it ships.",
+            hint=f"Set {SETTING} to the dotted path of a subclass of {default} "
+            + "(e.g. 'myproject.conversions.SignUpConversion'), or remove it to use "
+            + "that class as it ships.",
             id=id,
         )
     ]
