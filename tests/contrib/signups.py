@@ -13,7 +13,7 @@ from django_openai_capi.models import ConversionEvent
 from django_openai_capi.testing import FakeConversionsAPI
 
 #: A visitor's browser, as the middleware reads it.
-VISITOR = {
+VISITOR: dict[str, Any] = {
     "HTTP_USER_AGENT": "Mozilla/5.0 (sign-up test)",
     "REMOTE_ADDR": "203.0.113.7",
 }

@@ -19,6 +19,6 @@ INSTALLED_APPS = [
     "django_openai_capi.contrib.auth",
 ]
 # Nothing here enqueues a task (OPENAI_CAPI_DISPATCH = "none").
-TASKS: dict[str, object] = {}
+TASKS = {}
 
 ROOT_URLCONF = "tests.contrib.auth.urls"

@@ -10,7 +10,6 @@ from django.apps import apps
 from django.contrib.auth.models import User
 from django.core import checks
 
-from django_openai_capi.contrib.auth import checks as auth_checks
 from django_openai_capi.contrib.auth.apps import DEFAULT_CONVERSION
 from django_openai_capi.contrib.auth.checks import check_auth
 from django_openai_capi.contrib.auth.conversions import UserConversion
@@ -42,7 +41,9 @@ def test_a_project_that_installs_what_the_app_needs_passes_its_checks() -> None:
 
 
 def test_the_check_runs_with_manage_py_check() -> None:
-    assert check_auth in checks.registry.registry.get_checks()
+    registered: list[object] = list(checks.registry.registry.get_checks())
+
+    assert check_auth in registered
 
 
 @pytest.mark.parametrize(
@@ -107,9 +108,7 @@ def test_a_bad_setting_registers_nothing_and_says_so_in_the_log(
 def test_an_app_it_needs_that_is_not_installed_is_an_error(
     monkeypatch: pytest.MonkeyPatch, missing: list[str]
 ) -> None:
-    monkeypatch.setattr(
-        auth_checks.apps, "is_installed", lambda name: name not in missing
-    )
+    monkeypatch.setattr(apps, "is_installed", lambda name: name not in missing)
     named = ", ".join(repr(name) for name in missing)
 
     assert check_auth() == [
