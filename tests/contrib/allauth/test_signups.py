@@ -19,6 +19,7 @@ from django.apps import apps
 from django.core.management import call_command
 from django.db import connections
 from django.test import Client
+from django.urls import reverse, reverse_lazy
 
 from django_openai_capi.contrib.allauth.conversions import AllauthUserConversion
 from django_openai_capi.testing import FakeConversionsAPI
@@ -28,6 +29,8 @@ from tests.contrib.signups import VISITOR, delivered, recorded, sha256
 
 pytestmark = pytest.mark.django_db
 
+#: allauth's own sign-up view.
+SIGNUP = reverse_lazy("account_signup")
 PASSWORD = "correct horse battery staple"
 SIGN_UP = {"email": "Ada@Example.com", "password1": PASSWORD, "password2": PASSWORD}
 #: What allauth's dummy provider is told about the visitor (its "provider data").
@@ -44,7 +47,7 @@ GRACE = {
 
 def sign_up_socially(client: Client, data: dict[str, str]) -> None:
     """Sign up through the dummy provider: its login, then its authentication form."""
-    started = client.post("/accounts/dummy/login/", {"process": "login"}, **VISITOR)
+    started = client.post(reverse("dummy_login"), {"process": "login"}, **VISITOR)
     finished = client.post(started["Location"], data, **VISITOR)
     assert finished.status_code == 302, finished.content
 
@@ -56,7 +59,7 @@ def test_the_user_model_is_registered_with_the_apps_conversion() -> None:
 def test_a_visitor_who_signs_up_by_email_is_delivered_as_registration_completed(
     client: Client, fake: FakeConversionsAPI
 ) -> None:
-    response = client.post("/accounts/signup/?oppref=opp.allauth.1", SIGN_UP, **VISITOR)
+    response = client.post(f"{SIGNUP}?oppref=opp.allauth.1", SIGN_UP, **VISITOR)
 
     assert response.status_code == 302
     member = Member.objects.get()
@@ -95,7 +98,7 @@ def test_a_social_sign_up_brings_the_providers_names_and_the_phone(
 def test_the_email_addresses_are_read_when_the_event_is_built(
     client: Client, fake: FakeConversionsAPI
 ) -> None:
-    client.post("/accounts/signup/", SIGN_UP, **VISITOR)
+    client.post(SIGNUP, SIGN_UP, **VISITOR)
     member = Member.objects.get()
     # Stored after the event was recorded, before it is built: all are read then.
     EmailAddress.objects.filter(user=member).update(primary=False)
@@ -198,7 +201,7 @@ def test_a_sign_up_that_fails_after_the_user_is_saved_keeps_the_event_with_it(
     )
 
     with pytest.raises(RuntimeError, match="after the user"):
-        client.post("/accounts/signup/", SIGN_UP, **VISITOR)
+        client.post(SIGNUP, SIGN_UP, **VISITOR)
 
     # Without ATOMIC_REQUESTS allauth leaves the user; the event was written with it
     # (user_signed_up, sent at the end, would never have come).
@@ -215,7 +218,7 @@ def test_with_atomic_requests_a_failed_sign_up_leaves_neither(
     )
 
     with pytest.raises(RuntimeError, match="after the user"):
-        client.post("/accounts/signup/", SIGN_UP, **VISITOR)
+        client.post(SIGNUP, SIGN_UP, **VISITOR)
 
     assert not Member.objects.exists()
     assert recorded() == []
