@@ -81,6 +81,9 @@ DEFAULTS: Mapping[str, object] = MappingProxyType(
         "OPENAI_CAPI_STALE_AFTER": 900.0,
         # Email ADMINS (mail_admins) once per change of a pixel's state.
         "OPENAI_CAPI_MAIL_ADMINS": True,
+        # contrib.auth and contrib.allauth: dotted path of the ModelConversion they
+        # register for AUTH_USER_MODEL; None: the installed app's own class.
+        "OPENAI_CAPI_USER_CONVERSION": None,
     }
 )
 
@@ -290,6 +293,16 @@ class Settings:
     def OPENAI_CAPI_MAIL_ADMINS(self) -> bool:
         """Email ``ADMINS`` when a pixel's delivery goes wrong or recovers (default True)."""
         return _read("OPENAI_CAPI_MAIL_ADMINS") is not False
+
+    @property
+    def OPENAI_CAPI_USER_CONVERSION(self) -> str | None:
+        """Dotted path of the sign-up conversion ``contrib.auth``/``contrib.allauth`` register.
+
+        A :class:`~django_openai_capi.ModelConversion` subclass, usually of the installed
+        app's own class. ``None``: that class as it ships. Checked by the app's checks.
+        """
+        value: str | None = _read("OPENAI_CAPI_USER_CONVERSION")
+        return value
 
     def api_key_for(self, pixel_id: str) -> str:
         """Return the Conversions API key for *pixel_id*, checked by :func:`key_problem`.

@@ -1,0 +1,63 @@
+"""System checks of ``django_openai_capi.contrib.auth``, registered in ``ready()``.
+
+* ``django_openai_capi.auth.E001`` an app it needs is not in INSTALLED_APPS
+* ``django_openai_capi.auth.E002`` OPENAI_CAPI_USER_CONVERSION is not the dotted path of a ModelConversion subclass
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import apps
+from django.core import checks
+
+from django_openai_capi.contrib.auth.setting import SETTING, setting_problem
+
+#: What every sign-up app needs: the users, and the app that records their saves.
+REQUIRED_APPS = ("django.contrib.auth", "django_openai_capi")
+
+
+def missing_apps(required: Sequence[str]) -> list[str]:
+    return [name for name in required if not apps.is_installed(name)]
+
+
+def setting_error(default: str, id: str) -> list[checks.CheckMessage]:
+    """The Error for a bad ``OPENAI_CAPI_USER_CONVERSION``, with check *id*.
+
+    *default* is the dotted path of the app's own class, which the hint suggests.
+    """
+    problem = setting_problem()
+    if problem is None:
+        return []
+    return [
+        checks.Error(
+            problem,
+            hint=f"Set {SETTING} to the dotted path of a subclass of {default} "
+            + "(e.g. 'myproject.conversions.SignUpConversion'), or remove it to use "
+            + "that class as it ships.",
+            id=id,
+        )
+    ]
+
+
+def check_auth(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    missing = missing_apps(REQUIRED_APPS)
+    if missing:
+        errors.append(
+            checks.Error(
+                "django_openai_capi.contrib.auth needs "
+                + ", ".join(repr(name) for name in missing)
+                + " in INSTALLED_APPS.",
+                hint="Add "
+                + ", ".join(repr(name) for name in missing)
+                + " to INSTALLED_APPS: no sign-up is recorded without it.",
+                id="django_openai_capi.auth.E001",
+            )
+        )
+    errors += setting_error(
+        "django_openai_capi.contrib.auth.conversions.UserConversion",
+        "django_openai_capi.auth.E002",
+    )
+    return errors
