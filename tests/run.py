@@ -48,8 +48,28 @@ def sessions(args: list[str]) -> list[tuple[str | None, list[str]]]:
         ]
     chosen: dict[str | None, list[str]] = {}
     for path in paths:
-        chosen.setdefault(contrib_session(path), []).append(path)
+        for host, session_path in sessions_of(path):
+            chosen.setdefault(host, []).append(session_path)
     return [(host, [*options, *chosen[host]]) for host in chosen]
+
+
+def sessions_of(path: str) -> list[tuple[str | None, str]]:
+    """The sessions a path on the command line runs in, with the path each is given.
+
+    A contrib host's folder (or a file in it) is its session's; a folder above the
+    contrib folders (``tests``, ``tests/contrib``) is the main session's and each
+    contrib session's below it.
+    """
+    host = contrib_session(path)
+    if host is not None:
+        return [(host, path)]
+    found: list[tuple[str | None, str]] = [(None, path)]
+    resolved = (ROOT / path).resolve()
+    for host in CONTRIB_SESSIONS:
+        folder = ROOT / "tests" / "contrib" / host
+        if resolved in folder.parents:
+            found.append((host, str(folder.relative_to(ROOT))))
+    return found
 
 
 def _is_path(arg: str) -> bool:
