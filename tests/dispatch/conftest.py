@@ -51,3 +51,13 @@ def pending_wake_ups(using: str = "default") -> int:
 
 def statuses() -> dict[str, str]:
     return dict(ConversionEvent.objects.values_list("event_id", "status"))
+
+
+# The queues' fixtures, for the tests of delivery through RQ and Celery.
+from tests.queues import (  # noqa: E402, F401
+    celery_backend,
+    celery_queue,
+    queue_backend,
+    redis_db,
+    rq_backend,
+)
