@@ -8,6 +8,7 @@ serves on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -57,27 +58,49 @@ def start_worker(
     )
 
 
-
 @dataclass
 class QueueWorker:
     """A queue's worker process, and the file its log goes to."""
 
     process: subprocess.Popen[bytes]
     log: IO[str]
+    #: What its log says once it listens to its queue.
+    ready_line: str
+
+    def is_ready(self) -> bool:
+        return self.ready_line in self.output()
 
     def kill(self) -> None:
-        """SIGKILL the worker and every process it started.
+        """SIGKILL the worker and every process it started, as when its host dies.
 
-        The queue workers run their jobs in children (RQ's work horse); the worker
-        leads a process group of its own (a session), which goes whole.
+        The queue workers run their jobs in children: RQ's work horse, in a process
+        group of its own, and Celery's pool. The whole tree is listed before the first
+        signal, as a child whose parent died is adopted out of it.
         """
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in [self.process.pid, *descendants(self.process.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read()
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes *pid* started, and theirs, from Linux's /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so after its ")".
+            fields = stat.read_text().rpartition(")")[2].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def start_rq_worker(*, endpoint: str, name: str, **overrides: object) -> QueueWorker:
@@ -94,6 +117,7 @@ def start_rq_worker(*, endpoint: str, name: str, **overrides: object) -> QueueWo
             f"{name}-{os.getpid()}",
         ],
         endpoint=endpoint,
+        ready_line="Listening on default",
         tasks_backend="rq",
         **overrides,
     )
@@ -128,13 +152,14 @@ def start_celery_worker(
             "INFO",
         ],
         endpoint=endpoint,
+        ready_line=" ready.",
         tasks_backend="celery",
         **overrides,
     )
 
 
 def _start_queue_worker(
-    args: list[str], *, endpoint: str, **overrides: object
+    args: list[str], *, endpoint: str, ready_line: str, **overrides: object
 ) -> QueueWorker:
     env = worker_env(endpoint, **overrides)
     # The session's own Redis database and Celery queue (tests/settings.py).
@@ -149,9 +174,8 @@ def _start_queue_worker(
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
-    return QueueWorker(process, log)
+    return QueueWorker(process, log, ready_line)
 
 
 @contextmanager
@@ -168,3 +192,15 @@ def running(*workers: QueueWorker) -> Iterator[None]:
         for worker in workers:
             worker.kill()
             worker.log.close()
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process *pid* has a handler of its own for *signum* (Linux's /proc).
+
+    A worker command stops cleanly on SIGTERM only once its handler is in place; a
+    test waits for that rather than for a while.
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False  # pragma: no cover - every Linux status has the line

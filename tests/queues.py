@@ -81,7 +81,9 @@ def rq_backend(settings: Any, redis_db: int) -> QueueBackend:
     import django_rq
 
     settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
-    settings.RQ_QUEUES = {"default": {"HOST": REDIS[0], "PORT": REDIS[1], "DB": redis_db}}
+    settings.RQ_QUEUES = {
+        "default": {"HOST": REDIS[0], "PORT": REDIS[1], "DB": redis_db}
+    }
     queue = django_rq.get_queue("default")
     queue.connection.flushdb()
     return QueueBackend("rq", start_rq_worker, lambda: queue.count)

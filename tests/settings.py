@@ -145,6 +145,7 @@ OPENAI_CAPI_PIXEL_ID = "test-pixel"
 OPENAI_CAPI_LEASE_SECONDS = int(os.environ.get("CAPI_TEST_LEASE_SECONDS", "300"))
 OPENAI_CAPI_TIMEOUT = float(os.environ.get("CAPI_TEST_TIMEOUT", "10"))
 OPENAI_CAPI_RETRY_BACKOFF = float(os.environ.get("CAPI_TEST_RETRY_BACKOFF", "30"))
+OPENAI_CAPI_BATCH_SIZE = int(os.environ.get("CAPI_TEST_BATCH_SIZE", "1000"))
 # Tests send explicitly; nothing is sent as a side effect of a commit.
 OPENAI_CAPI_DISPATCH = "none"
 # A broken conversion fails the test that made it (the project's own advice for tests);

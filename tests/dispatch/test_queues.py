@@ -95,7 +95,9 @@ def test_a_worker_killed_mid_request_loses_nothing_the_lease_brings_it_back(
     # worker dies waiting. Nothing was accepted; the event exists only in the outbox.
     fake.fail_next("server_error")
     fake.latency = 60.0
-    worker = queue_backend.start_worker(endpoint=fake.url, name="doomed", lease_seconds=2)
+    worker = queue_backend.start_worker(
+        endpoint=fake.url, name="doomed", lease_seconds=2
+    )
     with running(worker):
         with transaction.atomic():
             record_lead("lead-killed")
