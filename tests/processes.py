@@ -167,7 +167,7 @@ def _start_queue_worker(
     env["CAPI_TEST_CELERY_QUEUE"] = settings.CAPI_TEST_CELERY_QUEUE
     # A file, not a pipe: a worker that logs more than a pipe holds while nobody
     # reads it would block.
-    log = tempfile.TemporaryFile("w+")
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by running()
     process = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
@@ -186,7 +186,7 @@ def running(*workers: QueueWorker) -> Iterator[None]:
     except BaseException:
         # Shown with the failure (pytest prints captured output): what they did.
         for worker in workers:
-            print(f"--- {' '.join(worker.process.args[1:4])}:\n{worker.output()}")  # type: ignore[index]
+            print(f"--- worker {worker.process.pid}:\n{worker.output()}")
         raise
     finally:
         for worker in workers:

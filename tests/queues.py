@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from tests.processes import QueueWorker, start_celery_worker, start_rq_worker
 
 REDIS = ("127.0.0.1", 6379)
