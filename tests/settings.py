@@ -64,6 +64,40 @@ if not importlib.util.find_spec("django.tasks") and importlib.util.find_spec(
 if importlib.util.find_spec("django_tasks_db"):
     INSTALLED_APPS.append("django_tasks_db")
     TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# The queues shops run, for tests/dispatch/test_queues.py and test_several_hosts.py:
+# RQ through django-tasks-rq on Redis, Celery through django-tasks-fennel on RabbitMQ.
+# Installed whenever present, so that the test process can switch TASKS to them with
+# the settings fixture; a worker process started by a test picks its backend from
+# CAPI_TEST_TASKS_BACKEND (tests/processes.py).
+# Redis and RabbitMQ are shared with other test runs: each session claims a Redis
+# database of its own (tests/queues.py), and names its Celery queue after its pid.
+if importlib.util.find_spec("django_tasks_rq"):
+    INSTALLED_APPS.append("django_rq")
+    RQ_QUEUES = {
+        "default": {
+            "HOST": "127.0.0.1",
+            "PORT": 6379,
+            "DB": int(os.environ.get("CAPI_TEST_REDIS_DB", "15")),
+        }
+    }
+if importlib.util.find_spec("django_tasks_fennel"):
+    INSTALLED_APPS.append("django_tasks_fennel")
+    CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+    # The Tasks framework enqueues on the queue named "default"; tests/celery_app.py
+    # routes that name to this broker queue, so runs do not consume each other's jobs.
+    CAPI_TEST_CELERY_QUEUE = os.environ.get(
+        "CAPI_TEST_CELERY_QUEUE", f"capi-test-{os.getpid()}"
+    )
+TASK_BACKENDS = {
+    "db": "django_tasks_db.DatabaseBackend",
+    "rq": "django_tasks_rq.RQBackend",
+    "celery": "django_tasks_fennel.CeleryBackend",
+}
+if os.environ.get("CAPI_TEST_TASKS_BACKEND"):
+    TASKS = {
+        "default": {"BACKEND": TASK_BACKENDS[os.environ["CAPI_TEST_TASKS_BACKEND"]]}
+    }
 # django-health-check (the [health] extra) and the check of delivery for it, tested
 # with the real package (tests/contrib).
 if importlib.util.find_spec("health_check"):
@@ -111,6 +145,7 @@ OPENAI_CAPI_PIXEL_ID = "test-pixel"
 OPENAI_CAPI_LEASE_SECONDS = int(os.environ.get("CAPI_TEST_LEASE_SECONDS", "300"))
 OPENAI_CAPI_TIMEOUT = float(os.environ.get("CAPI_TEST_TIMEOUT", "10"))
 OPENAI_CAPI_RETRY_BACKOFF = float(os.environ.get("CAPI_TEST_RETRY_BACKOFF", "30"))
+OPENAI_CAPI_BATCH_SIZE = int(os.environ.get("CAPI_TEST_BATCH_SIZE", "1000"))
 # Tests send explicitly; nothing is sent as a side effect of a commit.
 OPENAI_CAPI_DISPATCH = "none"
 # A broken conversion fails the test that made it (the project's own advice for tests);

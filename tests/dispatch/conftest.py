@@ -12,6 +12,15 @@ from django_openai_capi.dispatch import WakeUp, tasks_framework
 from django_openai_capi.models import ConversionEvent
 from django_openai_capi.tracking import track
 
+# The queues' fixtures, for the tests of delivery through RQ and Celery.
+from tests.queues import (  # noqa: F401
+    celery_backend,
+    celery_queue,
+    queue_backend,
+    redis_db,
+    rq_backend,
+)
+
 ENDPOINT = "http://127.0.0.1:9/v1/events"
 FRAMEWORK = tasks_framework()
 DUMMY = f"{FRAMEWORK}.backends.dummy.DummyBackend"
