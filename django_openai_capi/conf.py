@@ -81,6 +81,11 @@ DEFAULTS: Mapping[str, object] = MappingProxyType(
         "OPENAI_CAPI_STALE_AFTER": 900.0,
         # Email ADMINS (mail_admins) once per change of a pixel's state.
         "OPENAI_CAPI_MAIL_ADMINS": True,
+        # django_openai_capi.contrib.oscar: the conversion it registers for Oscar's
+        # Order, a dotted path to a ModelConversion subclass (check oscar.E003).
+        "OPENAI_CAPI_OSCAR_CONVERSION": (
+            "django_openai_capi.contrib.oscar.conversions.OrderConversion"
+        ),
     }
 )
 
@@ -290,6 +295,16 @@ class Settings:
     def OPENAI_CAPI_MAIL_ADMINS(self) -> bool:
         """Email ``ADMINS`` when a pixel's delivery goes wrong or recovers (default True)."""
         return _read("OPENAI_CAPI_MAIL_ADMINS") is not False
+
+    @property
+    def OPENAI_CAPI_OSCAR_CONVERSION(self) -> str:
+        """Dotted path to the conversion ``contrib.oscar`` registers for Oscar's Order.
+
+        Default: its own ``OrderConversion``; name a subclass of it to change what an
+        order sends. ``manage.py check`` reports a path that cannot be used (E003).
+        """
+        value: str = _read("OPENAI_CAPI_OSCAR_CONVERSION")
+        return value
 
     def api_key_for(self, pixel_id: str) -> str:
         """Return the Conversions API key for *pixel_id*, checked by :func:`key_problem`.

@@ -49,6 +49,10 @@ EXPECTED_DEFAULTS: list[tuple[str, object]] = [
     ("OPENAI_CAPI_OPPREF_COOKIE_AGE", 30 * 24 * 60 * 60),
     ("OPENAI_CAPI_STALE_AFTER", 900.0),
     ("OPENAI_CAPI_MAIL_ADMINS", True),
+    (
+        "OPENAI_CAPI_OSCAR_CONVERSION",
+        "django_openai_capi.contrib.oscar.conversions.OrderConversion",
+    ),
 ]
 
 
