@@ -120,3 +120,6 @@ HAYSTACK_CONNECTIONS = {
 STATIC_URL = "static/"
 # A guest checks out with an email address only.
 OSCAR_ALLOW_ANON_CHECKOUT = True
+# The simple backend searches the database and keeps no index: Oscar's default
+# realtime processor would ask it to index every product saved, which it warns about.
+HAYSTACK_SIGNAL_PROCESSOR = "haystack.signals.BaseSignalProcessor"
