@@ -75,7 +75,9 @@ def _version_problem() -> str | None:
     except importlib.metadata.PackageNotFoundError:
         return "django-oscar is not"
     match = re.match(r"(\d+)\.(\d+)", version)
-    if match is None or (int(match[1]), int(match[2])) < MINIMUM_VERSION:
+    if match is None:
+        return f"django-oscar's version {version!r} cannot be read (4.2 or later is needed)"
+    if (int(match[1]), int(match[2])) < MINIMUM_VERSION:
         return f"django-oscar {version} is older than 4.2"
     return None
 

@@ -265,3 +265,16 @@ def _total(basket: Any) -> Any:
     from oscar.apps.checkout.calculators import OrderTotalCalculator
 
     return OrderTotalCalculator().calculate(basket, _free().calculate(basket))
+
+
+def test_a_line_with_no_unit_price_has_no_item_amount() -> None:
+    # Oscar's unit prices may be empty (orders imported from another system). A
+    # line total divided by the quantity is not always the unit price (discounts),
+    # so the item goes without an amount rather than with a guess.
+    order = create_order(basket=basket_of((for_sale("Tea", "3.20"), 3)))
+    order.lines.update(unit_price_incl_tax=None)
+
+    (item,) = event_of(order)["data"]["contents"]
+
+    assert "amount" not in item
+    assert item["quantity"] == 3
