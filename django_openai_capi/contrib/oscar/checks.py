@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
@@ -28,7 +29,7 @@ SETTING = "OPENAI_CAPI_OSCAR_CONVERSION"
 
 
 def check_oscar(
-    app_configs: list[AppConfig] | None = None, **kwargs: Any
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     version_problem = _version_problem()

@@ -8,7 +8,6 @@ Conversions API over HTTP.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model

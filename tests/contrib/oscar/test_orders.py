@@ -47,7 +47,12 @@ def basket_of(*lines: tuple[Any, int], currency: str = "GBP", **options: Any) ->
 
 
 def for_sale(
-    title: str, price: str, *, currency: str = "GBP", sku: str | None = None, **fields: Any
+    title: str,
+    price: str,
+    *,
+    currency: str = "GBP",
+    sku: str | None = None,
+    **fields: Any,
 ) -> Any:
     item = create_product(title=title, **fields)
     create_stockrecord(

@@ -7,5 +7,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
-    path("", include(apps.get_app_config("oscar").urls[0])),
+    path("", include(apps.get_app_config("oscar").urls[0])),  # type: ignore[attr-defined]
 ]
