@@ -8,6 +8,7 @@ settings are the main session's.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import django
 from oscar.defaults import *  # noqa: F403  # Oscar's settings, as its docs set them up
@@ -99,6 +100,8 @@ ROOT_URLCONF = "tests.contrib.oscar.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # The shop's own templates first: its override of Oscar's thank-you page.
+        "DIRS": [Path(__file__).resolve().parent / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

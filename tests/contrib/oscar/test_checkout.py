@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
+from django.urls import reverse
 
 from django_openai_capi.delivery import send_pending
 from django_openai_capi.models import ConversionEvent
@@ -42,6 +43,9 @@ def test_a_guest_checkout_is_delivered_as_one_order_created(
     add_to_basket(client, mug, 1)
 
     order = checkout(client, guest_email="Ada@Example.com")
+    # Oscar's confirmation page reports the purchase to the pixel under the same id.
+    page = client.get(reverse("checkout:thank-you")).content.decode()
+    assert f'"event_id":"order.order:{order.pk}"' in page.replace(" ", "")
 
     # Recorded with the order, built only after the commit, when it is sent.
     assert ConversionEvent.objects.get().payload is None

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from oscar.apps.order.exceptions import UnableToPlaceOrder
 from oscar.apps.order.utils import OrderCreator
 from oscar.apps.partner.strategy import Default
@@ -29,6 +30,7 @@ from oscar.test.factories import (
 
 from django_openai_capi.models import ConversionEvent
 from django_openai_capi.tracking import build_pending
+from django_openai_capi.tracking.registry import registry
 
 pytestmark = pytest.mark.django_db
 
@@ -283,3 +285,22 @@ def test_a_line_with_no_unit_price_has_no_item_amount() -> None:
 
     assert "amount" not in item
     assert item["quantity"] == 3
+
+
+def test_orders_placed_before_the_app_was_installed_can_be_backfilled() -> None:
+    with registry.override(Order, None):  # the shop before it added the app
+        order = create_order(basket=basket_of((for_sale("Tea", "3.20"), 1)))
+    assert not ConversionEvent.objects.exists()
+
+    call_command(
+        "openai_capi_backfill", "--since", "2000-01-01", "--model", "order.Order"
+    )
+    call_command(
+        "openai_capi_backfill", "--since", "2000-01-01", "--model", "order.Order"
+    )
+
+    event = ConversionEvent.objects.get()
+    assert event.event_id == f"order.order:{order.pk}"
+    # When the order was placed, not when the backfill ran.
+    assert event.event_time == order.date_placed
+    assert event_of(order)["data"]["amount"] == 320
