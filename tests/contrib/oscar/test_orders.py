@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from oscar.apps.order.exceptions import UnableToPlaceOrder
 from oscar.apps.order.utils import OrderCreator
 from oscar.apps.partner.strategy import Default
@@ -304,3 +306,19 @@ def test_orders_placed_before_the_app_was_installed_can_be_backfilled() -> None:
     # When the order was placed, not when the backfill ran.
     assert event.event_time == order.date_placed
     assert event_of(order)["data"]["amount"] == 320
+
+
+def test_building_many_orders_takes_no_query_per_order() -> None:
+    def queries_to_build(orders: int) -> int:
+        for _ in range(orders):
+            create_order(basket=basket_of((for_sale("Tea", "3.20"), 2)))
+        with CaptureQueriesContext(connection) as queries:
+            assert build_pending().built == orders
+        # Inside the test's transaction, the core puts each event's hooks in a
+        # savepoint of their own (a worker, outside one, does not): not a read.
+        return sum(
+            not query["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+            for query in queries.captured_queries
+        )
+
+    assert queries_to_build(1) == queries_to_build(5)
