@@ -37,7 +37,7 @@ def check_oscar(
         messages.append(
             Error(
                 f"{APP} is installed but {version_problem}.",
-                hint="pip install 'django-oscar>=4.2', or remove "
+                hint="pip install 'django-openai-capi[oscar]' (django-oscar 4.2), or remove "
                 + f"{APP!r} from INSTALLED_APPS.",
                 id="django_openai_capi.oscar.E001",
             )
