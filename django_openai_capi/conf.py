@@ -84,6 +84,11 @@ DEFAULTS: Mapping[str, object] = MappingProxyType(
         # contrib.auth and contrib.allauth: dotted path of the ModelConversion they
         # register for AUTH_USER_MODEL; None: the installed app's own class.
         "OPENAI_CAPI_USER_CONVERSION": None,
+        # django_openai_capi.contrib.oscar: the conversion it registers for Oscar's
+        # Order, a dotted path to a ModelConversion subclass (check oscar.E003).
+        "OPENAI_CAPI_OSCAR_CONVERSION": (
+            "django_openai_capi.contrib.oscar.conversions.OrderConversion"
+        ),
     }
 )
 
@@ -302,6 +307,16 @@ class Settings:
         app's own class. ``None``: that class as it ships. Checked by the app's checks.
         """
         value: str | None = _read("OPENAI_CAPI_USER_CONVERSION")
+        return value
+
+    @property
+    def OPENAI_CAPI_OSCAR_CONVERSION(self) -> str:
+        """Dotted path to the conversion ``contrib.oscar`` registers for Oscar's Order.
+
+        Default: its own ``OrderConversion``; name a subclass of it to change what an
+        order sends. ``manage.py check`` reports a path that cannot be used (E003).
+        """
+        value: str = _read("OPENAI_CAPI_OSCAR_CONVERSION")
         return value
 
     def api_key_for(self, pixel_id: str) -> str:

@@ -50,6 +50,10 @@ EXPECTED_DEFAULTS: list[tuple[str, object]] = [
     ("OPENAI_CAPI_STALE_AFTER", 900.0),
     ("OPENAI_CAPI_MAIL_ADMINS", True),
     ("OPENAI_CAPI_USER_CONVERSION", None),
+    (
+        "OPENAI_CAPI_OSCAR_CONVERSION",
+        "django_openai_capi.contrib.oscar.conversions.OrderConversion",
+    ),
 ]
 
 
