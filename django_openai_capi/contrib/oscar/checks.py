@@ -110,7 +110,10 @@ def conversion_class() -> type[ModelConversion[Any]]:
         )
     try:
         value = import_string(path)
-    except ImportError as exc:
+    except Exception as exc:
+        # Not only ImportError: a project's module may raise anything at import (a
+        # typo's NameError, a setting read too early), and ready() must not fail
+        # before manage.py check can name the setting.
         raise CapiConfigurationError(
             f"{SETTING} = {path!r} cannot be imported: {describe_exception(exc)}"
         ) from exc

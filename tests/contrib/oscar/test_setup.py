@@ -189,3 +189,23 @@ def test_start_up_with_a_bad_setting_logs_and_tracks_nothing(
         "Orders are not tracked: OPENAI_CAPI_OSCAR_CONVERSION = "
         + "'shop.conversions.Missing' cannot be imported"
     )
+
+
+def test_a_module_that_raises_on_import_is_reported_not_a_failed_start_up(
+    settings: Any, restart: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Not only ImportError: whatever a project's module raises, start-up must reach
+    # manage.py check, which names the setting (as the sign-up apps' check does).
+    setattr(settings, SETTING, "tests.contrib.oscar.broken.ShopOrderConversion")
+
+    with caplog.at_level(logging.ERROR, "django_openai_capi.contrib.oscar"):
+        restart()
+
+    assert registry.get(Order) is None
+    problem = (
+        "OPENAI_CAPI_OSCAR_CONVERSION = 'tests.contrib.oscar.broken.ShopOrderConversion' "
+        + "cannot be imported: RuntimeError: a bug in the project's module"
+    )
+    assert caplog.messages == [f"Orders are not tracked: {problem}"]
+    (message,) = check_oscar()
+    assert (message.id, message.msg) == ("django_openai_capi.oscar.E003", problem)
