@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import re
 from typing import Any
 
 from django.apps import apps
 from django.core import checks
 
+from django_openai_capi.contrib import hosts
 from django_openai_capi.contrib.auth.checks import (
     REQUIRED_APPS as AUTH_REQUIRED_APPS,
 )
@@ -32,16 +31,7 @@ INSTALL = f"pip install 'django-allauth>={MIN_VERSION}'"
 
 def version_problem() -> str | None:
     """Why the installed django-allauth cannot be used; None when it can."""
-    try:
-        version = importlib.metadata.version("django-allauth")
-    except importlib.metadata.PackageNotFoundError:
-        return "django-allauth is not installed"
-    major = re.match(r"\d+", version)
-    if major is None or int(major.group()) < MIN_VERSION:
-        return (
-            f"django-allauth {version} is installed; {MIN_VERSION} or later is needed"
-        )
-    return None
+    return hosts.version_problem("django-allauth", (MIN_VERSION,))
 
 
 def host_problems() -> bool:

@@ -27,7 +27,7 @@ def setting_error(default: str, id: str) -> list[checks.CheckMessage]:
 
     *default* is the dotted path of the app's own class, which the hint suggests.
     """
-    problem = setting_problem()
+    problem = setting_problem(default)
     if problem is None:
         return []
     return [

@@ -10,10 +10,10 @@ import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.utils.module_loading import import_string
 
 from django_openai_capi.conf import conf
-from django_openai_capi.redaction import describe_exception
+from django_openai_capi.contrib import hosts
+from django_openai_capi.exceptions import CapiConfigurationError
 from django_openai_capi.tracking.conversion import ModelConversion
 from django_openai_capi.tracking.registry import registry
 
@@ -22,25 +22,26 @@ SETTING = "OPENAI_CAPI_USER_CONVERSION"
 logger = logging.getLogger("django_openai_capi.contrib")
 
 
-def conversion_path(default: str) -> str:
-    """The dotted path of the class to register: the setting's, else *default*."""
-    path = conf.OPENAI_CAPI_USER_CONVERSION
-    return default if path is None else path
+def conversion_class(default: str) -> type[ModelConversion[Any]]:
+    """The class to register: the one the setting names, else *default*.
+
+    Raises :class:`CapiConfigurationError` naming the setting and its value.
+    """
+    return hosts.conversion_class(SETTING, conf.OPENAI_CAPI_USER_CONVERSION, default)
 
 
-def setting_problem() -> str | None:
-    """What is wrong with ``OPENAI_CAPI_USER_CONVERSION``, naming its value; or None."""
-    path: object = conf.OPENAI_CAPI_USER_CONVERSION
-    if path is None:
+def setting_problem(default: str) -> str | None:
+    """What is wrong with ``OPENAI_CAPI_USER_CONVERSION``, naming its value; or None.
+
+    Unset, nothing: the app's own class is not the setting's fault (a missing
+    django-allauth is the app's E001, said once).
+    """
+    if conf.OPENAI_CAPI_USER_CONVERSION is None:
         return None
-    if not isinstance(path, str):
-        return f"{SETTING} = {path!r} is not a dotted path (a string)."
     try:
-        found = import_string(path)
-    except Exception as exc:
-        return f"{SETTING} = {path!r} cannot be imported: {describe_exception(exc)}."
-    if not (isinstance(found, type) and issubclass(found, ModelConversion)):
-        return f"{SETTING} = {path!r} is not a ModelConversion subclass."
+        conversion_class(default)
+    except CapiConfigurationError as exc:
+        return str(exc)
     return None
 
 
@@ -51,10 +52,11 @@ def register_user_conversion(default: str) -> ModelConversion[Any] | None:
     start and say why (the app's check reports it as an Error); the log says so too,
     for a server that runs no checks.
     """
-    problem = setting_problem()
-    if problem is not None:
+    try:
+        conversion = conversion_class(default)
+    except CapiConfigurationError as exc:
         logger.error(
-            "No sign-up conversion is registered: %s Run manage.py check.", problem
+            "No sign-up conversion is registered: %s Run manage.py check.", exc
         )
         return None
-    return registry.register(get_user_model(), import_string(conversion_path(default)))
+    return registry.register(get_user_model(), conversion)

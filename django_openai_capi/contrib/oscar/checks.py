@@ -7,17 +7,15 @@ that the log at start-up and ``manage.py check`` say the same thing.
 
 from __future__ import annotations
 
-import importlib.metadata
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error
 from django.db import models
-from django.utils.module_loading import import_string
 
 from django_openai_capi.conf import conf
+from django_openai_capi.contrib import hosts
 from django_openai_capi.exceptions import CapiConfigurationError
 from django_openai_capi.redaction import describe_exception
 from django_openai_capi.tracking.conversion import ModelConversion
@@ -26,17 +24,18 @@ APP = "django_openai_capi.contrib.oscar"
 #: The oldest django-oscar whose checkout this app is tested against.
 MINIMUM_VERSION = (4, 2)
 SETTING = "OPENAI_CAPI_OSCAR_CONVERSION"
+DEFAULT_CONVERSION = "django_openai_capi.contrib.oscar.conversions.OrderConversion"
 
 
 def check_oscar(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    version_problem = _version_problem()
+    version_problem = hosts.version_problem("django-oscar", MINIMUM_VERSION)
     if version_problem is not None:
         messages.append(
             Error(
-                f"{APP} is installed but {version_problem}.",
+                f"{APP} needs django-oscar: {version_problem}.",
                 hint="pip install 'django-openai-capi[oscar]' (django-oscar 4.2), or remove "
                 + f"{APP!r} from INSTALLED_APPS.",
                 id="django_openai_capi.oscar.E001",
@@ -70,19 +69,6 @@ def check_oscar(
     return messages
 
 
-def _version_problem() -> str | None:
-    try:
-        version = importlib.metadata.version("django-oscar")
-    except importlib.metadata.PackageNotFoundError:
-        return "django-oscar is not"
-    match = re.match(r"(\d+)\.(\d+)", version)
-    if match is None:
-        return f"django-oscar's version {version!r} cannot be read (4.2 or later is needed)"
-    if (int(match[1]), int(match[2])) < MINIMUM_VERSION:
-        return f"django-oscar {version} is older than 4.2"
-    return None
-
-
 def order_model() -> type[models.Model]:
     """Oscar's Order model: the project's fork of it when the order app is forked."""
     try:
@@ -103,22 +89,6 @@ def order_model() -> type[models.Model]:
 
 def conversion_class() -> type[ModelConversion[Any]]:
     """The class ``OPENAI_CAPI_OSCAR_CONVERSION`` names, once it is known to be one."""
-    path: object = conf.OPENAI_CAPI_OSCAR_CONVERSION
-    if not isinstance(path, str):
-        raise CapiConfigurationError(
-            f"{SETTING} must be a dotted path (a string), got {type(path).__name__}."
-        )
-    try:
-        value = import_string(path)
-    except Exception as exc:
-        # Not only ImportError: a project's module may raise anything at import (a
-        # typo's NameError, a setting read too early), and ready() must not fail
-        # before manage.py check can name the setting.
-        raise CapiConfigurationError(
-            f"{SETTING} = {path!r} cannot be imported: {describe_exception(exc)}"
-        ) from exc
-    if not (isinstance(value, type) and issubclass(value, ModelConversion)):
-        raise CapiConfigurationError(
-            f"{SETTING} = {path!r} is not a subclass of ModelConversion."
-        )
-    return value
+    return hosts.conversion_class(
+        SETTING, conf.OPENAI_CAPI_OSCAR_CONVERSION, DEFAULT_CONVERSION
+    )

@@ -62,9 +62,12 @@ def test_a_project_that_installs_what_the_app_needs_passes_its_checks() -> None:
 @pytest.mark.parametrize(
     ("version", "problem"),
     [
-        (None, "django-allauth is not installed"),
+        (None, "django-allauth is not installed (65 or later is needed)"),
         ("64.2.1", "django-allauth 64.2.1 is installed; 65 or later is needed"),
-        ("dev", "django-allauth dev is installed; 65 or later is needed"),
+        (
+            "dev",
+            "django-allauth's version 'dev' cannot be read (65 or later is needed)",
+        ),
     ],
 )
 def test_allauth_missing_or_too_old_is_an_error(

@@ -71,7 +71,7 @@ def test_e001_when_django_oscar_is_older_than_4_2(
     (message,) = check_oscar()
 
     assert message.id == "django_openai_capi.oscar.E001"
-    assert f"django-oscar {version} is older than 4.2" in message.msg
+    assert f"django-oscar {version} is installed; 4.2 or later is needed" in message.msg
 
 
 def test_e001_when_the_version_cannot_be_read(oscar_version: dict[str, str]) -> None:
@@ -117,7 +117,7 @@ def test_e002_when_oscar_cannot_be_imported(monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        (42, "OPENAI_CAPI_OSCAR_CONVERSION must be a dotted path (a string), got int"),
+        (42, "OPENAI_CAPI_OSCAR_CONVERSION = 42 is not a dotted path (a string)."),
         (
             "shop.conversions.Missing",
             "OPENAI_CAPI_OSCAR_CONVERSION = 'shop.conversions.Missing' cannot be imported",
@@ -130,12 +130,12 @@ def test_e002_when_oscar_cannot_be_imported(monkeypatch: pytest.MonkeyPatch) -> 
         (
             "tests.contrib.oscar.custom.NOT_A_CONVERSION",
             "OPENAI_CAPI_OSCAR_CONVERSION = 'tests.contrib.oscar.custom.NOT_A_CONVERSION' "
-            + "is not a subclass of ModelConversion",
+            + "is not a ModelConversion subclass.",
         ),
         (
             "django.db.models.Model",
             "OPENAI_CAPI_OSCAR_CONVERSION = 'django.db.models.Model' "
-            + "is not a subclass of ModelConversion",
+            + "is not a ModelConversion subclass.",
         ),
     ],
 )
@@ -204,7 +204,7 @@ def test_a_module_that_raises_on_import_is_reported_not_a_failed_start_up(
     assert registry.get(Order) is None
     problem = (
         "OPENAI_CAPI_OSCAR_CONVERSION = 'tests.contrib.oscar.broken.ShopOrderConversion' "
-        + "cannot be imported: RuntimeError: a bug in the project's module"
+        + "cannot be imported: RuntimeError: a bug in the project's module."
     )
     assert caplog.messages == [f"Orders are not tracked: {problem}"]
     (message,) = check_oscar()
