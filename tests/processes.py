@@ -9,6 +9,7 @@ serves on loopback.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -24,6 +25,23 @@ from django.conf import settings
 from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Linux's prctl(2) option that signals a process when its parent dies.
+PR_SET_PDEATHSIG = 1
+# Looked up here, in the test process: the child between fork and exec must not load
+# anything (another thread may hold the loader's lock at the fork).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def die_with_parent() -> None:
+    """Run in a worker before it starts: SIGKILL it if the test process dies.
+
+    Fixtures and ``running()`` stop workers when a test ends, however it ends; a
+    killed pytest runs neither, and its workers would go on claiming from, and
+    sending to, what is left. Linux only, as the tests' /proc reading is.
+    """
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def worker_env(endpoint: str, **overrides: object) -> dict[str, str]:
@@ -55,6 +73,7 @@ def start_worker(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -174,6 +193,7 @@ def _start_queue_worker(
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     return QueueWorker(process, log, ready_line)
 

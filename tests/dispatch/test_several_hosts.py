@@ -10,7 +10,9 @@ the API once, and what the fake accepted is what the outbox says it sent.
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -48,13 +50,17 @@ def test_queue_workers_and_the_worker_command_share_a_backlog_each_event_sent_on
     celery_backend: QueueBackend,
     fake: FakeConversionsAPI,
 ) -> None:
-    # Batches of 10, so that the backlog takes many claims, by all of them.
-    workers = [
-        backend.start_worker(endpoint=fake.url, name=f"host-{i}", batch_size=10)
-        for backend in (rq_backend, celery_backend)
-        for i in range(2)
-    ]
-    with running(*workers):
+    with ExitStack() as stack:
+        # Batches of 10, so that the backlog takes many claims, by all of them. Each
+        # is killed on the way out, even if a later one fails to start.
+        workers = []
+        for backend in (rq_backend, celery_backend):
+            for i in range(2):
+                worker = backend.start_worker(
+                    endpoint=fake.url, name=f"host-{i}", batch_size=10
+                )
+                stack.enter_context(running(worker))
+                workers.append(worker)
         wait_for(lambda: all(w.is_ready() for w in workers), "the workers to listen")
         command = start_worker(
             "--loop", "--interval", "0.2", "--batch-size", "10", endpoint=fake.url
@@ -83,7 +89,12 @@ def test_queue_workers_and_the_worker_command_share_a_backlog_each_event_sent_on
             )
         finally:
             command.send_signal(signal.SIGTERM)
-            output, errors = command.communicate(timeout=60)
+            try:
+                output, errors = command.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                command.kill()  # deaf to SIGTERM: not left running
+                command.communicate()
+                raise
 
     assert command.returncode == 0, errors
     sent = statuses()
