@@ -1,0 +1,1 @@
+default_app_config = 'tests.contrib.oscar_fork.shop.order.apps.OrderConfig'
