@@ -1,1 +1,0 @@
-default_app_config = 'tests.contrib.oscar_fork.shop.order.apps.OrderConfig'
