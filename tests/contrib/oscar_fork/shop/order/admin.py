@@ -1,0 +1,3 @@
+from __future__ import annotations
+
+from oscar.apps.order.admin import *  # noqa: F403  # Oscar's admin, as generated
