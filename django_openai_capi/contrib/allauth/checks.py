@@ -19,6 +19,7 @@ from django_openai_capi.contrib.auth.checks import (
 )
 from django_openai_capi.contrib.auth.checks import (
     missing_apps,
+    missing_apps_error,
     setting_error,
 )
 
@@ -52,18 +53,13 @@ def check_allauth(**kwargs: Any) -> list[checks.CheckMessage]:
                 id="django_openai_capi.allauth.E001",
             )
         )
-    missing = missing_apps(REQUIRED_APPS)
-    if missing:
-        errors.append(
-            checks.Error(
-                "django_openai_capi.contrib.allauth needs "
-                + ", ".join(repr(name) for name in missing)
-                + " in INSTALLED_APPS.",
-                hint="Add them as allauth's installation guide says: no sign-up is "
-                + "recorded without them.",
-                id="django_openai_capi.allauth.E002",
-            )
-        )
+    errors += missing_apps_error(
+        "django_openai_capi.contrib.allauth",
+        REQUIRED_APPS,
+        hint="Add them as allauth's installation guide says: no sign-up is "
+        + "recorded without them.",
+        id="django_openai_capi.allauth.E002",
+    )
     if apps.is_installed(AUTH_APP):
         errors.append(
             checks.Error(

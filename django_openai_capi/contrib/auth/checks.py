@@ -22,6 +22,22 @@ def missing_apps(required: Sequence[str]) -> list[str]:
     return [name for name in required if not apps.is_installed(name)]
 
 
+def missing_apps_error(
+    app: str, required: Sequence[str], *, hint: str, id: str
+) -> list[checks.CheckMessage]:
+    """The Error naming the *required* apps *app* lacks; *hint* may say ``{missing}``."""
+    missing = ", ".join(repr(name) for name in missing_apps(required))
+    if not missing:
+        return []
+    return [
+        checks.Error(
+            f"{app} needs {missing} in INSTALLED_APPS.",
+            hint=hint.format(missing=missing),
+            id=id,
+        )
+    ]
+
+
 def setting_error(default: str, id: str) -> list[checks.CheckMessage]:
     """The Error for a bad ``OPENAI_CAPI_USER_CONVERSION``, with check *id*.
 
@@ -42,20 +58,12 @@ def setting_error(default: str, id: str) -> list[checks.CheckMessage]:
 
 
 def check_auth(**kwargs: Any) -> list[checks.CheckMessage]:
-    errors: list[checks.CheckMessage] = []
-    missing = missing_apps(REQUIRED_APPS)
-    if missing:
-        errors.append(
-            checks.Error(
-                "django_openai_capi.contrib.auth needs "
-                + ", ".join(repr(name) for name in missing)
-                + " in INSTALLED_APPS.",
-                hint="Add "
-                + ", ".join(repr(name) for name in missing)
-                + " to INSTALLED_APPS: no sign-up is recorded without it.",
-                id="django_openai_capi.auth.E001",
-            )
-        )
+    errors = missing_apps_error(
+        "django_openai_capi.contrib.auth",
+        REQUIRED_APPS,
+        hint="Add {missing} to INSTALLED_APPS: no sign-up is recorded without it.",
+        id="django_openai_capi.auth.E001",
+    )
     errors += setting_error(
         "django_openai_capi.contrib.auth.conversions.UserConversion",
         "django_openai_capi.auth.E002",
