@@ -17,12 +17,13 @@ TOX_PATH := $(subst $(space),:,$(strip $(TOX_PYTHONS) $(PATH)))
 
 MYPY_TARGETS := django_openai_capi tests example_project manage.py $(if $(wildcard bench/*.py),bench)
 
-.PHONY: help venv demo test lint tox clean
+.PHONY: help venv demo test lint docs tox clean
 
 help:
 	@echo "make demo   run the example project (SQLite, a local fake of the API, no credentials)"
 	@echo "make test   run the tests (SQLite; PostgreSQL when DATABASE_URL is set)"
 	@echo "make lint   ruff and mypy"
+	@echo "make docs   build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make tox    the Python x Django matrix (ENVS=py313-django6 for one env)"
 	@echo "make venv   create or update .venv (Django 5.2 LTS and the dev tools)"
 	@echo "make clean  remove the virtualenv, tox envs, caches and the demo database"
@@ -57,10 +58,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(MYPY_TARGETS)
 
+# Offline, and strict: a warning (a broken reference, a snippet Sphinx cannot parse)
+# fails the build, as it does in CI.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
+
 tox: $(TOX_STAMP)
 	PATH="$(TOX_PATH)" $(BIN)/tox $(if $(ENVS),-e $(ENVS))
 
 clean:
-	rm -rf $(VENV) .tox build dist *.egg-info .coverage .coverage.* htmlcov \
+	rm -rf $(VENV) .tox build dist docs/_build *.egg-info .coverage .coverage.* htmlcov \
 	  .mypy_cache .ruff_cache .pytest_cache .hypothesis example_project/db.sqlite3
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
