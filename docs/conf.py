@@ -27,7 +27,11 @@ copyright = "django-openai-capi developers"  # noqa: A001
 
 extensions = [
     "myst_parser",
+    # The Python API reference is read from the docstrings, so it cannot drift.
+    "sphinx.ext.autodoc",
 ]
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 source_suffix = {".md": "markdown"}
