@@ -241,7 +241,10 @@ class Outcomes:
                 spent,
                 status=_Status.FAILED,
                 last_http_status=http_status,
-                last_error=redact(f"Gave up after {limit} attempts. Last: {message}"),
+                last_error=redact(
+                    f"Gave up after {limit} {'attempt' if limit == 1 else 'attempts'}. "
+                    f"Last: {message}"
+                ),
                 last_error_kind=kind,
             )
             self.report.failed += len(spent)

@@ -698,6 +698,9 @@ def test_a_batch_of_events_on_their_last_attempt_fails_whole(
 
     assert (report.failed, report.retried) == (2, 0)
     assert set(statuses().values()) == {Status.FAILED}
+    assert {event.last_error for event in ConversionEvent.objects.all()} == {
+        "Gave up after 1 attempt. Last: HTTP 500: (empty body)"
+    }
 
 
 def test_the_summary_mentions_building_reaping_and_pauses(
