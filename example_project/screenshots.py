@@ -16,7 +16,8 @@ runs in this process, where its faults can be scripted:
    and pauses the pixel: the status page and the pause list say so.
 
 Chromium is the system's (``/usr/bin/chromium``): Playwright downloads nothing.
-Times on the pages are the run's own; everything else is the same on every run.
+Times and request, claim and pixel-pause details are the run's own; the data, the
+states and the layout are the same on every run.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ KEY = "demo-key"
 #: the first order is 1 and the second 2.
 FAILED_BY_OUTAGE = "shop.order:1"
 REJECTED = "shop.order:2"
+#: openai_capi_send's exit status for a paused pixel (health.ExitCode.PAUSED).
+PAUSED = 3
 #: How long to wait for runserver to answer.
 SERVER_TIMEOUT = 30.0
 
@@ -131,6 +134,14 @@ def arrange(children: Children, fake: Any) -> None:
     # The 503 paused the pixel for OPENAI_CAPI_RETRY_BACKOFF (1 s here) at most.
     time.sleep(1.5)
     children.run("manage.py openai_capi_send", "manage.py", "openai_capi_send")
+    accepted = fake.accepted_ids(PIXEL)
+    # Said here, rather than as a page element Playwright waits 30 s for in vain.
+    if len(accepted) != 3 or {FAILED_BY_OUTAGE, REJECTED} & set(accepted):
+        raise StepFailed(
+            "Arranging the demo's deliveries (the fake accepted "
+            + f"{sorted(accepted)}; expected all but {FAILED_BY_OUTAGE} and {REJECTED})",
+            1,
+        )
 
 
 def pause_the_pixel(children: Children, fake: Any) -> None:
@@ -138,8 +149,10 @@ def pause_the_pixel(children: Children, fake: Any) -> None:
     fake.revoke_key(KEY)
     # A pause of minutes, as a real one would be, not the second of the steps before.
     children.environ["OPENAI_CAPI_RETRY_BACKOFF"] = "300"
-    # Exits non-zero on purpose (a paused pixel needs a person); that is the state shown.
-    children.start("manage.py", "openai_capi_send").wait()
+    code = children.start("manage.py", "openai_capi_send").wait()
+    # Exit status 3 (health.ExitCode.PAUSED) is the state to show: anything else is not.
+    if code != PAUSED:
+        raise StepFailed("manage.py openai_capi_send, to pause the pixel", code or 1)
 
 
 def capture(
