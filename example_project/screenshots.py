@@ -16,8 +16,8 @@ runs in this process, where its faults can be scripted:
    and pauses the pixel: the status page and the pause list say so.
 
 Chromium is the system's (``/usr/bin/chromium``): Playwright downloads nothing.
-Times and request, claim and pixel-pause details are the run's own; the data, the
-states and the layout are the same on every run.
+Times, request IDs and claim IDs are the run's own; the data, the states and the
+layout are the same on every run.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def arrange(children: Children, fake: Any) -> None:
     children.run("manage.py openai_capi_send", "manage.py", "openai_capi_send")
     accepted = fake.accepted_ids(PIXEL)
     # Said here, rather than as a page element Playwright waits 30 s for in vain.
-    if len(accepted) != 3 or {FAILED_BY_OUTAGE, REJECTED} & set(accepted):
+    if not accepted or {FAILED_BY_OUTAGE, REJECTED} & set(accepted):
         raise StepFailed(
             "Arranging the demo's deliveries (the fake accepted "
             + f"{sorted(accepted)}; expected all but {FAILED_BY_OUTAGE} and {REJECTED})",
