@@ -27,12 +27,15 @@ copyright = "django-openai-capi developers"  # noqa: A001
 
 extensions = [
     "myst_parser",
+    "capi_reference",
 ]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 suppress_warnings: list[str] = []
+# Options and code in prose stay as typed: no "--since" turned into an en dash.
+smartquotes = False
 
 html_theme = "furo"
 html_title = "django-openai-capi"
