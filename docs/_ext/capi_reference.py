@@ -99,21 +99,34 @@ def event_types() -> list[tuple[str, str, str, str]]:
 def event_type_rows() -> tuple[list[str], list[list[str]], list[str]]:
     from django_openai_capi.api import spec
 
-    header = ["Event type", "`EventType`", "Data shape", "`data` fields", "When"]
+    types = event_types()
+    described = any(description for *_, description in types)
+    header = ["Event type", "`EventType`", "Data shape", "`data` fields", "App only"]
+    header += ["When"] if described else []
     rows: list[list[str]] = []
     anchors: list[str] = []
-    for name, member, data_type, description in event_types():
+    for name, member, data_type, description in types:
         fields = ", ".join(code(field) for field in sorted(spec.DATA_FIELDS[data_type]))
         if data_type == "custom":
             fields += ", any other key"
-        when = description
-        if name in spec.MOBILE_APP_EVENT_TYPES:
-            when = (when + " App only: `action_source` `mobile_app`.").strip()
-        rows.append(
-            [code(name), code(f"EventType.{member}"), code(data_type), fields, when]
-        )
+        app_only = "yes" if name in spec.MOBILE_APP_EVENT_TYPES else ""
+        row = [
+            code(name),
+            code(f"EventType.{member}"),
+            code(data_type),
+            fields,
+            app_only,
+        ]
+        rows.append(row + ([description] if described else []))
         anchors.append(name)
     return header, rows, anchors
+
+
+def content_fields() -> str:
+    from django_openai_capi.api import spec
+
+    fields = ", ".join(code(field) for field in sorted(spec.CONTENT_FIELDS))
+    return f"Each item of `contents` may have: {fields}."
 
 
 # Settings.
@@ -243,8 +256,11 @@ class TableDirective(SphinxDirective):
 
 
 class EventTypesDirective(TableDirective):
-    def rows(self) -> tuple[list[str], list[list[str]], list[str]]:
-        return event_type_rows()
+    def run(self) -> list[nodes.Node]:
+        header, rows, anchors = event_type_rows()
+        lines = ["", content_fields(), "", "App-only events are sent with "]
+        lines[-1] += "`action_source` `mobile_app`, from the server only."
+        return self.render(table(header, rows) + lines, anchors)
 
 
 class SettingsDirective(TableDirective):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from django_openai_capi.api import spec
 from django_openai_capi.conf import SETTING_NAMES
 from tests.docs.snippets import DOCS
@@ -39,8 +41,29 @@ def test_every_event_type_is_a_row_with_its_data_shape() -> None:
     order = rows[anchors.index("order_created")]
     assert order[:3] == ["`order_created`", "`EventType.ORDER_CREATED`", "`contents`"]
     assert order[3] == "`amount`, `contents`, `currency`"
-    assert "App only" in rows[anchors.index("app_opened")][4]
+    assert rows[anchors.index("app_opened")][4] == "yes"
+    assert rows[anchors.index("order_created")][4] == ""
     assert "any other key" in rows[anchors.index("custom")][3]
+
+
+def test_the_event_type_enums_descriptions_are_shown_when_it_has_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Described(str):
+        data_type = "contents"
+        description = "A purchase was completed."
+        name = "ORDER_CREATED"
+        value = "order_created"
+
+    monkeypatch.setattr(spec, "EventType", [Described("order_created")], raising=False)
+    header, rows, anchors = capi_reference.event_type_rows()
+    assert header[-1] == "When"
+    assert anchors == ["order_created"]
+    assert rows[0][-1] == "A purchase was completed."
+
+
+def test_content_items_fields_are_listed() -> None:
+    assert "`quantity`" in capi_reference.content_fields()
 
 
 def test_every_check_is_a_row_with_its_level() -> None:
