@@ -20,6 +20,7 @@ resolves.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -212,6 +213,9 @@ def action_help(action: argparse.Action) -> str:
 def command_lines(name: str) -> list[str]:
     parser = command_parser(name)
     usage = " ".join(parser.format_usage().split())
+    for option in COMMON_OPTIONS:
+        # "[--settings SETTINGS]", "[-v {0,1,2,3}]": said once, in the page's intro.
+        usage = re.sub(rf" \[{re.escape(option)}(?: [^\]]*)?\]", "", usage)
     lines = [(parser.description or "").strip(), "", "```text", usage, "```", ""]
     rows = [
         [code(action_label(action)), action_help(action)]

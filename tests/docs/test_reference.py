@@ -77,7 +77,9 @@ def test_each_command_shows_its_usage_and_own_options_only() -> None:
     names = capi_reference.command_names()
     assert "openai_capi_send" in names and "openai_capi_verify" in names
     lines = capi_reference.command_lines("openai_capi_send")
-    assert any(line.startswith("usage: manage.py openai_capi_send") for line in lines)
+    usage = next(line for line in lines if line.startswith("usage: "))
+    assert usage.startswith("usage: manage.py openai_capi_send [--loop]")
+    assert "--settings" not in usage and "-v" not in usage and "-h" not in usage
     options = "\n".join(line for line in lines if line.startswith("| `"))
     assert "`--loop`" in options
     assert "--settings" not in options and "--verbosity" not in options
