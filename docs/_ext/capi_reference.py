@@ -20,7 +20,9 @@ resolves.
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -239,6 +241,20 @@ class TableDirective(SphinxDirective):
 
     has_content = False
 
+    def sources(self) -> Iterable[str]:
+        """The modules the table is made from: a change to one rebuilds the page."""
+        return ()
+
+    def note_sources(self, modules: Iterable[str]) -> None:
+        for module in [__name__, *modules]:
+            path = getattr(
+                sys.modules.get(module) or importlib.import_module(module),
+                "__file__",
+                None,
+            )
+            if path:
+                self.env.note_dependency(path)
+
     def rows(self) -> tuple[list[str], list[list[str]], list[str]]:
         raise NotImplementedError
 
@@ -247,6 +263,7 @@ class TableDirective(SphinxDirective):
         return self.render(table(header, rows), anchors)
 
     def render(self, lines: list[str], anchors: Sequence[str]) -> list[nodes.Node]:
+        self.note_sources(self.sources())
         container = nodes.container()
         self.state.nested_parse(StringList(lines, self.env.docname), 0, container)
         body = next(iter(container.findall(nodes.tbody)))
@@ -260,6 +277,9 @@ class TableDirective(SphinxDirective):
 
 
 class EventTypesDirective(TableDirective):
+    def sources(self) -> Iterable[str]:
+        return ["django_openai_capi.api.spec"]
+
     def run(self) -> list[nodes.Node]:
         header, rows, anchors = event_type_rows()
         lines = ["", content_fields(), "", "App-only events are sent with "]
@@ -268,6 +288,9 @@ class EventTypesDirective(TableDirective):
 
 
 class SettingsDirective(TableDirective):
+    def sources(self) -> Iterable[str]:
+        return ["django_openai_capi.conf"]
+
     def run(self) -> list[nodes.Node]:
         header, rows, anchors = setting_rows()
         result = self.render(table(header, rows), anchors)
@@ -279,18 +302,24 @@ class SettingsDirective(TableDirective):
 
 
 class ChecksDirective(TableDirective):
+    def sources(self) -> Iterable[str]:
+        from django_openai_capi.checks import CHECK_MODULES
+
+        return CHECK_MODULES
+
     def rows(self) -> tuple[list[str], list[list[str]], list[str]]:
         return check_rows()
 
 
-class CommandsDirective(SphinxDirective):
+class CommandsDirective(TableDirective):
     """A section per command: its description, usage and its own options."""
-
-    has_content = False
 
     def run(self) -> list[nodes.Node]:
         std = standard_domain(self.env)
         result: list[nodes.Node] = []
+        self.note_sources(
+            f"django_openai_capi.management.commands.{name}" for name in command_names()
+        )
         for name in command_names():
             container = nodes.container()
             lines = [f"`{name}`", "", *command_lines(name)]
