@@ -1,11 +1,14 @@
 """Run the documentation's code as a reader would: every page's snippets, in order.
 
 A page's ```python blocks run top to bottom in one namespace, so a later block may use
-what an earlier one defined. A block whose first line is ``# settings.py`` is settings:
+what an earlier one defined. A block whose first line names a file of the docs project
+(``# shop/models.py``) must agree with that file, and binds its names instead of running.
+A block whose first line is ``# settings.py`` is settings:
 the upper-case names it binds apply to the rest of the page (``override_settings``),
 and the app's system checks must then pass. Conversions a page registers are
 unregistered after it. A failure names the page and the block's first line in it, and
-the traceback points into the .md file.
+the traceback points into the .md file. Each page runs in autocommit, as a reader's
+shell does (tests/docs/test_pages.py).
 
 The ```console blocks' ``python manage.py <command> ...`` lines must name a real command
 with options its parser takes; ``<placeholder>`` stands for any one value.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import importlib
 import linecache
 import re
 import shlex
@@ -37,7 +41,13 @@ from django_openai_capi.tracking.registry import registry
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOCS = ROOT / "docs"
-SETTINGS_MARKER = re.compile(r"#\s*settings\.py\b")
+#: The first line of a settings block: ``# settings.py``, ``# mysite/settings.py (add
+#: at the end)``.
+SETTINGS_MARKER = re.compile(r"#\s*(?:\S*/)?settings\.py\b")
+#: The docs project: the guides' app ``shop`` is a folder in it (tests/docs/settings.py).
+PROJECT = Path(__file__).resolve().parent / "project"
+#: The first line of a block that shows a file: ``# shop/models.py``.
+FILE_MARKER = re.compile(r"#\s*(\S+\.py)\b")
 #: What stands for a value the reader fills in: ``<id>``, ``<pixel id>``.
 PLACEHOLDER = re.compile(r"<[^<>]+>")
 #: The value a placeholder is given when a command line is parsed.
@@ -64,9 +74,18 @@ class Block:
         return f"{display(self.path)}:{self.line}"
 
     @property
+    def project_file(self) -> Path | None:
+        """The docs project's file the block shows (``# shop/models.py``), if it has it."""
+        match = FILE_MARKER.match(self.text.lstrip("\n").split("\n", 1)[0].strip())
+        if match is None:
+            return None
+        path = PROJECT / match.group(1)
+        return path if path.is_file() else None
+
+    @property
     def is_settings(self) -> bool:
         first = self.text.lstrip("\n").split("\n", 1)[0]
-        return SETTINGS_MARKER.fullmatch(first.strip()) is not None
+        return SETTINGS_MARKER.match(first.strip()) is not None
 
 
 def display(path: Path) -> str:
@@ -149,6 +168,7 @@ def app_check_problems() -> list[str]:
         for message in checks.run_checks(include_deployment_checks=False)
         if (message.id or "").startswith(CHECK_PREFIX)
         and message.level >= checks.WARNING
+        and not message.is_silenced()
     ]
 
 
@@ -175,7 +195,48 @@ def run_page(path: Path) -> int:
     return count
 
 
+def statements(source: str) -> list[str]:
+    """The top-level statements of *source*, as comparable text (comments left out)."""
+    body = ast.parse(source).body
+    return [
+        ast.dump(node)
+        for node in body
+        if not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+    ]
+
+
+def check_project_file(block: Block, path: Path, namespace: dict[str, Any]) -> None:
+    """A block showing a file the docs project has must be (part of) that file.
+
+    It is not run: the project's module is already imported, and defining its models
+    again would fail. Its names are bound in the page's namespace, as running it would.
+    """
+    shown = statements(block.text)
+    real = statements(path.read_text())
+    extra = [statement for statement in shown if statement not in real]
+    if extra:
+        raise PageFailure(
+            f"{block.where}: the block shows {display(path)} but differs from it: "
+            + f"{len(extra)} of its statements are not in that file (change the page "
+            + "or the file, so that they agree)"
+        )
+    module = ".".join(path.relative_to(PROJECT).with_suffix("").parts)
+    imported = importlib.import_module(module)
+    namespace.update(
+        {
+            name: value
+            for name, value in vars(imported).items()
+            if not name.startswith("_")
+        }
+    )
+
+
 def run_block(block: Block, namespace: dict[str, Any], stack: ExitStack) -> None:
+    project_file = block.project_file
+    if project_file is not None:
+        check_project_file(block, project_file, namespace)
+        return
     try:
         code = compile_block(block)
         if not block.is_settings:
@@ -184,8 +245,12 @@ def run_block(block: Block, namespace: dict[str, Any], stack: ExitStack) -> None
         values = settings_namespace(namespace)
         exec(code, values)  # noqa: S102
     except Exception as error:
-        raise failure(block, error) from error
+        # The message holds the traceback, from the block's line on.
+        raise failure(block, error) from None
     changed = {name: values[name] for name in bound_names(block)}
+    if "INSTALLED_APPS" in changed:
+        # The reader's project lacks the apps a page adds; this one may have them.
+        changed["INSTALLED_APPS"] = list(dict.fromkeys(changed["INSTALLED_APPS"]))
     stack.enter_context(override_settings(**changed))
     problems = app_check_problems()
     if problems:

@@ -22,17 +22,18 @@ from tests.docs.snippets import (
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_page_runs_in_one_namespace_with_its_settings_and_is_undone_after() -> None:
     order_model = apps.get_model("shop", "Order")
     before = registry.snapshot()
 
-    assert run_page(FIXTURES / "works.md") == 3
+    assert run_page(FIXTURES / "works.md") == 4
 
     assert registry.get(order_model) is None
     assert registry.snapshot() == before
     assert settings.OPENAI_CAPI_PIXEL_ID == "test-pixel"
     assert "django.contrib.humanize" not in settings.INSTALLED_APPS
+    assert not hasattr(settings, "OPENAI_CAPI_VALIDATE_ONLY")
 
 
 @pytest.mark.django_db
@@ -57,6 +58,22 @@ def test_settings_the_checks_refuse_fail_the_page_with_the_check_id() -> None:
 
     assert str(failure.value).startswith("tests/docs/fixtures/bad_setting.md:4: ")
     assert settings.OPENAI_CAPI_BATCH_SIZE == 1000
+
+
+@pytest.mark.django_db
+def test_a_block_showing_the_example_apps_models_binds_them_without_running() -> None:
+    assert run_page(FIXTURES / "models.md") == 2
+
+
+@pytest.mark.django_db
+def test_a_block_showing_models_the_example_app_does_not_have_fails() -> None:
+    with pytest.raises(PageFailure) as failure:
+        run_page(FIXTURES / "models_differ.md")
+
+    assert str(failure.value).startswith(
+        "tests/docs/fixtures/models_differ.md:4: the block shows "
+        + "tests/docs/project/shop/models.py but differs from it: 1 of its statements"
+    )
 
 
 def test_manage_py_lines_parse_with_placeholders_continuations_and_shell() -> None:
@@ -107,4 +124,12 @@ def test_settings_are_the_upper_case_names_a_block_binds() -> None:
         + "A: int = 1\nlower = 2\nX, Y = 1, 2\nprint(SECRET_KEY)\n",
     )
     assert block.is_settings
+    for first in [
+        "# mysite/settings.py (add at the end)",
+        "#settings.py",
+        "# settings.py",
+    ]:
+        assert Block(Path("a.md"), "python", 1, first + "\nX = 1\n").is_settings
+    for first in ["# shop/conversions.py", "# not settings.py", "X = 1"]:
+        assert not Block(Path("a.md"), "python", 1, first + "\nX = 1\n").is_settings
     assert bound_names(block) == ["DEBUG", "INSTALLED_APPS", "A", "X", "Y"]
