@@ -15,7 +15,7 @@ empty :=
 space := $(empty) $(empty)
 TOX_PATH := $(subst $(space),:,$(strip $(TOX_PYTHONS) $(PATH)))
 
-MYPY_TARGETS := django_openai_capi tests example_project manage.py $(if $(wildcard bench/*.py),bench)
+MYPY_TARGETS := django_openai_capi tests example_project manage.py docs/_ext $(if $(wildcard bench/*.py),bench)
 
 .PHONY: help venv demo test lint docs tox clean
 

@@ -3,46 +3,8 @@
 Errors mean the value cannot work; warnings mean it works but is probably a mistake.
 No message or hint ever contains an API key: they say what is wrong with it instead.
 
-Ids (never reuse one; when a check is retired, leave its line here marked "retired"):
-
-* ``django_openai_capi.E001`` OPENAI_CAPI_API_KEY is set but is not a string
-* ``django_openai_capi.E002`` OPENAI_CAPI_API_KEY cannot be sent: empty, whitespace, quotes, characters a bearer token cannot hold (conf.key_problem)
-* ``django_openai_capi.E003`` OPENAI_CAPI_PIXEL_ID is set but is not a non-empty string without whitespace, or looks like an API key
-* ``django_openai_capi.E004`` OPENAI_CAPI_PIXEL_API_KEYS is not a dict of pixel id -> key, pixel ids non-empty strings without whitespace, keys that can be sent (conf.key_problem)
-* ``django_openai_capi.E005`` OPENAI_CAPI_ENDPOINT is not an absolute http(s) URL with a host
-* ``django_openai_capi.E006`` OPENAI_CAPI_ENDPOINT uses http:// for a host that is not loopback
-* ``django_openai_capi.E007`` OPENAI_CAPI_SEND_ENABLED is not a bool
-* ``django_openai_capi.E008`` OPENAI_CAPI_VALIDATE_ONLY is not a bool
-* ``django_openai_capi.E009`` OPENAI_CAPI_DISPATCH is not "task", "inline" or "none"
-* ``django_openai_capi.E010`` OPENAI_CAPI_BATCH_SIZE is not an int from 1 to 1000
-* ``django_openai_capi.E011`` OPENAI_CAPI_TIMEOUT is not a positive number or a pair of them
-* ``django_openai_capi.E012`` OPENAI_CAPI_MAX_ATTEMPTS is not a positive int
-* ``django_openai_capi.E013`` OPENAI_CAPI_RETRY_BACKOFF is not a positive number
-* ``django_openai_capi.E014`` OPENAI_CAPI_RETRY_BACKOFF_MAX is not a number >= OPENAI_CAPI_RETRY_BACKOFF
-* ``django_openai_capi.E015`` OPENAI_CAPI_LEASE_SECONDS is not a positive int
-* ``django_openai_capi.E016`` OPENAI_CAPI_INTEGRATION_SOURCE does not fit the API's format
-* ``django_openai_capi.E017`` OPENAI_CAPI_RETENTION_DAYS is not a positive int
-* ``django_openai_capi.E018`` OPENAI_CAPI_ENDPOINT contains credentials (user:password@)
-* ``django_openai_capi.E019`` OPENAI_CAPI_RAISE_ERRORS is not True or False
-* ``django_openai_capi.E020`` USE_TZ is False
-* ``django_openai_capi.E021`` OPENAI_CAPI_DISPATCH is "task" but no Tasks framework is installed
-* ``django_openai_capi.E022`` OPENAI_CAPI_DISPATCH is "task" but the task's backend cannot be loaded (TASKS)
-* ``django_openai_capi.E023`` OPENAI_CAPI_CONSENT is not None or the dotted path of a callable
-* ``django_openai_capi.E024`` OPENAI_CAPI_TRUSTED_PROXIES is not a list of IP addresses or networks
-* ``django_openai_capi.E025`` OPENAI_CAPI_OPPREF_COOKIE_AGE is not a positive int
-* ``django_openai_capi.E026`` OPENAI_CAPI_STALE_AFTER is not a positive number
-* ``django_openai_capi.E027`` OPENAI_CAPI_MAIL_ADMINS is not a bool
-* ``django_openai_capi.W001`` no API key at all while sending is enabled
-* ``django_openai_capi.W002`` OPENAI_CAPI_PIXEL_ID is not set
-* ``django_openai_capi.W003`` OPENAI_CAPI_ENDPOINT has a query string or a fragment
-* ``django_openai_capi.W004`` OPENAI_CAPI_VALIDATE_ONLY is True while DEBUG is False
-* ``django_openai_capi.W005`` OPENAI_CAPI_LEASE_SECONDS is not above twice the whole-request deadline OPENAI_CAPI_TIMEOUT sets
-* ``django_openai_capi.W006`` an unknown OPENAI_CAPI_* setting (a typo?)
-* ``django_openai_capi.W007`` the default pixel has no key while sending is enabled
-* ``django_openai_capi.W008`` OPENAI_CAPI_ENDPOINT's host is api.ads.openai.com, the Advertiser API
-* ``django_openai_capi.W009`` OPENAI_CAPI_DISPATCH is "task" and the task's backend is the ImmediateBackend
-* ``django_openai_capi.W010`` OPENAI_CAPI_DISPATCH is "task" and the task's backend is the DummyBackend
-* ``django_openai_capi.W011`` OPENAI_CAPI_TRUSTED_PROXIES trusts every address (a /0 network)
+Ids: :data:`CHECK_IDS` lists every one with what it reports and the fix (never reuse
+an id: a retired check keeps its entry there).
 """
 
 from __future__ import annotations
@@ -52,7 +14,8 @@ import importlib
 import ipaddress
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeGuard, get_args
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeGuard, get_args
 from urllib.parse import SplitResult, urlsplit
 
 from django.apps import AppConfig
@@ -73,6 +36,232 @@ from django_openai_capi.dispatch import tasks_framework
 from django_openai_capi.redaction import describe_exception, redact
 
 PREFIX = "OPENAI_CAPI_"
+
+
+#: The modules whose checks report ids, each with its own ``CHECK_IDS``: this one and
+#: the contrib apps'. The checks reference lists them in this order.
+CHECK_MODULES = (
+    "django_openai_capi.checks",
+    "django_openai_capi.contrib.oscar.checks",
+    "django_openai_capi.contrib.auth.checks",
+    "django_openai_capi.contrib.allauth.checks",
+    "django_openai_capi.contrib.health_check.apps",
+)
+
+
+class CheckId(NamedTuple):
+    """What a check id reports, and what to do about it: a row of the checks reference."""
+
+    problem: str
+    fix: str
+
+
+#: Every check id this module reports, for the checks reference
+#: (docs/reference/checks.md, generated from it); a test keeps it and the ids used
+#: below the same. Never reuse an id: when a check is retired, keep its entry with a
+#: problem that starts "Retired:". Markdown.
+CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
+    {
+        "django_openai_capi.E001": CheckId(
+            "`OPENAI_CAPI_API_KEY` is set but is not a string.",
+            "Set it to the Conversions API key as a `str` (or `None` to leave it unset).",
+        ),
+        "django_openai_capi.E002": CheckId(
+            "`OPENAI_CAPI_API_KEY` cannot be sent: empty, surrounding or inner "
+            "whitespace, quotes, characters a bearer token cannot hold (the worker and "
+            "`openai_capi_verify` refuse it by the same rule).",
+            "Strip the value where it is read (a key pasted into an env file often ends "
+            "in a newline); set it exactly as Ads Manager → Conversions shows it.",
+        ),
+        "django_openai_capi.E003": CheckId(
+            "`OPENAI_CAPI_PIXEL_ID` is not a non-empty string without whitespace or "
+            "control characters, or looks like an API key (it would travel in "
+            "`?pid=`, into access logs).",
+            "Copy the Pixel ID from Ads Manager → Conversions.",
+        ),
+        "django_openai_capi.E004": CheckId(
+            "`OPENAI_CAPI_PIXEL_API_KEYS` is not a dict of pixel id to a key that can "
+            "be sent.",
+            "Map each Pixel ID to its Conversions API key (not the other way round), or "
+            "use `{}`.",
+        ),
+        "django_openai_capi.E005": CheckId(
+            "`OPENAI_CAPI_ENDPOINT` is not an absolute http(s) URL with a host.",
+            "Use the default `https://bzr.openai.com/v1/events`, or the full URL of a "
+            "fake.",
+        ),
+        "django_openai_capi.E006": CheckId(
+            "`OPENAI_CAPI_ENDPOINT` uses `http://` for a host that is not loopback: "
+            "the key would travel in clear text.",
+            "Use `https://`, or run the fake on localhost.",
+        ),
+        "django_openai_capi.E007": CheckId(
+            "`OPENAI_CAPI_SEND_ENABLED` is not a bool.",
+            "Read it as a bool (e.g. `env.bool`).",
+        ),
+        "django_openai_capi.E008": CheckId(
+            "`OPENAI_CAPI_VALIDATE_ONLY` is not a bool.",
+            "Read it as a bool (e.g. `env.bool`).",
+        ),
+        "django_openai_capi.E009": CheckId(
+            '`OPENAI_CAPI_DISPATCH` is not `"task"`, `"inline"` or `"none"`.',
+            'Use one of them (`"none"` leaves sending to `manage.py openai_capi_send`).',
+        ),
+        "django_openai_capi.E010": CheckId(
+            "`OPENAI_CAPI_BATCH_SIZE` is not an int from 1 to 1000.",
+            "The API takes at most 1000 events per request; the default is 1000.",
+        ),
+        "django_openai_capi.E011": CheckId(
+            "`OPENAI_CAPI_TIMEOUT` is not a positive number or a pair of them.",
+            "For example `10.0`, or `(3.05, 10.0)`; a list or `None` is not accepted.",
+        ),
+        "django_openai_capi.E012": CheckId(
+            "`OPENAI_CAPI_MAX_ATTEMPTS` is not a positive int.",
+            "Attempts per event, the first included; the default 20 retries for about "
+            "2.6 days.",
+        ),
+        "django_openai_capi.E013": CheckId(
+            "`OPENAI_CAPI_RETRY_BACKOFF` is not a positive number.",
+            "The wait before the first retry, in seconds; the default is `30.0`.",
+        ),
+        "django_openai_capi.E014": CheckId(
+            "`OPENAI_CAPI_RETRY_BACKOFF_MAX` is not a number at least "
+            "`OPENAI_CAPI_RETRY_BACKOFF`.",
+            "It caps the doubling wait; the default is `21600.0` (6 hours).",
+        ),
+        "django_openai_capi.E015": CheckId(
+            "`OPENAI_CAPI_LEASE_SECONDS` is not a positive int.",
+            "How long a worker owns a claimed batch; the default is 300.",
+        ),
+        "django_openai_capi.E016": CheckId(
+            "`OPENAI_CAPI_INTEGRATION_SOURCE` does not fit the API's format.",
+            "1-64 ASCII characters: a letter or digit first, then letters, digits, `.`, "
+            "`_` or `-`.",
+        ),
+        "django_openai_capi.E017": CheckId(
+            "`OPENAI_CAPI_RETENTION_DAYS` is not a positive int.",
+            "The age in days past which `openai_capi_cleanup` deletes finished events.",
+        ),
+        "django_openai_capi.E018": CheckId(
+            "`OPENAI_CAPI_ENDPOINT` contains credentials (`user:password@`).",
+            "Remove them; the key goes in `OPENAI_CAPI_API_KEY` (a URL ends up in logs).",
+        ),
+        "django_openai_capi.E019": CheckId(
+            "`OPENAI_CAPI_RAISE_ERRORS` is not `True` or `False` (`None` no longer "
+            "follows `DEBUG`).",
+            "`False` (the default) on servers; `True` in test settings.",
+        ),
+        "django_openai_capi.E020": CheckId(
+            "`USE_TZ` is `False`: event times are sent as Unix milliseconds, which a "
+            "naive local time cannot give.",
+            "Set `USE_TZ = True` (Django's default).",
+        ),
+        "django_openai_capi.E021": CheckId(
+            '`OPENAI_CAPI_DISPATCH` is `"task"` but no Tasks framework is installed '
+            "(Django 5.2 without `django-tasks`).",
+            'Install `django-tasks` and add `"django_tasks"` to `INSTALLED_APPS`, or '
+            'set `OPENAI_CAPI_DISPATCH = "none"` and run `manage.py openai_capi_send`.',
+        ),
+        "django_openai_capi.E022": CheckId(
+            '`OPENAI_CAPI_DISPATCH` is `"task"` but `TASKS` gives no usable backend '
+            "for the task.",
+            "Fix `TASKS` (the message says what failed), or set `OPENAI_CAPI_DISPATCH "
+            '= "none"` and run `manage.py openai_capi_send`.',
+        ),
+        "django_openai_capi.E023": CheckId(
+            "`OPENAI_CAPI_CONSENT` is not `None` or the dotted path of a callable.",
+            'For example `"myshop.consent.may_measure"`, a function taking '
+            "`(request, event)` and returning `True` or `False`.",
+        ),
+        "django_openai_capi.E024": CheckId(
+            "`OPENAI_CAPI_TRUSTED_PROXIES` is not a list of IP addresses or networks.",
+            'List your own proxies\' addresses or networks, e.g. `["10.0.0.0/8"]`.',
+        ),
+        "django_openai_capi.E025": CheckId(
+            "`OPENAI_CAPI_OPPREF_COOKIE_AGE` is not a positive int.",
+            "Seconds; the default is 2592000 (30 days).",
+        ),
+        "django_openai_capi.E026": CheckId(
+            "`OPENAI_CAPI_STALE_AFTER` is not a positive number of seconds.",
+            "The default is `900.0` (15 minutes).",
+        ),
+        "django_openai_capi.E027": CheckId(
+            "`OPENAI_CAPI_MAIL_ADMINS` is not `True` or `False`.",
+            "Read it as a bool (e.g. `env.bool`).",
+        ),
+        "django_openai_capi.W001": CheckId(
+            "No API key while sending is enabled: events are recorded, never sent.",
+            "Set `OPENAI_CAPI_API_KEY` (Ads Manager → Conversions), or "
+            "`OPENAI_CAPI_SEND_ENABLED = False`.",
+        ),
+        "django_openai_capi.W002": CheckId(
+            "`OPENAI_CAPI_PIXEL_ID` is not set.",
+            "Copy your Pixel ID from Ads Manager → Conversions, or silence the "
+            "warning if every conversion names its pixel.",
+        ),
+        "django_openai_capi.W003": CheckId(
+            "`OPENAI_CAPI_ENDPOINT` has a query string or a fragment.",
+            "Remove them: the app adds `?pid=<pixel id>` to every request itself.",
+        ),
+        "django_openai_capi.W004": CheckId(
+            "`OPENAI_CAPI_VALIDATE_ONLY` is on while `DEBUG` is off: OpenAI checks "
+            "every event and records none.",
+            "Turn it off in production; on staging, silence the warning.",
+        ),
+        "django_openai_capi.W005": CheckId(
+            "`OPENAI_CAPI_LEASE_SECONDS` is not above twice the whole-request deadline "
+            "`OPENAI_CAPI_TIMEOUT` sets: a slow request can outlive its lease and its "
+            "events be sent twice.",
+            "Raise `OPENAI_CAPI_LEASE_SECONDS` or lower `OPENAI_CAPI_TIMEOUT`.",
+        ),
+        "django_openai_capi.W006": CheckId(
+            "An unknown `OPENAI_CAPI_*` setting (a typo?); the message suggests the "
+            "nearest name.",
+            "Rename it, or remove it.",
+        ),
+        "django_openai_capi.W007": CheckId(
+            "`OPENAI_CAPI_PIXEL_API_KEYS` has no entry for `OPENAI_CAPI_PIXEL_ID` and "
+            "there is no `OPENAI_CAPI_API_KEY`: the default pixel's events are never "
+            "sent.",
+            "Add the pixel to `OPENAI_CAPI_PIXEL_API_KEYS`, or set "
+            "`OPENAI_CAPI_API_KEY`.",
+        ),
+        "django_openai_capi.W008": CheckId(
+            "`OPENAI_CAPI_ENDPOINT`'s host is `api.ads.openai.com`, the Advertiser API.",
+            "Events go to `https://bzr.openai.com/v1/events`: use that URL, or remove "
+            "the setting.",
+        ),
+        "django_openai_capi.W009": CheckId(
+            '`OPENAI_CAPI_DISPATCH` is `"task"` on the `ImmediateBackend`: it sends '
+            "inside the committing request.",
+            "Configure a real backend in `TASKS` and run its worker, or set "
+            '`OPENAI_CAPI_DISPATCH = "inline"` to say so explicitly.',
+        ),
+        "django_openai_capi.W010": CheckId(
+            '`OPENAI_CAPI_DISPATCH` is `"task"` on the `DummyBackend`: the task never '
+            "runs.",
+            "Configure a real backend in `TASKS` and run its worker, or set "
+            '`OPENAI_CAPI_DISPATCH = "none"` if `openai_capi_send` runs anyway.',
+        ),
+        "django_openai_capi.W011": CheckId(
+            "`OPENAI_CAPI_TRUSTED_PROXIES` trusts every address (a `/0` network): any "
+            "visitor could choose the IP reported for them.",
+            "List only the networks of your own proxies.",
+        ),
+    }
+)
+
+
+def all_check_ids() -> dict[str, CheckId]:
+    """Every check id of the app and its contrib apps, in :data:`CHECK_MODULES` order.
+
+    Imports the contrib apps' check modules, which need none of their host packages.
+    """
+    found: dict[str, CheckId] = {}
+    for module in CHECK_MODULES:
+        found.update(importlib.import_module(module).CHECK_IDS)
+    return found
+
 
 # The Advertiser (management) API's host: the common wrong guess for where events go.
 _ADVERTISER_API_HOST = "api.ads.openai.com"

@@ -94,6 +94,119 @@ DEFAULTS: Mapping[str, object] = MappingProxyType(
 
 SETTING_NAMES: tuple[str, ...] = tuple(DEFAULTS)
 
+# What each setting means, for the settings reference (docs/reference/settings.md, made
+# by docs/_ext/capi_reference.py): kept beside DEFAULTS, with the same keys (a test says
+# so), so that the reference cannot fall behind the code. Markdown.
+DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "OPENAI_CAPI_API_KEY": (
+            "Conversions API key (scope `ads.third_party_events.write`); required to "
+            "send. Never logged, stored or shown."
+        ),
+        "OPENAI_CAPI_PIXEL_ID": (
+            "Default Pixel ID; a conversion may target another pixel."
+        ),
+        "OPENAI_CAPI_PIXEL_API_KEYS": (
+            "`{pixel_id: api_key}` for pixels of other ad accounts than the default "
+            "key's; a key here wins over `OPENAI_CAPI_API_KEY` for its pixel."
+        ),
+        "OPENAI_CAPI_ENDPOINT": (
+            "Where events are sent, without `?pid=` (the app adds it per request); "
+            "point tests, demos and staging at a fake."
+        ),
+        "OPENAI_CAPI_SEND_ENABLED": (
+            "Kill switch: with `False`, events are still recorded but nothing is sent."
+        ),
+        "OPENAI_CAPI_VALIDATE_ONLY": (
+            "Send every request with `validate_only: true`: OpenAI checks the events "
+            "but records nothing (for staging)."
+        ),
+        "OPENAI_CAPI_DISPATCH": (
+            '`"task"`: enqueue a Tasks-framework task on commit; `"inline"`: send '
+            'in-process on commit; `"none"`: only the worker command '
+            "(`openai_capi_send`) sends."
+        ),
+        "OPENAI_CAPI_BATCH_SIZE": "Events per request, 1 to 1000 (the API's limit).",
+        "OPENAI_CAPI_TIMEOUT": (
+            "The most one HTTP request may take, in seconds: connecting, sending and "
+            "reading the whole answer. A server still sending at that point is cut "
+            "off, and the batch retried, unless its answer was already a 2xx: the "
+            "events were accepted, and the 2xx stands however its body ends. A "
+            "`(connect, read)` pair bounds connecting and each wait by its parts, and "
+            "the whole request by their sum."
+        ),
+        "OPENAI_CAPI_MAX_ATTEMPTS": ("Attempts before an event is given up as failed."),
+        "OPENAI_CAPI_RETRY_BACKOFF": (
+            "First retry delay in seconds; doubles with each attempt."
+        ),
+        "OPENAI_CAPI_RETRY_BACKOFF_MAX": (
+            "Longest retry delay in seconds (6 hours). With the defaults, the 19 waits "
+            "of 20 attempts add up to about 2.6 days, inside the API's 7-day window."
+        ),
+        "OPENAI_CAPI_LEASE_SECONDS": (
+            "How long a worker holds a claimed batch before another may take it back. "
+            "Keep it above twice the whole-request deadline `OPENAI_CAPI_TIMEOUT` "
+            "sets (W005), or a slow request can outlive its lease and the batch be "
+            "sent twice."
+        ),
+        "OPENAI_CAPI_INTEGRATION_SOURCE": (
+            "Optional `integration_source` sent with every request."
+        ),
+        "OPENAI_CAPI_RETENTION_DAYS": (
+            "Age in days of the delivered events the cleanup command "
+            "(`openai_capi_cleanup`) deletes by default."
+        ),
+        "OPENAI_CAPI_RAISE_ERRORS": (
+            "Raise when a conversion cannot be built, instead of recording it as "
+            "failed. `False` whatever `DEBUG` says. Set `True` in test settings, "
+            "never on a server: raised in a save, it rolls the order back."
+        ),
+        "OPENAI_CAPI_CONSENT": (
+            "Dotted path of `consent(request, event) -> bool`; `None`: every event "
+            "may be recorded."
+        ),
+        "OPENAI_CAPI_TRUSTED_PROXIES": (
+            'IPs or networks (`"10.0.0.0/8"`) of your own proxies, whose '
+            "`X-Forwarded-For` hop is believed; empty: the client IP is `REMOTE_ADDR`."
+        ),
+        "OPENAI_CAPI_OPPREF_COOKIE_AGE": (
+            "Lifetime in seconds of the `__oppref` cookie the middleware sets "
+            "(30 days)."
+        ),
+        "OPENAI_CAPI_STALE_AFTER": (
+            "Seconds events may be due before delivery counts as stopped (15 minutes): "
+            "no worker running, or too few. Past it, `openai_capi_status` and the "
+            "health check report the pixel as unhealthy, `openai_capi_send` exits "
+            "with status 5, and `ADMINS` are told."
+        ),
+        "OPENAI_CAPI_MAIL_ADMINS": (
+            "Email `ADMINS` (`mail_admins`) when a pixel's delivery goes wrong or "
+            "recovers, once per change. `False`: the log and the `delivery_alert` "
+            "signal only."
+        ),
+        "OPENAI_CAPI_USER_CONVERSION": (
+            "Dotted path of the `ModelConversion` subclass that `contrib.auth` / "
+            "`contrib.allauth` register for `AUTH_USER_MODEL`. `None`: the installed "
+            "app's own class."
+        ),
+        "OPENAI_CAPI_OSCAR_CONVERSION": (
+            "Dotted path of the `ModelConversion` subclass `contrib.oscar` registers "
+            "for Oscar's `Order`; name a subclass of the default to change what an "
+            "order sends."
+        ),
+    }
+)
+
+#: Django's own settings the app depends on, and why, for the settings reference.
+DJANGO_SETTINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "USE_TZ": (
+            "Must be `True` (Django's default): event times are sent as Unix "
+            "milliseconds, which a naive local time cannot give (E020)."
+        ),
+    }
+)
+
 
 def raw_setting(name: str) -> object:
     """Return the setting as configured, or its default, without assuming its type.

@@ -29,6 +29,7 @@ extensions = [
     "myst_parser",
     # The Python API reference is read from the docstrings, so it cannot drift.
     "sphinx.ext.autodoc",
+    "capi_reference",
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
@@ -37,6 +38,8 @@ myst_heading_anchors = 3
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 suppress_warnings: list[str] = []
+# Options and code in prose stay as typed: no "--since" turned into an en dash.
+smartquotes = False
 
 html_theme = "furo"
 html_title = "django-openai-capi"

@@ -16,22 +16,26 @@ from django_openai_capi.tracking.registry import registry
 pytest_plugins = ["tests.outbox"]
 
 
-CONTRIB = Path(__file__).resolve().parent / "contrib"
+TESTS = Path(__file__).resolve().parent
+CONTRIB = TESTS / "contrib"
+#: The documentation's snippets (tests/docs/settings.py: the guides' example project).
+DOCS = TESTS / "docs"
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """Leave a contrib host's tests to its own session (tests/run.py).
+    """Leave a session's own folder to that session (tests/run.py).
 
     tests/contrib/<host> holds a settings.py when its tests need a project of their
-    own (a host package's apps, a conversion registered for the whole process); they
-    are collected only in the session started with those settings.
+    own (a host package's apps, a conversion registered for the whole process), and
+    tests/docs holds the documentation's example project; their tests are collected
+    only in the session started with those settings.
     """
-    if collection_path.parent != CONTRIB or not collection_path.is_dir():
+    if collection_path.parent != CONTRIB and collection_path != DOCS:
         return None
-    if not (collection_path / "settings.py").exists():
+    if not collection_path.is_dir() or not (collection_path / "settings.py").exists():
         return None
-    own = f"tests.contrib.{collection_path.name}.settings"
-    return own != os.environ.get("DJANGO_SETTINGS_MODULE")
+    module = ".".join(collection_path.relative_to(TESTS.parent).parts)
+    return f"{module}.settings" != os.environ.get("DJANGO_SETTINGS_MODULE")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

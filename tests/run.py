@@ -1,4 +1,4 @@
-"""Run the test suite: the main session, then one session per contrib app's host.
+"""Run the test suite: the main session, the docs session, then one per contrib host.
 
 ``python -m tests.run [pytest arguments]`` is what ``make test`` and tox run.
 
@@ -6,7 +6,9 @@ A contrib app registers its conversion for the whole process (an order, a user),
 host package such as django-oscar brings dozens of apps of its own. So each host gets
 a session with its own settings (``tests/contrib/<host>/settings.py``): a new project
 with that host, this app and the contrib app, and no ``conversions.py`` of its own.
-The main session leaves those folders alone (tests/conftest.py).
+The documentation's snippets run in a session of their own too (``tests/docs``: a
+project with the guides' example app ``shop``). The main session leaves those folders
+alone (tests/conftest.py).
 
 Paths among the arguments choose the sessions: ``python -m tests.run tests/contrib/oscar``
 runs the oscar session only, ``python -m tests.run tests/test_models.py`` the main one
@@ -27,48 +29,60 @@ CONTRIB_SESSIONS = tuple(
     sorted(path.parent.name for path in (ROOT / "tests/contrib").glob("*/settings.py"))
 )
 
+#: Every session but the main one, by name: the folder of its tests and settings.py.
+#: The docs session runs the documentation's snippets in a project of its own, with the
+#: guides' example app ``shop`` (tests/docs/settings.py).
+SESSIONS: dict[str, str] = {
+    "docs": "tests/docs",
+    **{host: f"tests/contrib/{host}" for host in CONTRIB_SESSIONS},
+}
 
-def contrib_session(path: str) -> str | None:
-    """The contrib session a path on the command line belongs to, if any."""
-    parts = Path(path.split("::", 1)[0]).resolve().relative_to(ROOT).parts
-    if parts[:2] == ("tests", "contrib") and len(parts) > 2:
-        host = parts[2]
-        if host in CONTRIB_SESSIONS:
-            return host
+
+def own_session(path: str) -> str | None:
+    """The session other than the main one that a path on the command line is in."""
+    resolved = (ROOT / path.split("::", 1)[0]).resolve()
+    for name, folder in SESSIONS.items():
+        if resolved == ROOT / folder or (ROOT / folder) in resolved.parents:
+            return name
     return None
 
 
+def contrib_session(path: str) -> str | None:
+    """The contrib session a path on the command line belongs to, if any."""
+    name = own_session(path)
+    return name if name in CONTRIB_SESSIONS else None
+
+
 def sessions(args: list[str]) -> list[tuple[str | None, list[str]]]:
-    """(contrib host or None for the main session, its pytest arguments), in order."""
+    """(session name or None for the main session, its pytest arguments), in order."""
     paths = [arg for arg in args if not arg.startswith("-") and _is_path(arg)]
     options = [arg for arg in args if arg not in paths]
     if not paths:
         return [(None, options)] + [
-            (host, [*options, f"tests/contrib/{host}"]) for host in CONTRIB_SESSIONS
+            (name, [*options, folder]) for name, folder in SESSIONS.items()
         ]
     chosen: dict[str | None, list[str]] = {}
     for path in paths:
-        for host, session_path in sessions_of(path):
-            chosen.setdefault(host, []).append(session_path)
-    return [(host, [*options, *chosen[host]]) for host in chosen]
+        for name, session_path in sessions_of(path):
+            chosen.setdefault(name, []).append(session_path)
+    return [(name, [*options, *chosen[name]]) for name in chosen]
 
 
 def sessions_of(path: str) -> list[tuple[str | None, str]]:
     """The sessions a path on the command line runs in, with the path each is given.
 
-    A contrib host's folder (or a file in it) is its session's; a folder above the
-    contrib folders (``tests``, ``tests/contrib``) is the main session's and each
-    contrib session's below it.
+    A session's folder (or a file in it) is that session's; a folder above session
+    folders (``tests``, ``tests/contrib``) is the main session's and each session's
+    below it.
     """
-    host = contrib_session(path)
-    if host is not None:
-        return [(host, path)]
+    name = own_session(path)
+    if name is not None:
+        return [(name, path)]
     found: list[tuple[str | None, str]] = [(None, path)]
     resolved = (ROOT / path).resolve()
-    for host in CONTRIB_SESSIONS:
-        folder = ROOT / "tests" / "contrib" / host
-        if resolved in folder.parents:
-            found.append((host, str(folder.relative_to(ROOT))))
+    for name, folder in SESSIONS.items():
+        if resolved in (ROOT / folder).parents:
+            found.append((name, folder))
     return found
 
 
@@ -76,24 +90,34 @@ def _is_path(arg: str) -> bool:
     return (ROOT / arg.split("::", 1)[0]).exists()
 
 
-def command(host: str | None, args: list[str], *, coverage: bool) -> list[str]:
+def settings_module(name: str) -> str:
+    return SESSIONS[name].replace("/", ".") + ".settings"
+
+
+def command(name: str | None, args: list[str], *, coverage: bool) -> list[str]:
     runner = (
         ["-m", "coverage", "run", "-p", "-m", "pytest"]
         if coverage
         else ["-m", "pytest"]
     )
-    settings = [] if host is None else ["--ds", f"tests.contrib.{host}.settings"]
+    settings = [] if name is None else ["--ds", settings_module(name)]
     return [sys.executable, *runner, *settings, *args]
 
 
 def main(argv: list[str]) -> int:
     coverage = "--coverage" in argv
     args = [arg for arg in argv if arg != "--coverage"]
-    for host, session_args in sessions(args):
-        name = "main" if host is None else f"contrib: {host}"
+    for session, session_args in sessions(args):
+        name = (
+            "main"
+            if session is None
+            else f"contrib: {session}"
+            if session in CONTRIB_SESSIONS
+            else session
+        )
         print(f"\n==== pytest session: {name} ====\n", flush=True)
         status = subprocess.call(
-            command(host, session_args, coverage=coverage), cwd=ROOT
+            command(session, session_args, coverage=coverage), cwd=ROOT
         )
         if status != 0:
             print(f"\n==== pytest session {name!r} failed (exit {status}) ====")

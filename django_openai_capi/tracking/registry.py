@@ -8,8 +8,9 @@ at the first order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
 from django.apps import apps
@@ -59,6 +60,21 @@ class ConversionRegistry:
     def unregister(self, model: type[models.Model]) -> None:
         """Forget *model*'s conversion (for tests); a ``KeyError`` if it has none."""
         del self._conversions[model]
+        self._resolved.clear()
+
+    def snapshot(self) -> Mapping[type[models.Model], ModelConversion[Any]]:
+        """The registrations as they stand, for :meth:`restore` (tests, doc snippets)."""
+        return MappingProxyType(dict(self._conversions))
+
+    def restore(
+        self, snapshot: Mapping[type[models.Model], ModelConversion[Any]]
+    ) -> None:
+        """Make the registrations those of *snapshot*, whatever was (un)registered since.
+
+        For code that registers conversions for a while: a test, a documentation
+        page's snippets (tests/docs).
+        """
+        self._conversions = dict(snapshot)
         self._resolved.clear()
 
     def get(self, model: type[models.Model]) -> ModelConversion[Any] | None:

@@ -44,6 +44,24 @@ def test_register_works_as_a_decorator_and_as_a_call() -> None:
     assert local.get(Note) is None
 
 
+def test_restore_undoes_what_was_registered_and_unregistered_since_a_snapshot() -> None:
+    local = ConversionRegistry()
+    order = local.register(Order, OrderConversion)
+    snapshot = local.snapshot()
+    assert dict(snapshot) == {Order: order}
+    assert local.get(RushOrder) is order  # resolved through its concrete model
+
+    local.unregister(Order)
+    local.register(Note, LeadConversion)
+    assert local.get(RushOrder) is None
+    assert dict(snapshot) == {Order: order}  # a copy, not a view
+
+    local.restore(snapshot)
+    assert local.get(Order) is order
+    assert local.get(RushOrder) is order  # what was resolved meanwhile is forgotten
+    assert local.get(Note) is None
+
+
 def test_the_module_level_register_returns_the_class_unchanged() -> None:
     try:
         assert register(Note, LeadConversion) is LeadConversion

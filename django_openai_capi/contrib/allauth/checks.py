@@ -8,11 +8,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from django.apps import apps
 from django.core import checks
 
+from django_openai_capi.checks import CheckId
 from django_openai_capi.contrib import hosts
 from django_openai_capi.contrib.auth.checks import (
     REQUIRED_APPS as AUTH_REQUIRED_APPS,
@@ -28,6 +31,33 @@ MIN_VERSION = 65
 REQUIRED_APPS = (*AUTH_REQUIRED_APPS, "allauth", "allauth.account")
 AUTH_APP = "django_openai_capi.contrib.auth"
 INSTALL = f"pip install 'django-allauth>={MIN_VERSION}'"
+
+#: This app's check ids, for the checks reference (a test keeps it and the ids used
+#: here the same). Markdown.
+CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
+    {
+        "django_openai_capi.allauth.E001": CheckId(
+            f"django-allauth is not installed, or is older than {MIN_VERSION}.",
+            "`pip install 'django-openai-capi[allauth]'`, or use "
+            "`django_openai_capi.contrib.auth` for sign-ups without allauth.",
+        ),
+        "django_openai_capi.allauth.E002": CheckId(
+            "`allauth`, `allauth.account`, `django.contrib.auth` or "
+            "`django_openai_capi` is not in `INSTALLED_APPS`.",
+            "Add them as allauth's installation guide says.",
+        ),
+        "django_openai_capi.allauth.E003": CheckId(
+            "Both `contrib.auth` and `contrib.allauth` are installed: both would record "
+            "sign-ups, so neither does.",
+            "Remove `django_openai_capi.contrib.auth`.",
+        ),
+        "django_openai_capi.allauth.E004": CheckId(
+            "`OPENAI_CAPI_USER_CONVERSION` cannot be imported, or is not a "
+            "`ModelConversion` subclass (the message quotes it).",
+            "Correct the dotted path, or remove the setting to use the app's own class.",
+        ),
+    }
+)
 
 
 def version_problem() -> str | None:

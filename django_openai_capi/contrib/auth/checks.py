@@ -6,16 +6,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from django.apps import apps
 from django.core import checks
 
+from django_openai_capi.checks import CheckId
 from django_openai_capi.contrib.auth.setting import SETTING, setting_problem
 
 #: What every sign-up app needs: the users, and the app that records their saves.
 REQUIRED_APPS = ("django.contrib.auth", "django_openai_capi")
+
+#: This app's check ids, for the checks reference (a test keeps it and the ids used
+#: here the same). Markdown.
+CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
+    {
+        "django_openai_capi.auth.E001": CheckId(
+            "`django.contrib.auth` or `django_openai_capi` is not in `INSTALLED_APPS`.",
+            "Add it: no sign-up is recorded without it.",
+        ),
+        "django_openai_capi.auth.E002": CheckId(
+            "`OPENAI_CAPI_USER_CONVERSION` cannot be imported, or is not a "
+            "`ModelConversion` subclass (the message quotes it).",
+            "Correct the dotted path, or remove the setting to use the app's own class.",
+        ),
+    }
+)
 
 
 def missing_apps(required: Sequence[str]) -> list[str]:

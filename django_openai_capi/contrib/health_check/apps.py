@@ -1,12 +1,33 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from django.apps import AppConfig, apps
 from django.core import checks
 
+from django_openai_capi.checks import CheckId
+
 INSTALL = "pip install 'django-openai-capi[health]'"
+
+#: This app's check ids, for the checks reference (a test keeps it and the ids used
+#: here the same). Markdown.
+CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
+    {
+        "django_openai_capi.health_check.E001": CheckId(
+            "`django_openai_capi.contrib.health_check` is installed but "
+            "django-health-check (version 4 or later) is not.",
+            f"`{INSTALL}`, or remove the app from `INSTALLED_APPS`.",
+        ),
+        "django_openai_capi.health_check.W001": CheckId(
+            "`health_check` (django-health-check) is not in `INSTALLED_APPS`.",
+            "Add it: its status page's template and its `health_check` command come "
+            "from it.",
+        ),
+    }
+)
 
 
 class HealthCheckConfig(AppConfig):

@@ -7,13 +7,15 @@ that the log at start-up and ``manage.py check`` say the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error
 from django.db import models
 
+from django_openai_capi.checks import CheckId
 from django_openai_capi.conf import conf
 from django_openai_capi.contrib import hosts
 from django_openai_capi.exceptions import CapiConfigurationError
@@ -25,6 +27,30 @@ APP = "django_openai_capi.contrib.oscar"
 MINIMUM_VERSION = (4, 2)
 SETTING = "OPENAI_CAPI_OSCAR_CONVERSION"
 DEFAULT_CONVERSION = "django_openai_capi.contrib.oscar.conversions.OrderConversion"
+
+#: This app's check ids, for the checks reference (a test keeps it and the ids used
+#: here the same). Markdown.
+CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
+    {
+        "django_openai_capi.oscar.E001": CheckId(
+            "django-oscar is not installed, is older than 4.2, or its version cannot "
+            "be read.",
+            "`pip install 'django-openai-capi[oscar]'`, or remove the app.",
+        ),
+        "django_openai_capi.oscar.E002": CheckId(
+            "Oscar's order app (label `order`) is not in `INSTALLED_APPS`, or Oscar "
+            "cannot be imported.",
+            "Add Oscar's apps as its documentation lists them (or your fork of the "
+            "order app).",
+        ),
+        "django_openai_capi.oscar.E003": CheckId(
+            "`OPENAI_CAPI_OSCAR_CONVERSION` is not a string, cannot be imported, or is "
+            "not a `ModelConversion` subclass.",
+            "Fix the dotted path (a subclass of `OrderConversion`), or remove the "
+            "setting.",
+        ),
+    }
+)
 
 
 def check_oscar(
