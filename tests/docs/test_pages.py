@@ -17,7 +17,8 @@ import pytest
 from tests.docs.snippets import DOCS, ROOT, PageFailure, check_console_blocks, pages
 from tests.docs.snippets import run_page as run
 
-PAGES = pages()
+# The README is the docs' front door, and its quickstart runs like theirs.
+PAGES = [*pages(), ROOT / "README.md"]
 
 
 def test_there_are_pages() -> None:
