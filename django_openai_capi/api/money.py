@@ -4,6 +4,9 @@ The API takes ``amount`` as an integer in the ISO 4217 minor unit of ``currency`
 (``2599`` is USD 25.99; ``8900`` is JPY 8,900). Getting the exponent wrong silently
 multiplies or divides reported revenue by 100 or 1,000, so the exponent comes from the
 ISO 4217 table itself and a conversion that would lose precision is refused.
+
+``build_event`` converts on its own (:func:`settle_amounts`): a host passes amounts as
+Django holds them, a ``Decimal`` in major units or a ``Money``, and never a float.
 """
 
 from __future__ import annotations

@@ -123,8 +123,14 @@ class ModelConversion(Generic[M]):
         return None
 
     def get_data(self, obj: M) -> Mapping[str, object] | None:
-        """The ``data`` object without ``type``: ``amount`` (minor units), ``currency``,
-        ``contents``, ``plan_id``, or custom fields. Default: none."""
+        """The ``data`` object without ``type``: ``amount``, ``currency``,
+        ``contents``, ``plan_id``, or custom fields. Default: none.
+
+        An ``amount`` (the data's or a content item's) is a ``Decimal`` in major units
+        (``order.total``, as a ``DecimalField`` holds it), a py-moneyed or
+        django-money ``Money``, or an ``int`` already in minor units; see
+        :func:`~django_openai_capi.api.build_event`.
+        """
         return None
 
     def get_source_url(self, obj: M) -> str | None:
