@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from django_openai_capi.api.spec import EventType
     from django_openai_capi.tracking.building import build_pending
     from django_openai_capi.tracking.consent import ConsentEvent
     from django_openai_capi.tracking.context import RequestContext
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConsentEvent",
+    "EventType",
     "ModelConversion",
     "RequestContext",
     "build_pending",
@@ -27,6 +29,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "EventType":
+        from django_openai_capi.api.spec import EventType
+
+        return EventType
     if name in __all__:
         from django_openai_capi import tracking
 

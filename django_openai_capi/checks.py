@@ -25,6 +25,7 @@ from django.utils.module_loading import import_string
 
 from django_openai_capi.api import spec
 from django_openai_capi.api.identifiers import looks_like_api_key, pixel_id_problem
+from django_openai_capi.api.values import given
 from django_openai_capi.conf import (
     SETTING_NAMES,
     Dispatch,
@@ -577,7 +578,7 @@ def _check_batch_size() -> list[CheckMessage]:
         return []
     return [
         Error(
-            "OPENAI_CAPI_BATCH_SIZE should be an int from 1 to 1000.",
+            f"OPENAI_CAPI_BATCH_SIZE should be an int from 1 to 1000, got {given(value)}.",
             hint="The API takes at most 1,000 events per request; the default is 1000.",
             id="django_openai_capi.E010",
         )

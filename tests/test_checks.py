@@ -612,6 +612,42 @@ def test_e003_refuses_a_pixel_id_the_database_cannot_store_or_the_url_cannot_car
     )
 
 
+@pytest.mark.parametrize(
+    ("pixel", "shown"),
+    [
+        ("px main", 'it contains whitespace ("px main").'),
+        (1234567, "it is 1234567, not a string."),
+        # A key with whitespace in it is a key first, never shown.
+        (" sk-proj-" + "x" * 40, "it looks like an API key."),
+    ],
+)
+def test_e003_shows_the_pixel_id_it_refuses_unless_it_is_a_key(settings, pixel, shown):
+    settings.OPENAI_CAPI_PIXEL_ID = pixel
+    (error,) = check_settings()
+    assert error.id == PREFIX + "E003"
+    assert error.msg.endswith(shown)
+    assert "sk-proj" not in error.msg
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (5000, "5000"),
+        (0, "0"),
+        (True, "True"),
+        (100.0, "100.0"),
+        ("100", "a string of 3 characters"),
+    ],
+)
+def test_e010_says_what_it_got(settings, value, shown):
+    settings.OPENAI_CAPI_BATCH_SIZE = value
+    (error,) = check_settings()
+    assert error.id == PREFIX + "E010"
+    assert error.msg == (
+        f"OPENAI_CAPI_BATCH_SIZE should be an int from 1 to 1000, got {shown}."
+    )
+
+
 def test_e004_refuses_a_pixel_id_with_a_nul_character(settings):
     settings.OPENAI_CAPI_PIXEL_API_KEYS = {"px\x00b": "key-b"}
     (error,) = check_settings()

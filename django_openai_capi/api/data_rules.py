@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Final
 
 from django_openai_capi.api import spec
@@ -125,11 +126,7 @@ def _check_money(
     if "amount" in container:
         amount = container["amount"]
         if isinstance(amount, bool) or not isinstance(amount, int):
-            hint = (
-                ""
-                if isinstance(amount, bool)
-                else " (to_minor_units() converts a Decimal)"
-            )
+            hint = "" if isinstance(amount, bool) else _amount_hint(amount)
             issues.add(
                 join(path, "amount"),
                 "invalid_amount",
@@ -153,6 +150,17 @@ def _check_money(
             "invalid_currency",
             f"must be an ISO 4217 currency code such as 'USD', got {given(container['currency'])}",
         )
+
+
+def _amount_hint(amount: object) -> str:
+    if isinstance(amount, Decimal):
+        # Only an event checked as given (validate_event) still holds one: an event
+        # that is built has its Decimals converted already.
+        return (
+            " (an event built by track(), a ModelConversion or build_event() takes a "
+            "Decimal in major units; to_minor_units() converts one by hand)"
+        )
+    return " (pass a Decimal in major units, a Money, or an int in minor units)"
 
 
 def _check_contents(

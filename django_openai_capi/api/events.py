@@ -1,10 +1,10 @@
 """Building an event, and the exact JSON that is sent.
 
 ``build_event`` turns what a host project knows (an event type, an id, a time, raw
-identity, amounts in minor units) into the API's event object, normalised, hashed,
-stripped of empty optional fields and validated. ``encode_event`` gives its canonical
-JSON, which is what the outbox stores and what a batch request is assembled from, so a
-resend is byte-for-byte what was built.
+identity, amounts as Django holds them) into the API's event object, normalised,
+hashed, stripped of empty optional fields, its amounts in minor units, and validated.
+``encode_event`` gives its canonical JSON, which is what the outbox stores and what a
+batch request is assembled from, so a resend is byte-for-byte what was built.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from django_openai_capi.api import spec
 from django_openai_capi.api.canonical import dumps
 from django_openai_capi.api.identity import collect_user
 from django_openai_capi.api.issues import IssueCollector
+from django_openai_capi.api.money import settle_amounts
 from django_openai_capi.api.validation import (
     check_built_event,
     check_integration_source,
     now_ms,
 )
-from django_openai_capi.api.values import MAPPING
+from django_openai_capi.api.values import MAPPING, plain
 
 JSONObject = dict[str, Any]
 
@@ -48,14 +49,23 @@ def build_event(
     """The API's event object for one conversion, validated.
 
     - ``event_time`` is a timezone-aware ``datetime`` or Unix milliseconds; now if omitted.
-    - ``data`` is the ``data`` object without ``type``, which the event type fixes;
-      ``amount`` is an ``int`` in the currency's minor unit (see ``to_minor_units``).
+    - ``event_type`` is one of the API's event types, as a string or an
+      :class:`~django_openai_capi.api.spec.EventType`.
+    - ``data`` is the ``data`` object without ``type``, which the event type fixes.
+      Its ``amount``, and each content item's, is a ``Decimal`` in major units of the
+      currency (``Decimal("25.99")`` with ``"currency": "USD"`` is sent as ``2599``), a
+      py-moneyed or django-money ``Money`` (whose currency fills or must agree with
+      ``currency``), or an ``int`` already in the currency's minor unit; a float is
+      refused. See :func:`~django_openai_capi.api.money.settle_amounts`.
     - ``user`` is raw identity (``email``, ``phone``, ``external_id``, ...), normalised and
       hashed here; see :func:`~django_openai_capi.api.identity.build_user`.
     - ``now`` (Unix milliseconds) fixes the clock for the 7-day window check.
 
     Raises :class:`EventValidationError` listing every problem of the event.
     """
+    if isinstance(event_type, str):
+        # An EventType is sent, stored and named in errors as its plain string.
+        event_type = plain(event_type)
     issues = IssueCollector()
     moment = now_ms() if now is None else now
     event = strip_empty(
@@ -74,7 +84,7 @@ def build_event(
         }
     )
     # On the copies strip_empty made, so that the host's own dicts are left as given.
-    _upper_currencies(event.get("data"))
+    settle_amounts(event.get("data"), issues)
     check_built_event(event, issues, now=moment)
     issues.raise_if_any()
     return event
@@ -123,26 +133,6 @@ def _typed_data(event_type: object, data: object, issues: IssueCollector) -> obj
             f"is fixed by the event type ({expected!r}); leave it out",
         )
     return {**data, "type": expected}
-
-
-def _upper_currencies(data: object) -> None:
-    # The API uppercases currency codes itself; doing it here keeps stored payloads
-    # canonical.
-    if not isinstance(data, dict):
-        return
-    _upper_currency(data)
-    contents = data.get("contents")
-    if isinstance(contents, list):
-        for item in contents:
-            if isinstance(item, dict) and "currency" in item:
-                _upper_currency(item)
-
-
-def _upper_currency(container: JSONObject) -> None:
-    # ASCII only: Unicode case mapping would turn "ınr" into "INR".
-    currency = container.get("currency")
-    if isinstance(currency, str) and str.isascii(currency):
-        container["currency"] = str.upper(currency)
 
 
 def strip_empty(event: Mapping[Any, Any]) -> JSONObject:

@@ -12,6 +12,8 @@ import unicodedata
 from collections.abc import Callable
 from typing import Final
 
+from django_openai_capi.api.values import given
+
 # Column sizes. The API documents no limit on an event id; 255 holds every id a host is
 # likely to use (UUIDs, "<app_label>.<model>:<pk>" labels) and stays indexable everywhere.
 EVENT_ID_MAX_LENGTH: Final = 255
@@ -79,22 +81,28 @@ def pixel_id_problem(value: object, *, redact: Callable[[str], str]) -> str | No
     A Pixel ID is a non-empty string without whitespace or control characters, of at
     most :data:`PIXEL_ID_MAX_LENGTH` characters, that does not look like an API key
     (it travels in the request's URL, and from there into access logs). *redact* is
-    :func:`text_problem`'s.
+    :func:`text_problem`'s. The value is quoted as :func:`text_problem` quotes it,
+    except when it looks like an API key or is longer than a Pixel ID can be.
     """
     if isinstance(value, str) and starts_like_api_key(value):
         return "looks like an API key"  # and is not quoted, as text_problem would
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A Pixel ID written as a number in settings: its digits say which one.
+        return f"is {given(value)}, not a string"
     problem = text_problem(value, limit=PIXEL_ID_MAX_LENGTH, redact=redact)
     if problem is not None or not isinstance(value, str):
         return problem
     if not value:
         return "is empty"
     if value != value.strip():
-        return "starts or ends with whitespace"
-    if any(char.isspace() for char in value):
-        return "contains whitespace"
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        return "contains a control character"
-    return None
+        problem = "starts or ends with whitespace"
+    elif any(char.isspace() for char in value):
+        problem = "contains whitespace"
+    elif any(unicodedata.category(char) == "Cc" for char in value):
+        problem = "contains a control character"
+    else:
+        return None
+    return f"{problem} ({_quoted(redact(value))})"
 
 
 def looks_like_api_key(value: str) -> bool:

@@ -7,6 +7,7 @@ the version with plural user lists (see ``shared/reference/conversions-api.md`` 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Final
 
 MAX_EVENTS_PER_REQUEST: Final = 1000
@@ -15,21 +16,86 @@ MAX_EVENTS_PER_REQUEST: Final = 1000
 MAX_EVENT_AGE_MS: Final = 7 * 24 * 60 * 60 * 1000
 MAX_EVENT_SKEW_MS: Final = 10 * 60 * 1000
 
-#: Every event type and the ``data.type`` it requires.
+
+class EventType(StrEnum):
+    """The API's event types, as names in code: ``EventType.ORDER_CREATED``.
+
+    Each member is the string the API takes (``EventType.ORDER_CREATED`` is
+    ``"order_created"``) and is accepted wherever an event type is, as a string is.
+    The ``data.type`` each requires is in :data:`EVENT_DATA_TYPES`, and when to use it
+    in :data:`EVENT_TYPE_DESCRIPTIONS`.
+    """
+
+    # In the order of their names: EVENT_DATA_TYPES, and the model field's choices
+    # made from it, keep that order.
+    APP_INSTALLED = "app_installed"
+    APP_OPENED = "app_opened"
+    APPOINTMENT_SCHEDULED = "appointment_scheduled"
+    CHECKOUT_STARTED = "checkout_started"
+    CONTENTS_VIEWED = "contents_viewed"
+    CUSTOM = "custom"
+    ITEMS_ADDED = "items_added"
+    LEAD_CREATED = "lead_created"
+    ORDER_CREATED = "order_created"
+    PAGE_VIEWED = "page_viewed"
+    REGISTRATION_COMPLETED = "registration_completed"
+    SUBSCRIPTION_CREATED = "subscription_created"
+    TRIAL_STARTED = "trial_started"
+
+
+# Keyed by the members, and read below for every member: a type added to the enum
+# without its data type and description fails the import, so the names in code, the
+# names checked and the ones documented cannot differ.
+_EVENT_TYPE_TABLE: Final[dict[EventType, tuple[str, str]]] = {
+    EventType.APP_INSTALLED: (
+        "customer_action",
+        "The app was installed; sent from the server only, with action_source "
+        "'mobile_app'.",
+    ),
+    EventType.APP_OPENED: (
+        "customer_action",
+        "The app was opened; sent from the server only, with action_source "
+        "'mobile_app'.",
+    ),
+    EventType.APPOINTMENT_SCHEDULED: (
+        "customer_action",
+        "A meeting, a demo or a consultation was booked.",
+    ),
+    EventType.CHECKOUT_STARTED: ("contents", "A checkout was started."),
+    EventType.CONTENTS_VIEWED: (
+        "contents",
+        "A product, a listing or an article was viewed.",
+    ),
+    EventType.CUSTOM: (
+        "custom",
+        "Anything the other types do not cover; needs a custom_event_name, and "
+        "cannot be a campaign's optimization goal.",
+    ),
+    EventType.ITEMS_ADDED: (
+        "contents",
+        "Items were added to a cart, a bundle or a selection.",
+    ),
+    EventType.LEAD_CREATED: (
+        "customer_action",
+        "A lead form was sent or a contact requested.",
+    ),
+    EventType.ORDER_CREATED: ("contents", "A purchase was completed."),
+    EventType.PAGE_VIEWED: ("contents", "A page, or an important one, was loaded."),
+    EventType.REGISTRATION_COMPLETED: (
+        "customer_action",
+        "An account or event registration was finished.",
+    ),
+    EventType.SUBSCRIPTION_CREATED: ("plan_enrollment", "A paid subscription started."),
+    EventType.TRIAL_STARTED: ("plan_enrollment", "A free trial started."),
+}
+
+#: Every event type and the ``data.type`` it requires, as plain strings.
 EVENT_DATA_TYPES: Final[dict[str, str]] = {
-    "app_installed": "customer_action",
-    "app_opened": "customer_action",
-    "appointment_scheduled": "customer_action",
-    "checkout_started": "contents",
-    "contents_viewed": "contents",
-    "custom": "custom",
-    "items_added": "contents",
-    "lead_created": "customer_action",
-    "order_created": "contents",
-    "page_viewed": "contents",
-    "registration_completed": "customer_action",
-    "subscription_created": "plan_enrollment",
-    "trial_started": "plan_enrollment",
+    event_type.value: _EVENT_TYPE_TABLE[event_type][0] for event_type in EventType
+}
+#: Every event type and when to use it, in one line.
+EVENT_TYPE_DESCRIPTIONS: Final[dict[str, str]] = {
+    event_type.value: _EVENT_TYPE_TABLE[event_type][1] for event_type in EventType
 }
 EVENT_TYPES: Final = frozenset(EVENT_DATA_TYPES)
 STANDARD_EVENT_TYPES: Final = EVENT_TYPES - {"custom"}

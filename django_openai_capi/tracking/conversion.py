@@ -17,6 +17,7 @@ from django.db import models
 from django.utils import timezone
 
 from django_openai_capi.api.events import JSONObject
+from django_openai_capi.api.values import plain
 from django_openai_capi.conf import conf
 from django_openai_capi.exceptions import CapiConfigurationError, EventValidationError
 from django_openai_capi.tracking.context import RequestContext
@@ -45,7 +46,8 @@ class ModelConversion(Generic[M]):
     ``conversions.py``.
     """
 
-    #: One of the API's 13 event types, e.g. ``"order_created"``.
+    #: One of the API's 13 event types: ``EventType.ORDER_CREATED`` or
+    #: ``"order_created"``.
     event_type: ClassVar[str]
     #: Required with ``event_type = "custom"``, refused otherwise.
     custom_event_name: ClassVar[str | None] = None
@@ -55,6 +57,12 @@ class ModelConversion(Generic[M]):
     #: the backfill command selects objects by. ``None``: the model cannot be backfilled
     #: unless :meth:`get_backfill_queryset` is overridden.
     date_field: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # An EventType is kept as its plain string, as the outbox stores it and errors
+        # name it: every later use of the class's event_type then sees a str.
+        plain_event_type(cls)
 
     def __init__(self, model: type[M]) -> None:
         self.model = model
@@ -115,8 +123,14 @@ class ModelConversion(Generic[M]):
         return None
 
     def get_data(self, obj: M) -> Mapping[str, object] | None:
-        """The ``data`` object without ``type``: ``amount`` (minor units), ``currency``,
-        ``contents``, ``plan_id``, or custom fields. Default: none."""
+        """The ``data`` object without ``type``: ``amount``, ``currency``,
+        ``contents``, ``plan_id``, or custom fields. Default: none.
+
+        An ``amount`` (the data's or a content item's) is a ``Decimal`` in major units
+        (``order.total``, as a ``DecimalField`` holds it), a py-moneyed or
+        django-money ``Money``, or an ``int`` already in minor units; see
+        :func:`~django_openai_capi.api.build_event`.
+        """
         return None
 
     def get_source_url(self, obj: M) -> str | None:
@@ -226,3 +240,10 @@ def _call(conversion: ModelConversion[Any], hook: str, obj: object) -> Any:
         raise
     except Exception as exc:
         raise HookError(hook, exc) from exc
+
+
+def plain_event_type(cls: type[ModelConversion[Any]]) -> None:
+    """Make *cls*'s ``event_type`` a plain ``str`` if it is an ``EventType``."""
+    event_type = getattr(cls, "event_type", None)
+    if isinstance(event_type, str) and type(event_type) is not str:
+        cls.event_type = plain(event_type)

@@ -23,7 +23,7 @@ from django_openai_capi.api.issues import IssueCollector
 from django_openai_capi.api.validation import check_event
 from django_openai_capi.exceptions import CapiConfigurationError
 from django_openai_capi.redaction import redact
-from django_openai_capi.tracking.conversion import ModelConversion
+from django_openai_capi.tracking.conversion import ModelConversion, plain_event_type
 
 C = TypeVar("C", bound=type[ModelConversion[Any]])
 
@@ -223,6 +223,8 @@ def _check_conversion_class(conversion_class: object) -> None:
         raise CapiConfigurationError(
             f"{name} cannot make valid events: " + "; ".join(problems)
         )
+    # Set after the class was made (its own __init_subclass__ made it plain otherwise).
+    plain_event_type(conversion_class)
     pixel_id: object = conversion_class.pixel_id
     problem = None if pixel_id is None else pixel_id_problem(pixel_id, redact=redact)
     if problem is not None:

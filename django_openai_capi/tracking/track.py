@@ -21,7 +21,7 @@ from django.utils import timezone
 from django_openai_capi.api import spec
 from django_openai_capi.api.events import encode_event
 from django_openai_capi.api.validation import now_ms
-from django_openai_capi.api.values import given, one_of
+from django_openai_capi.api.values import given, one_of, plain
 from django_openai_capi.conf import conf
 from django_openai_capi.exceptions import (
     CapiConfigurationError,
@@ -72,7 +72,8 @@ def track(
     """Record one conversion event; return whether a new one was recorded.
 
     ``user`` is raw identity and ``data`` the ``data`` object without ``type``, as for
-    :class:`~django_openai_capi.ModelConversion`. With ``request`` (or, without it,
+    :class:`~django_openai_capi.ModelConversion`; ``event_type`` is a string or an
+    :class:`~django_openai_capi.EventType`. With ``request`` (or, without it,
     inside a request the middleware serves), what the caller does not give is taken
     from it: ``oppref`` (the ``oppref`` query parameter, else the ``__oppref`` cookie),
     ``obref`` (``__obref`` cookie), the client IP, the user agent, and the page's URL
@@ -94,6 +95,8 @@ def track(
                 )
             ]
         )
+    # An EventType is stored, sent and named in errors as its plain string.
+    event_type = plain(event_type)
     when = timezone.now() if event_time is None else event_time
     if request is not None:
         context = RequestContext.from_request(request)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django_openai_capi import ModelConversion, register
+from django_openai_capi import EventType, ModelConversion, register
 from example_project.accounts.models import Registration
 from example_project.demo_site import page_url
 
 
 @register(Registration)
 class RegistrationConversion(ModelConversion[Registration]):
-    event_type = "registration_completed"
+    event_type = EventType.REGISTRATION_COMPLETED
     date_field = "created_at"
 
     # should_track is the default (the first save only): a profile edit that saves

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django_openai_capi import ModelConversion, register
+from django_openai_capi import EventType, ModelConversion, register
 from example_project.billing.models import Subscription
 from example_project.demo_site import page_url
 
 
 @register(Subscription)
 class SubscriptionConversion(ModelConversion[Subscription]):
-    event_type = "subscription_created"
+    event_type = EventType.SUBSCRIPTION_CREATED
     date_field = "created_at"
 
     def get_user(self, obj: Subscription) -> Mapping[str, object]:

@@ -16,14 +16,14 @@ from urllib.parse import urlsplit
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
-from django_openai_capi import ModelConversion, RequestContext, register
+from django_openai_capi import EventType, ModelConversion, RequestContext, register
 from example_project.demo_site import page_url
 from example_project.shop.models import Order, OrderLine
 
 
 @register(Order)
 class OrderConversion(ModelConversion[Order]):
-    event_type = "order_created"
+    event_type = EventType.ORDER_CREATED
     # When the order was placed: the event's time (not when this process got to
     # saving it), and what openai_capi_backfill selects orders by.
     date_field = "created_at"

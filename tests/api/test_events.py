@@ -97,7 +97,7 @@ def test_currency_codes_are_uppercased():
 
 def test_identity_and_event_problems_are_reported_together():
     with pytest.raises(EventValidationError) as caught:
-        order(user={"email": "nope"}, data={"amount": 10.5}, source_url=None)
+        order(user={"email": "nope"}, data={"amount": "10.5"}, source_url=None)
     assert caught.value.paths == [
         "user.email",
         "source_url",

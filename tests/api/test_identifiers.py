@@ -75,16 +75,22 @@ def test_a_long_value_is_quoted_shortened_with_its_control_characters_escaped() 
     [
         ("px-main_2", None),
         ("", "is empty"),
-        (" px", "starts or ends with whitespace"),
-        ("px\n", "starts or ends with whitespace"),
-        ("px main", "contains whitespace"),
-        ("px\u2003main", "contains whitespace"),
-        ("px\x07main", "contains a control character"),
+        # The value is quoted, as a pixel id that is not a key may be.
+        (" px", 'starts or ends with whitespace (" px")'),
+        ("px\n", 'starts or ends with whitespace ("px\\n")'),
+        ("px main", 'contains whitespace ("px main")'),
+        ("px\u2003main", 'contains whitespace ("px\\u2003main")'),
+        ("px\x07main", 'contains a control character ("px\\x07main")'),
+        ("p x" * 20, f'contains whitespace ("{("p x" * 20)[:40]}…")'),
         ("sk-proj-abc", "looks like an API key"),
         # A key is never quoted, even when it has something else wrong with it.
         ("sk-proj-\x00abc", "looks like an API key"),
         ("p" * 65, "is 65 characters long, more than the 64 that fit"),
-        (42, "is of type int, not a string"),
+        # A number is shown: it is a Pixel ID written without quotes.
+        (42, "is 42, not a string"),
+        (4.2, "is 4.2, not a string"),
+        (10**30, "is an integer, not a string"),
+        (True, "is of type bool, not a string"),
     ],
 )
 def test_a_pixel_id_is_a_non_empty_string_without_whitespace_or_control_characters(

@@ -101,6 +101,6 @@ def test_valid_pixel_ids_are_remembered_up_to_a_bound(
         assert _pixel_id_problem(pixel) is None
     assert {"p1", "p2"} == recording._VALID_PIXEL_IDS
     # A refused one is never kept, and is refused every time.
-    assert _pixel_id_problem("has space") == "contains whitespace"
-    assert _pixel_id_problem("has space") == "contains whitespace"
+    assert _pixel_id_problem("has space") == 'contains whitespace ("has space")'
+    assert _pixel_id_problem("has space") == 'contains whitespace ("has space")'
     assert "has space" not in recording._VALID_PIXEL_IDS

@@ -342,7 +342,7 @@ def test_a_pixel_id_with_whitespace_from_a_hook_is_refused_like_the_setting(
 def test_a_pixel_id_with_whitespace_in_track_is_refused_like_the_setting() -> None:
     with pytest.raises(
         ConversionError,
-        match="pixel_id from track\\(pixel_id=...\\) contains whitespace",
+        match='pixel_id from track\\(pixel_id=...\\) contains whitespace \\("pix el"\\);',
     ):
         track("lead_created", event_id="l-1", pixel_id="pix el")
 
@@ -385,7 +385,7 @@ def test_an_error_names_the_pixel_id_attribute_it_came_from(
     with pytest.raises(ConversionError) as caught:
         Order.objects.create(number="A-1")
     assert str(caught.value).startswith(
-        "pixel_id from Routed.pixel_id contains whitespace"
+        'pixel_id from Routed.pixel_id contains whitespace ("px 2");'
     )
 
 
