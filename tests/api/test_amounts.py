@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import moneyed
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -261,7 +262,6 @@ def test_what_only_looks_like_money_is_left_to_the_amount_rule(amount):
 
 
 def test_real_py_moneyed_money_is_accepted():
-    moneyed = pytest.importorskip("moneyed")
     data = build({"amount": moneyed.Money("25.99", "USD")})["data"]
     assert (data["amount"], data["currency"]) == (2599, "USD")
 
