@@ -87,15 +87,14 @@ def event_types() -> list[tuple[str, str, str, str]]:
     """(API name, member name, data shape, description) of each event type."""
     from django_openai_capi.api import spec
 
-    enum = getattr(spec, "EventType", None)
-    if enum is not None:
-        return [
-            (member.value, member.name, member.data_type, member.description)
-            for member in enum
-        ]
     return [
-        (name, name.upper(), data_type, "")
-        for name, data_type in spec.EVENT_DATA_TYPES.items()
+        (
+            member.value,
+            member.name,
+            spec.EVENT_DATA_TYPES[member],
+            spec.EVENT_TYPE_DESCRIPTIONS[member],
+        )
+        for member in spec.EventType
     ]
 
 
@@ -103,9 +102,14 @@ def event_type_rows() -> tuple[list[str], list[list[str]], list[str]]:
     from django_openai_capi.api import spec
 
     types = event_types()
-    described = any(description for *_, description in types)
-    header = ["Event type", "`EventType`", "Data shape", "`data` fields", "App only"]
-    header += ["When"] if described else []
+    header = [
+        "Event type",
+        "`EventType`",
+        "Data shape",
+        "`data` fields",
+        "App only",
+        "When",
+    ]
     rows: list[list[str]] = []
     anchors: list[str] = []
     for name, member, data_type, description in types:
@@ -120,7 +124,7 @@ def event_type_rows() -> tuple[list[str], list[list[str]], list[str]]:
             fields,
             app_only,
         ]
-        rows.append(row + ([description] if described else []))
+        rows.append([*row, description])
         anchors.append(name)
     return header, rows, anchors
 
