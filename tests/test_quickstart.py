@@ -77,6 +77,7 @@ FILE_COMMENT = re.compile(r"# (?P<path>[\w./-]+)(?P<append> \(add at the end\))?
 VARYING = (
     (re.compile(r"req_[0-9a-f]+"), "req_<id>"),
     (re.compile(r"after \d+ ms"), "after <n> ms"),
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"), "<time> UTC"),
 )
 
 
