@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import pytest
 import requests
@@ -300,41 +300,53 @@ def reader(tmp_path: Path) -> Iterator[Reader]:
         reader.stop()
 
 
-def events(database: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    """The project's conversion events: (type, status, payload sent), in order."""
+class Event(NamedTuple):
+    pk: int
+    type: str
+    status: str
+    #: The JSON sent, as stored.
+    payload: dict[str, Any]
+
+
+def events(database: Path) -> list[Event]:
+    """The project's conversion events, in the order they were recorded."""
     with contextlib.closing(sqlite3.connect(database)) as connection:
         rows = connection.execute(
-            "SELECT e.event_type, e.status, p.json "
+            "SELECT e.id, e.event_type, e.status, p.json "
             + "FROM django_openai_capi_conversionevent e "
             + "LEFT JOIN django_openai_capi_eventpayload p ON p.event_id = e.id "
             + "ORDER BY e.id"
         ).fetchall()
     return [
-        (kind, status, json.loads(payload or "{}")) for kind, status, payload in rows
+        Event(pk, kind, status, json.loads(payload or "{}"))
+        for pk, kind, status, payload in rows
     ]
 
 
-def admin_page(port: int, path: str) -> str:
-    """*path* of the project's admin, logged in as the superuser the page creates."""
+def admin_pages(port: int, *paths: str) -> list[str]:
+    """*paths* of the project's admin, logged in as the superuser the page creates."""
     base = f"http://127.0.0.1:{port}"
     with requests.Session() as session:
         login = session.get(f"{base}/admin/login/", timeout=TIMEOUT)
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)
         assert token, login.text
         answer = session.post(
-            f"{base}/admin/login/?next={path}",
+            f"{base}/admin/login/",
             data={
                 "csrfmiddlewaretoken": token[1],
                 "username": "admin",
                 "password": SUPERUSER_PASSWORD,
-                "next": path,
             },
             headers={"Referer": f"{base}/admin/login/"},
             timeout=TIMEOUT,
         )
-        assert answer.status_code == 200, answer.text
-        assert answer.url == f"{base}{path}", "the login failed"
-        return html.unescape(answer.text)
+        assert "/admin/login/" not in answer.url, "the login failed"
+        pages = []
+        for path in paths:
+            page = session.get(f"{base}{path}", timeout=TIMEOUT)
+            assert page.status_code == 200, f"{path}: {page.status_code}"
+            pages.append(html.unescape(page.text))
+        return pages
 
 
 def test_the_quickstart_delivers_an_order_and_a_sign_up_as_written(
@@ -353,11 +365,11 @@ def test_the_quickstart_delivers_an_order_and_a_sign_up_as_written(
 
     recorded = events(reader.project / "db.sqlite3")
     # The superuser made for the admin is no sign-up: two events, not three.
-    assert [(kind, status) for kind, status, _ in recorded] == [
+    assert [(event.type, event.status) for event in recorded] == [
         ("order_created", "sent"),
         ("registration_completed", "sent"),
     ]
-    order = recorded[0][2]
+    order = recorded[0].payload
     # Decimal("25.99") dollars, and the lines' unit prices, as minor units.
     assert order["data"] == {
         "type": "contents",
@@ -373,8 +385,10 @@ def test_the_quickstart_delivers_an_order_and_a_sign_up_as_written(
         r"^200 pid=test-pixel events=2 req_", reader.background_output(), re.MULTILINE
     )
 
-    changelist = admin_page(
-        reader.ports["server"], "/admin/django_openai_capi/conversionevent/"
+    admin = "/admin/django_openai_capi/conversionevent/"
+    changelist, order_page = admin_pages(
+        reader.ports["server"], admin, f"{admin}{recorded[0].pk}/change/"
     )
     assert "order_created" in changelist
     assert "registration_completed" in changelist
+    assert '"amount": 2599' in order_page
