@@ -217,8 +217,16 @@ def test_a_passing_check_lifts_the_pause_the_refused_key_had_put_on_the_pixel(
     output = run("openai_capi_verify")
 
     assert not PixelPause.objects.exists()
-    assert "The pause is lifted" in output.stdout
-    assert "after HTTP 401" in output.stdout
+    note = " ".join(output.stdout.split())
+    assert (
+        "Delivery to pixel 'test-pixel' had been paused after HTTP 401 (until "
+    ) in note
+    assert (
+        "); the check shows the pixel works now, so the pause is lifted and its events "
+        "go out with the next delivery."
+    ) in note
+    # Not "the pause is lifted: ... is paused until ...", which contradicts itself.
+    assert "is paused" not in note
 
 
 def test_a_failing_check_leaves_the_pause_and_mentions_it(
