@@ -300,7 +300,9 @@ def test_an_unknown_pixel_means_a_wrong_pixel_id_or_another_accounts_key(
     output = run_failing("openai_capi_verify")
 
     assert "does not accept pixel 'test-pixel'" in output.error
-    assert "403: unknown pid" in output.error
+    # The status once: not "HTTP 403: 403: unknown pid".
+    assert "(HTTP 403: unknown pid)" in output.error
+    assert "Message:  unknown pid" in output.stdout
     assert "Check the Pixel ID" in output.error
     assert "OPENAI_CAPI_PIXEL_API_KEYS" in output.error
     assert_no_key(output)
@@ -368,7 +370,7 @@ def test_other_server_errors_are_temporary(
 
     output = run_failing("openai_capi_verify")
 
-    assert f"The API failed on its side (HTTP {status}: {status}: something broke)" in (
+    assert f"The API failed on its side (HTTP {status}: something broke)" in (
         output.error
     )
     assert "Usually temporary" in output.error
