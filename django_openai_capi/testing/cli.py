@@ -290,10 +290,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.outage is not None and not math.isinf(args.outage):
         outage_end = _after(args.outage, lambda: _end_outage(fake, say))
 
-    def clear(signum: int, frame: FrameType | None) -> None:
+    def cleared() -> None:
         fake.clear_faults()
         fake.latency = 0.0
         say("faults: cleared by SIGHUP; answering normally")
+
+    def clear(signum: int, frame: FrameType | None) -> None:
+        # In a thread of its own: the handler runs in the main thread, which may be
+        # inside say() already, holding the lock that this say() would wait on forever.
+        threading.Thread(target=cleared, daemon=True).start()
 
     handlers: dict[int, Callable[[int, FrameType | None], None]] = {
         signal.SIGINT: _stop,
@@ -303,9 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = {signum: signal.signal(signum, h) for signum, h in handlers.items()}
     try:
         fake.start(args.host, args.port, verbose=args.verbose)
-        # The URL comes first and alone, so that a caller of --port 0 can read it.
-        say(fake.url)
-        say(describe_faults(args))
+        announce(fake.url, args, say)
         if outage_end is not None:
             outage_end.start()
         threading.Event().wait()
@@ -318,6 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
+
+
+def announce(url: str, args: argparse.Namespace, say: Callable[[str], None]) -> None:
+    """The first two lines: the URL, then the active faults."""
+    # The URL comes first and alone, so that a caller of --port 0 can read it.
+    say(url)
+    say(describe_faults(args))
 
 
 def _after(seconds: float, action: Callable[[], None]) -> threading.Timer:

@@ -31,16 +31,29 @@ def post(url, pixel, key, events):
     )
 
 
+def announce_after_start(monkeypatch, created, started):
+    """Put the fake in *started* once its first lines are out, as a reader sees it."""
+    announced = cli.announce
+
+    def announce(*args):
+        announced(*args)
+        started.extend(created)
+
+    monkeypatch.setattr(cli, "announce", announce)
+
+
 def test_main_serves_until_sigterm_and_prints_one_line_per_request(monkeypatch, capsys):
     started: list[FakeConversionsAPI] = []
 
     class Recorded(FakeConversionsAPI):
         def start(self, *args, **kwargs):
             running = super().start(*args, **kwargs)
-            started.append(self)
+            created.append(self)
             return running
 
+    created: list[FakeConversionsAPI] = []
     monkeypatch.setattr(cli, "FakeConversionsAPI", Recorded)
+    announce_after_start(monkeypatch, created, started)
     statuses = []
     urls = []
 
@@ -102,10 +115,12 @@ def test_main_reports_dropped_and_pixel_less_requests(monkeypatch, capsys):
         def start(self, *args, **kwargs):
             self.fail_next("drop")
             running = super().start(*args, **kwargs)
-            started.append(self)
+            created.append(self)
             return running
 
+    created: list[FakeConversionsAPI] = []
     monkeypatch.setattr(cli, "FakeConversionsAPI", Dropping)
+    announce_after_start(monkeypatch, created, started)
 
     def client():
         while not started:

@@ -262,17 +262,27 @@ def in_process(
     argv: list[str],
     client: Callable[[FakeConversionsAPI], Any],
 ) -> None:
-    """Run ``cli.main(argv)`` here (for coverage), *client* in a thread, then SIGTERM."""
+    """Run ``cli.main(argv)`` here (for coverage), *client* in a thread, then SIGTERM.
+
+    The client starts once the fake has announced itself, as a real one reading the
+    URL would.
+    """
+    created: list[FakeConversionsAPI] = []
     started: list[FakeConversionsAPI] = []
     failures: list[BaseException] = []
 
     class Recorded(FakeConversionsAPI):
-        def start(self, *args: Any, **kwargs: Any) -> Recorded:
-            running = super().start(*args, **kwargs)
-            started.append(self)
-            return running
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            created.append(self)
 
+    def announce(*args: Any) -> None:
+        announced(*args)
+        started.append(created[0])
+
+    announced = cli.announce
     monkeypatch.setattr(cli, "FakeConversionsAPI", Recorded)
+    monkeypatch.setattr(cli, "announce", announce)
 
     def run() -> None:
         while not started:
