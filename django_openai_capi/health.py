@@ -62,7 +62,8 @@ class Problem(enum.StrEnum):
 
 
 class ExitCode(enum.IntEnum):
-    """The exit status of ``openai_capi_send`` and ``openai_capi_status``.
+    """The exit status of ``openai_capi_send`` and ``openai_capi_status`` (and of
+    ``openai_capi_backfill``: 1 or 4).
 
     One code per cause, so that cron, systemd or a monitor can act on it; when several
     causes hold, the code is the most urgent one's (the order of :class:`Problem`).

@@ -5,7 +5,8 @@ It starts the fake, migrates, creates the superuser ``admin``, records the demo 
 sends what is due and serves the project until it is stopped, and it stops whatever
 it started however it is stopped: Ctrl-C, SIGTERM (an IDE's stop button, ``docker
 stop``, which reach it through ``make``), SIGHUP (the terminal closed), or a step that
-fails. Each child runs in a process group of its own, which is ended as a whole:
+fails. Stopped by a signal, it says so and exits 0 once everything is down; a step
+that fails gives that step's exit status. Each child runs in a process group of its own, which is ended as a whole:
 ``runserver``'s autoreloader serves from a child of its own, which would otherwise
 keep the port. Only SIGKILL, which no process can catch, leaves the children behind.
 
@@ -215,16 +216,28 @@ def main() -> int:
         return exc.code
     except _Stopped as exc:
         stopped_by = exc.signum
-        return 128 + exc.signum
+        # Stopping is how a demo ends, not a failure: 0, so that make adds no
+        # "Error 1" or "Interrupt" of its own (on a Ctrl-C make still gets SIGINT
+        # itself and exits by it, silently, once this process has exited 0).
+        return 0
     finally:
         # A second signal must not cut the teardown short.
         for signum in _STOPPING_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
         children.stop_all()
         if stopped_by is not None:
-            # Die of the signal, as the shell and make expect of a stopped program.
-            signal.signal(stopped_by, signal.SIG_DFL)
-            os.kill(os.getpid(), stopped_by)
+            _say(
+                f"\nDemo stopped ({signal.Signals(stopped_by).name}): the fake API "
+                + "and the project's server are shut down."
+            )
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, flush=True)
+    except OSError:
+        # The terminal is gone (SIGHUP): there is no one to tell.
+        pass
 
 
 if __name__ == "__main__":

@@ -87,22 +87,30 @@ class Demo:
         self.make.wait()
 
 
-def start_demo(tmp_path: Path, fake_port: int, addr_port: int) -> Demo:
+def start_demo(
+    tmp_path: Path, fake_port: int, addr_port: int, *, via_make: bool = True
+) -> Demo:
     output = tmp_path / "demo.out"
+    ports = {"DEMO_FAKE_PORT": str(fake_port), "DEMO_ADDR": f"127.0.0.1:{addr_port}"}
+    if via_make:
+        command = [
+            "make",
+            "--no-print-directory",
+            "demo",
+            # The interpreter running the tests, not a .venv to create.
+            f"BIN={Path(sys.executable).parent}",
+            "STAMP=",
+            *(f"{name}={value}" for name, value in ports.items()),
+        ]
+        environ = demo_environ(tmp_path / "demo.sqlite3")
+    else:
+        command = [sys.executable, "-m", "example_project.demo"]
+        environ = demo_environ(tmp_path / "demo.sqlite3", **ports)
     with output.open("wb") as sink:
         make = subprocess.Popen(
-            [
-                "make",
-                "--no-print-directory",
-                "demo",
-                # The interpreter running the tests, not a .venv to create.
-                f"BIN={Path(sys.executable).parent}",
-                "STAMP=",
-                f"DEMO_FAKE_PORT={fake_port}",
-                f"DEMO_ADDR=127.0.0.1:{addr_port}",
-            ],
+            command,
             cwd=ROOT,
-            env=demo_environ(tmp_path / "demo.sqlite3"),
+            env=environ,
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -117,7 +125,16 @@ def start_demo(tmp_path: Path, fake_port: int, addr_port: int) -> Demo:
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     """``make demo`` on free ports, serving; whatever is left of it is killed after."""
-    running = start_demo(tmp_path, free_port(), free_port())
+    yield from serving(start_demo(tmp_path, free_port(), free_port()))
+
+
+@pytest.fixture
+def bare_demo(tmp_path: Path) -> Iterator[Demo]:
+    """``python -m example_project.demo`` without make, serving."""
+    yield from serving(start_demo(tmp_path, free_port(), free_port(), via_make=False))
+
+
+def serving(running: Demo) -> Iterator[Demo]:
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -175,7 +192,35 @@ def test_stopping_the_demo_stops_everything_it_started(
     assert processes_of_session(demo.make.pid) == {}
     assert not answers(demo.fake_port)
     assert not answers(demo.addr_port)
-    assert demo.make.returncode != 0
+    # make exits by the signal it got itself (SIGTERM, or the terminal's SIGINT and
+    # SIGHUP), but the demo exited 0: make adds no "Error 1" or "Interrupt" line.
+    assert demo.make.returncode == -signum
+    text = demo.text()
+    assert f"Demo stopped ({signum.name}): the fake API and the project's" in text
+    assert "make: ***" not in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_demo_exits_0_after_stopping_everything(
+    bare_demo: Demo, signum: signal.Signals
+) -> None:
+    # Ctrl-C reaches the terminal's foreground group; SIGTERM, the demo alone.
+    if signum == signal.SIGINT:
+        os.killpg(bare_demo.make.pid, signum)
+    else:
+        bare_demo.make.send_signal(signum)
+
+    assert bare_demo.make.wait(timeout=30) == 0
+    assert processes_of_session(bare_demo.make.pid) == {}
+    assert not answers(bare_demo.fake_port)
+    assert not answers(bare_demo.addr_port)
+    text = bare_demo.text()
+    assert text.endswith(
+        f"\nDemo stopped ({signum.name}): the fake API and the project's server are "
+        + "shut down.\n"
+    )
+    assert "Traceback" not in text
 
 
 def test_a_demo_whose_fake_cannot_start_says_why_and_leaves_nothing_running(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,6 +112,11 @@ OUTCOME_KIND: dict[str, ErrorKind] = {
 
 _REFUSED = frozenset({400, 413, 422})
 
+#: "403: ", "502 ", "HTTP 503 - " at the start of a message.
+_STATUS_PREFIX = re.compile(
+    r"\s*(?:HTTP\s*)?(?P<status>\d{3})(?:\s*[:\-]\s*|\s+)", re.I
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -206,9 +212,13 @@ class Answer:
 
     @property
     def message(self) -> str:
-        """The API's error message, or why no answer came; empty for a success."""
+        """The API's error message, or why no answer came; empty for a success.
+
+        Without a status it starts with ("403: unknown pid" is "unknown pid"): it is
+        shown after "HTTP 403: " or beside the status.
+        """
         if self.error is not None:
-            return redact(self.error.describe())
+            return _without_status(self.status, redact(self.error.describe()))
         # text is "HTTP 418: <body>" or "No response: <why>".
         return self.text.partition(": ")[2] or self.text
 
@@ -247,6 +257,19 @@ def ask(pixel_id: str, payloads: Sequence[str], *, validate_only: bool) -> Answe
     return _answer_of(response, started=started)
 
 
+def _without_status(status: int | None, message: str) -> str:
+    """*message* without a leading copy of *status*, so that the status is said once.
+
+    The API words some errors "403: unknown pid" and "503: Authentication backend
+    failure", and a proxy's page may read "502 Bad Gateway"; after "HTTP 403: " the
+    status would be said twice. A message that is only the status is kept.
+    """
+    match = _STATUS_PREFIX.match(message)
+    if status is None or match is None or match["status"] != str(status):
+        return message
+    return message[match.end() :] or message
+
+
 def _answer_of(response: ApiResponse, *, started: datetime) -> Answer:
     """The :class:`Answer` of an HTTP *response* to a request made at *started*."""
     if response.ok:
@@ -268,7 +291,9 @@ def _answer_of(response: ApiResponse, *, started: datetime) -> Answer:
         request_id=response.request_id,
         retry_after=response.retry_after,
         error=error,
-        text=redact(f"HTTP {response.status}: {text}"),
+        text=redact(
+            f"HTTP {response.status}: {_without_status(response.status, text)}"
+        ),
         duration_ms=response.duration_ms,
         started=started,
     )

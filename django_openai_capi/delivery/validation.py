@@ -124,7 +124,12 @@ class ValidationReport:
 
     def problems(self) -> list[str]:
         """Why events went unchecked: one line per reason."""
-        lines = [f"{count} not checked: {why}" for why, count in self.reasons.items()]
+        # An event's own message says "Not checked: HTTP 503: ..."; after the count
+        # that would be said twice.
+        lines = [
+            f"{count} not checked: {why.removeprefix('Not checked: ')}"
+            for why, count in self.reasons.items()
+        ]
         if self.unbuilt:
             lines.append(
                 f"{self.unbuilt} pending events are not built yet, so not checked: "

@@ -211,10 +211,16 @@ def _current_pause(
     return rows.first()
 
 
-def _describe_pause(pause: PixelPause) -> str:
+def _pause_parts(pause: PixelPause) -> tuple[str, str]:
+    """Why the pixel was paused, and until when."""
     why = f"HTTP {pause.http_status}" if pause.http_status else pause.reason
     until = timezone.localtime(pause.paused_until)
-    return f"delivery to pixel {pause.pixel_id!r} is paused until {until:%Y-%m-%d %H:%M:%S %Z} after {why}"
+    return why, f"{until:%Y-%m-%d %H:%M:%S %Z}"
+
+
+def _describe_pause(pause: PixelPause) -> str:
+    why, until = _pause_parts(pause)
+    return f"delivery to pixel {pause.pixel_id!r} is paused until {until} after {why}"
 
 
 def _lift_pause(pixel_id: str, using: str) -> tuple[str, ...]:
@@ -224,9 +230,12 @@ def _lift_pause(pixel_id: str, using: str) -> tuple[str, ...]:
     if pause is None:
         return ()
     pauses.resume(pixel_id, using=using)
+    why, until = _pause_parts(pause)
+    # Said in the past tense: by the time this is read the pause is gone.
     return (
-        f"The pause is lifted: {_describe_pause(pause)}, and the check shows the "
-        + "pixel works now, so its events go out with the next delivery.",
+        f"Delivery to pixel {pixel_id!r} had been paused after {why} (until {until}); "
+        + "the check shows the pixel works now, so the pause is lifted and its "
+        + "events go out with the next delivery.",
     )
 
 

@@ -181,13 +181,30 @@ def _walk(
     while True:
         with transaction.atomic(using=using):
             chunk = list(page[:batch_size])
-            if chunk:
-                _record_chunk(conversion, chunk, result, using)
+            written = _record_chunk(conversion, chunk, result, using)
             if dry_run:
+                # Read before the rollback: afterwards there is nothing to read.
+                _count(written, result, using)
                 transaction.set_rollback(True, using=using)
+        if not dry_run:
+            # Read after the commit: with OPENAI_CAPI_DISPATCH "inline" (or "task" run
+            # at once) the commit has just built and sent the events, and one whose
+            # build failed, its traceback logged, is failed now, not pending.
+            _count(written, result, using)
         if len(chunk) < batch_size:
             return
         page = objects.filter(pk__gt=chunk[-1].pk)
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """The source labels of the rows a chunk wrote, all with ids above *floor*."""
+
+    labels: list[str]
+    floor: int
+    #: Whether the rows are in the database written to (not, where a router keeps
+    #: the outbox elsewhere: they are written after the commit, and not read back).
+    here: bool
 
 
 def _record_chunk(
@@ -195,7 +212,9 @@ def _record_chunk(
     chunk: Sequence[Model],
     result: ModelBackfill,
     using: str,
-) -> None:
+) -> _Written:
+    if not chunk:
+        return _Written([], 0, here=False)
     # Where a router keeps the outbox out of *using*, record_save writes the rows
     # there after the commit, and there is nothing to read back yet.
     outbox_here = router.allow_migrate_model(using, ConversionEvent)
@@ -225,8 +244,13 @@ def _record_chunk(
                     result.already_there += 1
         except Exception as exc:
             result.count_failure(f"{label}: {describe_exception(exc)}")
-    outcomes = _read_back(written, floor, using) if outbox_here else {}
-    for label in written:
+    return _Written(written, floor, outbox_here)
+
+
+def _count(written: _Written, result: ModelBackfill, using: str) -> None:
+    """Count the rows a chunk wrote by their status as it is now."""
+    outcomes = _read_back(written.labels, written.floor, using) if written.here else {}
+    for label in written.labels:
         status, error = outcomes.get(label, (_Status.PENDING, ""))
         if status == _Status.FAILED:
             result.count_failure(error)

@@ -11,6 +11,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 from urllib.parse import parse_qs, urlsplit
@@ -181,7 +182,7 @@ class FakeConversionsAPI:
 
     def fail_next(
         self,
-        kind: FaultKind,
+        kind: FaultKind | int,
         times: int = 1,
         *,
         retry_after: int = 1,
@@ -195,15 +196,26 @@ class FakeConversionsAPI:
         processing, and ``reset`` resets it (TCP RST). Under :meth:`mock`, ``delay``
         raises ``requests.ReadTimeout``, ``drop`` and ``reset`` raise
         ``requests.ConnectionError``.
+
+        ``kind`` may also be an HTTP status from 400 to 599: the answer is the API's
+        error envelope with the message ``"<status>: <reason>"`` (``Retry-After`` on a
+        429), for a status no named fault gives, such as 504.
         """
         fault = _fault(kind, retry_after, seconds)
         with self._lock:
             self._faults.extend([fault] * times)
 
     def outage(
-        self, kind: FaultKind | None, *, retry_after: int = 1, seconds: float = 1.0
+        self,
+        kind: FaultKind | int | None,
+        *,
+        retry_after: int = 1,
+        seconds: float = 1.0,
     ) -> None:
-        """Answer every request with ``kind`` until ``outage(None)``; after ``fail_next``."""
+        """Answer every request with ``kind`` until ``outage(None)``; after ``fail_next``.
+
+        ``kind`` is a fault or an HTTP status, as for :meth:`fail_next`.
+        """
         fault = None if kind is None else _fault(kind, retry_after, seconds)
         with self._lock:
             self._outage = fault
@@ -232,7 +244,7 @@ class FakeConversionsAPI:
 
     def fail_randomly(
         self,
-        weights: Mapping[FaultKind, float] | None,
+        weights: Mapping[FaultKind | int, float] | None,
         *,
         seed: int | None = None,
         retry_after: int = 1,
@@ -242,7 +254,7 @@ class FakeConversionsAPI:
 
         ``weights`` maps fault kinds to the chance of each per request (their sum, at
         most 1, is the share of requests that fail; the rest are answered normally),
-        e.g. ``{"server_error": 0.1, "drop": 0.05}``. The draws come from a
+        e.g. ``{"server_error": 0.1, "drop": 0.05, 504: 0.05}``. The draws come from a
         ``random.Random(seed)``, so a seed replays the same sequence of faults request
         by request. Faults from :meth:`fail_next` come first; an :meth:`outage` covers
         the requests the draw leaves unfaulted. ``None`` stops it.
@@ -287,13 +299,25 @@ class FakeConversionsAPI:
         with self._lock:
             self._rejection = rejection
 
+    def clear_faults(self) -> None:
+        """Answer normally again: forget faults, outage, random faults and rejections.
+
+        What was seen and accepted is kept, so a resent event is deduplicated as by
+        the real API.
+        """
+        with self._lock:
+            self._clear_faults()
+
+    def _clear_faults(self) -> None:
+        self._faults.clear()
+        self._outage = None
+        self._random_faults = None
+        self._rejection = None
+
     def reset(self) -> None:
         """Forget requests, accepted events, faults, outage and rejections; keep keys and pixels."""
         with self._lock:
-            self._faults.clear()
-            self._outage = None
-            self._random_faults = None
-            self._rejection = None
+            self._clear_faults()
             self._requests.clear()
             self._accepted.clear()
             self._receipts.clear()
@@ -539,12 +563,39 @@ class _RandomFaults:
         return None
 
 
-def _fault(kind: str, retry_after: int, seconds: float) -> _Fault:
+def _fault(kind: str | int, retry_after: int, seconds: float) -> _Fault:
+    if isinstance(kind, int):
+        return _status_fault(kind, retry_after)
     if kind not in errors.FAULT_KINDS:
         raise ValueError(
             f"Unknown fault {kind!r}; use one of {', '.join(sorted(errors.FAULT_KINDS))}."
         )
     return _Fault(kind, retry_after, seconds)
+
+
+def _status_fault(status: int, retry_after: int) -> _Fault:
+    # bool is an int: fail_next(True) is a mistake, not a status.
+    if isinstance(status, bool) or not 400 <= status <= 599:
+        raise ValueError(
+            f"A fault's HTTP status must be from 400 to 599, not {status!r}."
+        )
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    # Worded as the API words its own: "503: Authentication backend failure".
+    body = errors.envelope(
+        f"{status}: {reason}",
+        type="server_error" if status >= 500 else "invalid_request_error",
+    )
+    headers = {
+        "Content-Type": "application/json",
+        "openai-version": errors.OPENAI_VERSION,
+    }
+    if status == 429:
+        headers["Retry-After"] = str(retry_after)
+    canned = FakeResponse(status, headers, json.dumps(body).encode())
+    return _Fault("status", retry_after, 0.0, canned=canned)
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:

@@ -20,8 +20,10 @@ from django_openai_capi.tracking.registry import registry
 class Output:
     stdout: str
     stderr: str
-    #: The message of the CommandError that ended the run (its exit status 1).
+    #: The message of the CommandError that ended the run.
     error: str = ""
+    #: The exit status it gives (``health.ExitCode``); 0 for a run that succeeded.
+    returncode: int = 0
 
 
 Run = Callable[..., Output]
@@ -35,7 +37,12 @@ def _run(name: str, *args: str, fails: bool, **options: Any) -> Output:
         return Output(stdout.getvalue(), stderr.getvalue())
     with pytest.raises(CommandError) as raised:
         call_command(name, *args, stdout=stdout, stderr=stderr, **options)
-    return Output(stdout.getvalue(), stderr.getvalue(), str(raised.value))
+    return Output(
+        stdout.getvalue(),
+        stderr.getvalue(),
+        str(raised.value),
+        raised.value.returncode,
+    )
 
 
 @pytest.fixture

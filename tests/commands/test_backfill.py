@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_openai_capi import ModelConversion
+from django_openai_capi.health import ExitCode
 from django_openai_capi.maintenance import backfill as backfill_module
 from django_openai_capi.maintenance.backfill import backfill
 from django_openai_capi.models import ConversionEvent, ErrorKind
@@ -21,6 +22,7 @@ from example_project.billing.models import Subscription
 from example_project.shop.conversions import OrderConversion
 from example_project.shop.models import Order
 from tests.commands.conftest import Run, Swap
+from tests.outbox import ENDPOINT
 from tests.testapp.models import Order as PlainOrder
 from tests.testapp.models import Signup
 
@@ -196,6 +198,7 @@ def test_a_hook_that_raises_counts_failed_and_the_run_continues(
         f"  shop.Order:{broken.pk}: ValueError: no event id for BROKEN-1\n"
     )
     assert out.error == "1 object(s) failed (details above)."
+    assert out.returncode == ExitCode.FAILED
     assert event_of(first).status == event_of(last).status == Status.PENDING
     assert ConversionEvent.objects.count() == 2
 
@@ -266,6 +269,59 @@ def test_with_errors_recorded_a_failing_hook_leaves_a_failed_event_until_fixed(
     assert (fixed.status, fixed.last_error) == (Status.PENDING, "")
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("record_failures")
+def test_events_whose_build_fails_on_the_commit_are_counted_failed(
+    run_failing: Run,
+    swap: Swap,
+    settings: Any,
+    api: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # With DISPATCH "inline" each chunk's commit builds and sends its events in this
+    # process: the build's traceback is printed during the run, so the summary must
+    # count that event failed, not recorded.
+    settings.OPENAI_CAPI_DISPATCH = "inline"
+    settings.OPENAI_CAPI_SEND_ENABLED = True
+    api.post(ENDPOINT, json={})
+
+    class NoData(OrderConversion):
+        def get_data(self, obj: Order) -> Any:
+            if obj.number.startswith("BROKEN"):
+                raise ValueError(f"no lines for {obj.number}")
+            return super().get_data(obj)
+
+    swap(Order, NoData)
+    good = order(days_old=2)
+    broken = order(days_old=1, number="BROKEN-1")
+
+    out = run_failing(
+        "openai_capi_backfill", since(5), "--model=shop.Order", "--batch-size=1"
+    )
+
+    assert "no lines for BROKEN-1" in caplog.text  # the build's traceback
+    assert out.stdout == f"shop.Order: {summary(1, 0, 0, 0, 1)}\n"
+    assert out.stderr == (
+        f"  NoData.get_data(shop.Order:{broken.pk}) raised ValueError: no lines for "
+        + "BROKEN-1\n"
+    )
+    assert out.error == "1 object(s) failed (details above)."
+    assert out.returncode == ExitCode.FAILED
+    assert event_of(broken).status == Status.FAILED
+    assert event_of(good).status == Status.SENT
+
+
+@pytest.mark.usefixtures("record_failures")
+def test_a_dry_run_counts_before_its_rollback(run: Run, settings: Any) -> None:
+    settings.OPENAI_CAPI_DISPATCH = "inline"
+    order(days_old=1)
+
+    out = run("openai_capi_backfill", since(5), "--model=shop.Order", "--dry-run")
+
+    assert out.stdout.splitlines()[1] == f"shop.Order: {summary(1, 0, 0, 0, 0)}"
+    assert not ConversionEvent.objects.exists()
+
+
 def test_only_the_first_few_errors_are_printed(run_failing: Run, swap: Swap) -> None:
     swap(Order, BrokenOn)
     for n in range(7):
@@ -323,6 +379,7 @@ def test_a_misspelt_date_field_is_reported_for_its_model(
         out.stderr
     )
     assert out.error == "could not backfill shop.Order (details above)."
+    assert out.returncode == ExitCode.ERROR
 
 
 def test_without_model_every_registered_model_is_backfilled(run: Run) -> None:

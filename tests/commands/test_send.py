@@ -657,7 +657,7 @@ def test_validate_only_says_why_events_were_not_checked(
 
     assert len(api.calls) == 1  # after an outage, no more requests
     assert (
-        "3 not checked: Not checked: HTTP 503: 503: Authentication backend failure "
+        "3 not checked: HTTP 503: Authentication backend failure "
         + "(request req-503). This is usually temporary: check again later."
     ) in output.stderr
     assert f"1 not checked: {CLOSING_WINDOW}" in output.stderr

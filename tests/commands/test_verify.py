@@ -217,8 +217,16 @@ def test_a_passing_check_lifts_the_pause_the_refused_key_had_put_on_the_pixel(
     output = run("openai_capi_verify")
 
     assert not PixelPause.objects.exists()
-    assert "The pause is lifted" in output.stdout
-    assert "after HTTP 401" in output.stdout
+    note = " ".join(output.stdout.split())
+    assert (
+        "Delivery to pixel 'test-pixel' had been paused after HTTP 401 (until "
+    ) in note
+    assert (
+        "); the check shows the pixel works now, so the pause is lifted and its events "
+        "go out with the next delivery."
+    ) in note
+    # Not "the pause is lifted: ... is paused until ...", which contradicts itself.
+    assert "is paused" not in note
 
 
 def test_a_failing_check_leaves_the_pause_and_mentions_it(
@@ -292,7 +300,9 @@ def test_an_unknown_pixel_means_a_wrong_pixel_id_or_another_accounts_key(
     output = run_failing("openai_capi_verify")
 
     assert "does not accept pixel 'test-pixel'" in output.error
-    assert "403: unknown pid" in output.error
+    # The status once: not "HTTP 403: 403: unknown pid".
+    assert "(HTTP 403: unknown pid)" in output.error
+    assert "Message:  unknown pid" in output.stdout
     assert "Check the Pixel ID" in output.error
     assert "OPENAI_CAPI_PIXEL_API_KEYS" in output.error
     assert_no_key(output)
@@ -360,7 +370,7 @@ def test_other_server_errors_are_temporary(
 
     output = run_failing("openai_capi_verify")
 
-    assert f"The API failed on its side (HTTP {status}: {status}: something broke)" in (
+    assert f"The API failed on its side (HTTP {status}: something broke)" in (
         output.error
     )
     assert "Usually temporary" in output.error

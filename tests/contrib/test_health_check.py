@@ -80,7 +80,7 @@ def test_a_revoked_key_makes_it_unavailable_with_the_pause(
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
-        ("auth_backend_failure", "HTTP 503: 503: Authentication backend failure"),
+        ("auth_backend_failure", "HTTP 503: Authentication backend failure"),
         ("request_refused", "HTTP 400: Invalid event."),
     ],
 )

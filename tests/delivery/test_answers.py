@@ -253,6 +253,56 @@ def test_ask_keeps_a_body_that_is_not_the_apis_redacted_and_short(
     assert empty.text == "HTTP 502: (empty body)"
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "text", "message"),
+    [
+        # The API's own words, in its envelope: the status is said once.
+        (
+            403,
+            {"error": {"message": "403: unknown pid", "type": "server_error"}},
+            "HTTP 403: unknown pid",
+            "unknown pid",
+        ),
+        (
+            503,
+            {"error": {"message": "503: Authentication backend failure"}},
+            "HTTP 503: Authentication backend failure",
+            "Authentication backend failure",
+        ),
+        # The envelope without a status in its message is shown as it is.
+        (401, {"error": {"message": "Unauthorized"}}, "HTTP 401: Unauthorized", None),
+        # A proxy's plain page, with and without a colon, or with "HTTP".
+        (502, "502 Bad Gateway", "HTTP 502: Bad Gateway", "Bad Gateway"),
+        (504, "HTTP 504 - Gateway Timeout", "HTTP 504: Gateway Timeout", None),
+        (500, "500:oops", "HTTP 500: oops", "oops"),
+        # Another status than the answer's is a word of the body, kept.
+        (503, "500: upstream failed", "HTTP 503: 500: upstream failed", None),
+        # A number that merely starts with the status, and a body that is only it.
+        (413, "4130 events is too many", "HTTP 413: 4130 events is too many", None),
+        (502, "502", "HTTP 502: 502", None),
+        (502, "502: ", "HTTP 502: 502: ", None),
+        (502, "<html><title>502 Bad Gateway</title>", None, None),
+    ],
+)
+def test_an_answer_says_its_status_once(
+    api: responses.RequestsMock,
+    status: int,
+    body: Any,
+    text: str | None,
+    message: str | None,
+) -> None:
+    if isinstance(body, dict):
+        api.post(ENDPOINT, status=status, json=body)
+    else:
+        api.post(ENDPOINT, status=status, body=body)
+
+    got = ask("test-pixel", ["{}"], validate_only=False)
+
+    expected = text or f"HTTP {status}: {body}"
+    assert got.text == expected
+    assert got.message == (message or expected.partition(": ")[2])
+
+
 def test_ask_turns_no_answer_into_an_answer_without_a_status(
     api: responses.RequestsMock,
 ) -> None:

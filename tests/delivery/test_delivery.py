@@ -258,7 +258,8 @@ def test_a_temporary_failure_puts_the_batch_back_with_backoff_and_pauses_the_pix
         assert event.status == Status.PENDING
         assert event.attempts == 1
         assert event.last_error_kind == kind
-        assert event.last_error == f"HTTP {status}: {status}: oops (request req_9)"
+        # The body's own "500: " is not repeated after "HTTP 500: ".
+        assert event.last_error == f"HTTP {status}: oops (request req_9)"
         # RETRY_BACKOFF is 30 s: the first wait is 15 to 30 s.
         assert (
             before + timedelta(seconds=15)

@@ -206,7 +206,7 @@ def test_a_passing_verify_lets_held_events_go_out_with_the_next_delivery(
     assert PixelPause.objects.exists()
 
     # The operator deploys a new key and runs openai_capi_verify, which passes and
-    # says: "The pause is lifted ... its events go out with the next delivery."
+    # says: "... the pause is lifted and its events go out with the next delivery."
     api.replace(responses.POST, ENDPOINT, json={})
     result = verify()
     assert result.ok

@@ -31,16 +31,29 @@ def post(url, pixel, key, events):
     )
 
 
+def announce_after_start(monkeypatch, created, started):
+    """Put the fake in *started* once its first lines are out, as a reader sees it."""
+    announced = cli.announce
+
+    def announce(*args):
+        announced(*args)
+        started.extend(created)
+
+    monkeypatch.setattr(cli, "announce", announce)
+
+
 def test_main_serves_until_sigterm_and_prints_one_line_per_request(monkeypatch, capsys):
     started: list[FakeConversionsAPI] = []
 
     class Recorded(FakeConversionsAPI):
         def start(self, *args, **kwargs):
             running = super().start(*args, **kwargs)
-            started.append(self)
+            created.append(self)
             return running
 
+    created: list[FakeConversionsAPI] = []
     monkeypatch.setattr(cli, "FakeConversionsAPI", Recorded)
+    announce_after_start(monkeypatch, created, started)
     statuses = []
     urls = []
 
@@ -83,12 +96,13 @@ def test_main_serves_until_sigterm_and_prints_one_line_per_request(monkeypatch, 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == urls[0]
     assert lines[0].startswith("http://127.0.0.1:")
-    assert [line.split()[:3] for line in lines[1:]] == [
+    assert lines[1] == "faults: latency 0.01s (SIGHUP clears them)"
+    assert [line.split()[:3] for line in lines[2:]] == [
         ["200", "pid=p1", "events=2"],
         ["401", "pid=p2", "events=1"],
         ["403", "pid=p3", "events=1"],
     ]
-    assert all(line.split()[3].startswith("req_") for line in lines[1:])
+    assert all(line.split()[3].startswith("req_") for line in lines[2:])
     assert SECRET not in "\n".join(lines)
     with pytest.raises(RuntimeError):
         _ = started[0].url  # stopped
@@ -101,10 +115,12 @@ def test_main_reports_dropped_and_pixel_less_requests(monkeypatch, capsys):
         def start(self, *args, **kwargs):
             self.fail_next("drop")
             running = super().start(*args, **kwargs)
-            started.append(self)
+            created.append(self)
             return running
 
+    created: list[FakeConversionsAPI] = []
     monkeypatch.setattr(cli, "FakeConversionsAPI", Dropping)
+    announce_after_start(monkeypatch, created, started)
 
     def client():
         while not started:
@@ -118,7 +134,7 @@ def test_main_reports_dropped_and_pixel_less_requests(monkeypatch, capsys):
     cli.main(["--port", "0"])
     thread.join()
 
-    assert capsys.readouterr().out.splitlines()[1].split()[:3] == [
+    assert capsys.readouterr().out.splitlines()[2].split()[:3] == [
         "dropped",
         "pid=-",
         "events=0",
@@ -145,6 +161,7 @@ def test_the_module_runs_as_a_process(signum):
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
+        faults = process.stdout.readline().strip()
         response = post(url, "test-pixel", SECRET, [live_event()])
         line = process.stdout.readline()
         process.send_signal(signum)
@@ -153,6 +170,7 @@ def test_the_module_runs_as_a_process(signum):
         process.kill()
         process.wait()
 
+    assert faults == "faults: none"
     assert response.status_code == 200
     assert line.split()[:3] == ["200", "pid=test-pixel", "events=1"]
     assert process.returncode == 0, err

@@ -573,3 +573,69 @@ def test_a_valid_event_with_a_user_is_kept_whole():
     answer(fake, {"events": [full]})
 
     assert fake.accepted == {EventKey(PIXEL, "order_created", "order-1"): full}
+
+
+def test_clear_faults_answers_normally_and_keeps_what_was_seen():
+    fake = fixed_fake()
+    answer(fake, BODY)
+    fake.fail_next("server_error", 3)
+    fake.outage("drop")
+    fake.fail_randomly({"reset": 1.0})
+    fake.reject_events({"order-1"})
+
+    fake.clear_faults()
+
+    assert answer(fake, BODY).status == 200
+    assert len(fake.requests) == 2
+    assert fake.receipts[EventKey(PIXEL, "order_created", "order-1")] == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error_type"),
+    [
+        (504, "504: Gateway Timeout", "server_error"),
+        (418, "418: I'm a Teapot", "invalid_request_error"),
+        # No reason phrase is registered for 599.
+        (599, "599: Error", "server_error"),
+    ],
+)
+def test_a_status_is_a_fault_in_the_apis_envelope(status, message, error_type):
+    fake = fixed_fake()
+    fake.fail_next(status, 2)
+
+    answers = [answer(fake, BODY) for _ in range(3)]
+
+    assert [response.status for response in answers] == [status, status, 200]
+    assert error(answers[0]) == envelope(message, type=error_type)["error"]
+    assert answers[0].headers["x-request-id"] == fake.requests[0].request_id
+    assert answers[0].headers["Content-Type"] == "application/json"
+    assert "Retry-After" not in answers[0].headers
+    assert [request.fault for request in fake.requests] == ["status", "status", None]
+    assert len(fake.accepted) == 1
+
+
+def test_a_429_status_fault_says_when_to_retry_and_an_outage_takes_a_status():
+    fake = fixed_fake()
+    fake.outage(429, retry_after=7)
+
+    response = answer(fake, BODY)
+    fake.outage(None)
+
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "7"
+    assert answer(fake, BODY).status == 200
+
+
+def test_random_faults_take_a_status():
+    fake = fixed_fake()
+    fake.fail_randomly({503: 1.0}, seed=1)
+
+    assert answer(fake, BODY).status == 503
+
+
+@pytest.mark.parametrize("status", [200, 399, 600, True])
+def test_a_fault_status_is_an_error_status(status):
+    fake = fixed_fake()
+
+    with pytest.raises(ValueError, match=f"from 400 to 599, not {status!r}"):
+        fake.fail_next(status)

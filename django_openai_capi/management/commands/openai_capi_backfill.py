@@ -1,4 +1,10 @@
-"""``manage.py openai_capi_backfill --since DATE``: record the events missing since a date."""
+"""``manage.py openai_capi_backfill --since DATE``: record the events missing since a date.
+
+Exit status (``health.ExitCode``): 0 when every object was recorded (or skipped, or
+already there); 4 when objects failed (a hook raised, or, with ``OPENAI_CAPI_DISPATCH``
+"inline", their build failed on the commit), the others recorded; 1 when a model could
+not be walked at all, or for a bad option.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Model
 from django.utils import timezone
 
+from django_openai_capi.health import ExitCode
 from django_openai_capi.maintenance.backfill import (
     BATCH_SIZE,
     BackfillReport,
@@ -22,7 +29,8 @@ class Command(BaseCommand):
     help = (
         "Record the conversion events missing for objects of registered models since "
         "a date, as their saves would have. Idempotent: an object whose event exists "
-        "records nothing new, so it is safe to run again."
+        "records nothing new, so it is safe to run again. Exits 4 when objects "
+        "failed, 1 when a model could not be backfilled."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -85,7 +93,11 @@ class Command(BaseCommand):
         )
         self._write(report)
         if not report.ok:
-            raise CommandError(_verdict(report))
+            stopped = any(result.problem is not None for result in report.models)
+            raise CommandError(
+                _verdict(report),
+                returncode=ExitCode.ERROR if stopped else ExitCode.FAILED,
+            )
 
     def _write(self, report: BackfillReport) -> None:
         if not report.models:
