@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass, field
+from datetime import UTC
 from urllib.parse import urlsplit
 
 from django.utils import timezone
@@ -28,7 +29,7 @@ from django_openai_capi.exceptions import (
     EventValidationError,
     UnusableApiKeyError,
 )
-from django_openai_capi.models import PixelPause
+from django_openai_capi.models import ErrorKind, PixelPause
 
 
 class Diagnosis(enum.Enum):
@@ -212,10 +213,14 @@ def _current_pause(
 
 
 def _pause_parts(pause: PixelPause) -> tuple[str, str]:
-    """Why the pixel was paused, and until when."""
-    why = f"HTTP {pause.http_status}" if pause.http_status else pause.reason
-    until = timezone.localtime(pause.paused_until)
-    return why, f"{until:%Y-%m-%d %H:%M:%S %Z}"
+    """Why the pixel was paused, and until when (in UTC, as the status command says)."""
+    if pause.http_status:
+        why = f"HTTP {pause.http_status}"
+    else:
+        # The kind's words ("network: no response"), not its stored value.
+        why = str(ErrorKind(pause.reason).label) if pause.reason else "a failed request"
+    until = pause.paused_until.astimezone(UTC)
+    return why, f"{until:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _describe_pause(pause: PixelPause) -> str:

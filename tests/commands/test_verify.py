@@ -7,6 +7,7 @@ what the command prints, whatever the answer.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+from django.test import override_settings
 from django.utils import timezone
 
 from django_openai_capi.delivery.verification import (
@@ -253,8 +255,38 @@ def test_a_pause_without_a_status_is_described_by_its_reason(
 
     output = run_failing("openai_capi_verify")
 
-    assert "is paused until" in output.stdout
-    assert "after network" in output.stdout
+    note = " ".join(output.stdout.split())
+    assert re.search(
+        r"Also, delivery to pixel 'test-pixel' is paused until "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC after network: no response",
+        note,
+    ), note
+
+
+def test_a_pause_without_a_status_or_a_reason_is_a_failed_request(
+    api: responses.RequestsMock, run_failing: Run
+) -> None:
+    PixelPause.objects.create(
+        pixel_id="test-pixel", paused_until=timezone.now() + timedelta(minutes=5)
+    )
+    answer(api, 502, "<html>Bad gateway</html>", request_id=None)
+
+    output = run_failing("openai_capi_verify")
+
+    assert " UTC after a failed request" in " ".join(output.stdout.split())
+
+
+@override_settings(TIME_ZONE="America/Chicago")
+def test_a_pause_is_dated_in_utc_whatever_the_time_zone(
+    api: responses.RequestsMock, run_failing: Run
+) -> None:
+    pause()
+    answer(api, 401, UNAUTHORIZED)
+
+    output = run_failing("openai_capi_verify")
+
+    assert " UTC after HTTP 401" in " ".join(output.stdout.split())
+    assert "CST" not in output.stdout and "CDT" not in output.stdout
 
 
 # The key or the pixel is refused.
