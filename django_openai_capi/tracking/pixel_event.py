@@ -22,6 +22,7 @@ from typing import Any
 from django.db import models, router
 
 from django_openai_capi.api import spec
+from django_openai_capi.api.values import given
 from django_openai_capi.exceptions import ConversionError
 from django_openai_capi.models import ConversionEvent
 from django_openai_capi.redaction import describe_exception
@@ -64,8 +65,10 @@ def pixel_event(obj: object) -> PixelEvent | None:
     """
     if not isinstance(obj, models.Model):
         # Typically a template variable that is not set: Django renders it as "".
+        # The value, not its type: "got str" does not say that the variable was unset.
+        what = "an empty string" if isinstance(obj, str) and not obj else given(obj)
         raise ConversionError(
-            f"A saved model instance was expected, got {type(obj).__name__}: "
+            f"A saved model instance was expected, got {what}: "
             + "is the variable set in the template's context?"
         )
     conversion = conversion_for(obj)

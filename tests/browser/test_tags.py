@@ -398,8 +398,20 @@ class TestEvent:
 @pytest.mark.django_db
 class TestEventMistakes:
     def test_a_variable_that_is_not_set_is_named_as_the_mistake(self) -> None:
-        with pytest.raises(ConversionError, match="got str: is the variable set"):
+        with pytest.raises(
+            ConversionError, match="got an empty string: is the variable set"
+        ):
             render("{% openai_capi_event missing %}", factory.get("/"))
+
+    @pytest.mark.parametrize(
+        ("value", "shown"),
+        [(42, "got 42:"), ("order", "got 'order':"), (None, "got None:")],
+    )
+    def test_a_value_that_is_not_a_model_instance_is_shown(
+        self, value: object, shown: str
+    ) -> None:
+        with pytest.raises(ConversionError, match=shown):
+            render("{% openai_capi_event order %}", factory.get("/"), order=value)
 
     def test_with_the_outbox_routed_elsewhere_the_event_is_found_there(
         self, settings: Any
