@@ -32,6 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.checks.registry import registry as check_registry
 from django.core.management import get_commands, load_command_class
 from django.core.management.base import CommandError
 from django.test import override_settings
@@ -180,6 +181,13 @@ def run_page(path: Path) -> int:
     """
     namespace: dict[str, Any] = {"__name__": f"docs_page_{path.stem}"}
     saved = registry.snapshot()
+    # An app a page installs registers its system checks in ready(), for the whole
+    # process: left behind, they would check a later page's settings for an app that
+    # page does not install, and whether it passed would depend on the pages' order.
+    saved_checks = (
+        set(check_registry.registered_checks),
+        set(check_registry.deployment_checks),
+    )
     # linecache serves tracebacks the page as it is now, not as it was at import.
     linecache.checkcache(str(path))
     count = 0
@@ -192,6 +200,9 @@ def run_page(path: Path) -> int:
         # After the settings are undone: ending an INSTALLED_APPS override runs the
         # apps' ready() again, and a contrib app's registers its conversion there.
         registry.restore(saved)
+        check_registry.registered_checks, check_registry.deployment_checks = (
+            saved_checks
+        )
     return count
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from django.apps import apps
 from django.conf import settings
+from django.core.checks.registry import registry as check_registry
 
+from django_openai_capi.contrib.auth.checks import check_auth
 from django_openai_capi.tracking.registry import registry
 from tests.docs.snippets import (
     Block,
@@ -34,6 +36,16 @@ def test_a_page_runs_in_one_namespace_with_its_settings_and_is_undone_after() ->
     assert settings.OPENAI_CAPI_PIXEL_ID == "test-pixel"
     assert "django.contrib.humanize" not in settings.INSTALLED_APPS
     assert not hasattr(settings, "OPENAI_CAPI_VALIDATE_ONLY")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_checks_an_app_a_page_installs_registers_are_gone_after_it() -> None:
+    before = set(check_registry.registered_checks)
+
+    assert run_page(FIXTURES / "installs_app.md") == 2
+
+    assert check_auth not in check_registry.registered_checks
+    assert set(check_registry.registered_checks) == before
 
 
 @pytest.mark.django_db
