@@ -9,7 +9,6 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks.registry import registry as check_registry
 
-from django_openai_capi.contrib.auth.checks import check_auth
 from django_openai_capi.tracking.registry import registry
 from tests.docs.snippets import (
     Block,
@@ -44,7 +43,6 @@ def test_the_checks_an_app_a_page_installs_registers_are_gone_after_it() -> None
 
     assert run_page(FIXTURES / "installs_app.md") == 2
 
-    assert check_auth not in check_registry.registered_checks
     assert set(check_registry.registered_checks) == before
 
 
