@@ -29,6 +29,7 @@ from django_openai_capi.api.values import given
 from django_openai_capi.conf import (
     SETTING_NAMES,
     Dispatch,
+    is_loopback_host,
     key_problem,
     raw_setting,
     request_deadline,
@@ -236,7 +237,7 @@ CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
             '`OPENAI_CAPI_DISPATCH` is `"task"` on the `ImmediateBackend`: it sends '
             "inside the committing request.",
             "Configure a real backend in `TASKS` and run its worker, or set "
-            '`OPENAI_CAPI_DISPATCH = "inline"` to say so explicitly.',
+            '`OPENAI_CAPI_DISPATCH = "none"` and run `manage.py openai_capi_send --loop`.',
         ),
         "django_openai_capi.W010": CheckId(
             '`OPENAI_CAPI_DISPATCH` is `"task"` on the `DummyBackend`: the task never '
@@ -470,7 +471,7 @@ def _check_endpoint() -> list[CheckMessage]:
                 id="django_openai_capi.E018",
             )
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         messages.append(
             Error(
                 "OPENAI_CAPI_ENDPOINT should use https:// unless its host is loopback.",
@@ -512,15 +513,6 @@ def _split_http_url(value: object) -> SplitResult | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     return parts
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # What is sent, and how.
@@ -799,8 +791,9 @@ def _check_tasks_backend() -> list[CheckMessage]:
                 'OPENAI_CAPI_DISPATCH = "task" should have a Tasks backend with a worker: '
                 + "the ImmediateBackend sends inside the committing request, synchronously.",
                 hint="Configure a real backend in TASKS (django-tasks-db's DatabaseBackend, "
-                + 'RQ, Celery) and run its worker, or set OPENAI_CAPI_DISPATCH = "inline" '
-                + "to say so explicitly.",
+                + 'RQ, Celery) and run its worker, or set OPENAI_CAPI_DISPATCH = "none" '
+                + "and run manage.py openai_capi_send --loop, the worker that sends "
+                + "every recorded event in any mode.",
                 id="django_openai_capi.W009",
             )
         ]

@@ -11,6 +11,7 @@ checks.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -36,6 +37,16 @@ def request_deadline(timeout: Timeout) -> float:
         connect, read = timeout
         return connect + read
     return timeout
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether *host* (an endpoint's hostname) is this machine: a local fake, a tunnel."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # The single source of the defaults: conf reads them, and the checks read raw values

@@ -463,6 +463,18 @@ def test_tasks_backend_check_fires(settings, overrides, expected):
     assert "\n" not in message.msg + message.hint
 
 
+def test_the_immediate_backend_warning_offers_the_worker_the_docs_recommend(settings):
+    settings.OPENAI_CAPI_DISPATCH = "task"
+    settings.TASKS = {"default": {"BACKEND": IMMEDIATE}}
+    [message] = check_settings()
+    assert message.id == "django_openai_capi.W009"
+    assert message.hint is not None
+    assert (
+        'set OPENAI_CAPI_DISPATCH = "none" and run manage.py openai_capi_send --loop'
+        in message.hint
+    )
+
+
 @pytest.mark.parametrize("dispatch", ["inline", "none", "tasks"])
 def test_tasks_backend_is_not_checked_unless_dispatch_is_task(settings, dispatch):
     apply(settings, {"OPENAI_CAPI_DISPATCH": dispatch, "TASKS": {"default": {}}})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from django_openai_capi.conf import conf
+from django_openai_capi.conf import conf, is_loopback_host
 from django_openai_capi.delivery.answers import Answer, Cause
 
 REAL_ENDPOINT = "https://bzr.openai.com/v1/events"
@@ -217,13 +217,23 @@ def _words(
 
 
 def _no_response(message: str) -> tuple[str, str]:
-    host = urlsplit(conf.OPENAI_CAPI_ENDPOINT).hostname or "(no host)"
-    return (
-        f"No answer from {host}: {message}",
-        f"Check OPENAI_CAPI_ENDPOINT (the real API is {REAL_ENDPOINT}), and that "
-        + f"this machine can reach {host} over HTTPS: DNS, an egress firewall or a "
-        + f"proxy may be in the way. {_EVENTS_RETRIED}",
-    )
+    parts = urlsplit(conf.OPENAI_CAPI_ENDPOINT)
+    host = parts.hostname or "(no host)"
+    if is_loopback_host(host):
+        # A fake or a tunnel on this machine: no firewall is in the way, it is not running.
+        advice = (
+            f"Nothing answers on {host}: if OPENAI_CAPI_ENDPOINT is a local fake of the "
+            + "API (python -m django_openai_capi.testing), start it; otherwise correct "
+            + f"the setting (the real API is {REAL_ENDPOINT})."
+        )
+    else:
+        scheme = "HTTP" if parts.scheme == "http" else "HTTPS"
+        advice = (
+            f"Check OPENAI_CAPI_ENDPOINT (the real API is {REAL_ENDPOINT}), and that "
+            + f"this machine can reach {host} over {scheme}: DNS, an egress firewall "
+            + "or a proxy may be in the way."
+        )
+    return f"No answer from {host}: {message}", f"{advice} {_EVENTS_RETRIED}"
 
 
 def _event_refused(status: int | None, message: str, quote: str) -> tuple[str, str]:

@@ -523,21 +523,49 @@ def test_a_refused_integration_source_points_at_its_setting(
 # No answer, or not the API.
 
 
-def test_no_answer_points_at_the_endpoint_and_the_network(
+def test_no_answer_on_loopback_points_at_the_local_fake(
     api: responses.RequestsMock, run_failing: Run
 ) -> None:
     api.post(ENDPOINT, body=requests.ConnectionError("Connection refused"))
 
     output = run_failing("openai_capi_verify")
 
+    error = " ".join(output.error.split())
+    assert "No answer from 127.0.0.1: ConnectionError: Connection refused" in error
     assert (
-        "No answer from 127.0.0.1: ConnectionError: Connection refused" in output.error
+        "Nothing answers on 127.0.0.1: if OPENAI_CAPI_ENDPOINT is a local fake of the "
+        "API (python -m django_openai_capi.testing), start it" in error
     )
-    assert "Check OPENAI_CAPI_ENDPOINT" in output.error
-    assert "DNS, an egress firewall or a proxy" in output.error
+    assert "firewall" not in error
     assert "Answer:   no answer, after" in output.stdout
     assert "Endpoint: http://127.0.0.1:9/v1/events" in output.stdout
     assert_no_key(output)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "scheme"),
+    [
+        ("https://capi-proxy.example.com/v1/events", "HTTPS"),
+        ("http://capi-proxy.internal/v1/events", "HTTP"),
+    ],
+)
+def test_no_answer_from_another_host_points_at_the_endpoint_and_the_network(
+    api: responses.RequestsMock,
+    run_failing: Run,
+    settings: Any,
+    endpoint: str,
+    scheme: str,
+) -> None:
+    settings.OPENAI_CAPI_ENDPOINT = endpoint
+    api.post(endpoint, body=requests.ConnectionError("Connection refused"))
+
+    output = run_failing("openai_capi_verify")
+
+    error = " ".join(output.error.split())
+    host = endpoint.split("/")[2]
+    assert f"No answer from {host}: ConnectionError" in error
+    assert "Check OPENAI_CAPI_ENDPOINT" in error
+    assert f"reach {host} over {scheme}: DNS, an egress firewall or a proxy" in error
 
 
 def test_an_endpoint_without_a_scheme_gets_no_answer_and_is_shown_as_it_is(

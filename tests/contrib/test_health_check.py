@@ -211,7 +211,7 @@ def test_without_the_package_the_system_check_names_it(
     assert isinstance(error, checks.Error)
     assert error.id == "django_openai_capi.health_check.E001"
     assert "django-health-check" in error.msg
-    assert "django-openai-capi[health]" in str(error.hint)
+    assert "pip install 'django-health-check>=4.8'" in str(error.hint)
 
 
 def test_without_its_app_the_system_check_warns(

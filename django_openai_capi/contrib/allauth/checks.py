@@ -38,7 +38,7 @@ CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
     {
         "django_openai_capi.allauth.E001": CheckId(
             f"django-allauth is not installed, or is older than {MIN_VERSION}.",
-            "`pip install 'django-openai-capi[allauth]'`, or use "
+            "`pip install 'django-allauth>=65'` (what the `[allauth]` extra installs), or use "
             "`django_openai_capi.contrib.auth` for sign-ups without allauth.",
         ),
         "django_openai_capi.allauth.E002": CheckId(

@@ -10,7 +10,8 @@ from django.core import checks
 
 from django_openai_capi.checks import CheckId
 
-INSTALL = "pip install 'django-openai-capi[health]'"
+# The host package itself: right however this app was installed (a checkout, a wheel).
+INSTALL = "pip install 'django-health-check>=4.8'"
 
 #: This app's check ids, for the checks reference (a test keeps it and the ids used
 #: here the same). Markdown.
@@ -19,7 +20,8 @@ CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
         "django_openai_capi.health_check.E001": CheckId(
             "`django_openai_capi.contrib.health_check` is installed but "
             "django-health-check (version 4 or later) is not.",
-            f"`{INSTALL}`, or remove the app from `INSTALLED_APPS`.",
+            f"`{INSTALL}` (what the `[health]` extra installs), or remove the app "
+            "from `INSTALLED_APPS`.",
         ),
         "django_openai_capi.health_check.W001": CheckId(
             "`health_check` (django-health-check) is not in `INSTALLED_APPS`.",
@@ -50,7 +52,7 @@ def check_health_check(**kwargs: Any) -> list[checks.CheckMessage]:
             checks.Error(
                 "django_openai_capi.contrib.health_check is installed but "
                 + "django-health-check (version 4 or later) is not.",
-                hint=f"Install it with the extra: {INSTALL}. Or remove "
+                hint=f"{INSTALL} (what the [health] extra installs), or remove "
                 + "'django_openai_capi.contrib.health_check' from INSTALLED_APPS.",
                 id="django_openai_capi.health_check.E001",
             )

@@ -35,7 +35,8 @@ CHECK_IDS: Mapping[str, CheckId] = MappingProxyType(
         "django_openai_capi.oscar.E001": CheckId(
             "django-oscar is not installed, is older than 4.2, or its version cannot "
             "be read.",
-            "`pip install 'django-openai-capi[oscar]'`, or remove the app.",
+            "`pip install 'django-oscar>=4.2,<4.3'` (what the `[oscar]` extra installs), or "
+            "remove the app.",
         ),
         "django_openai_capi.oscar.E002": CheckId(
             "Oscar's order app (label `order`) is not in `INSTALLED_APPS`, or Oscar "
@@ -62,7 +63,7 @@ def check_oscar(
         messages.append(
             Error(
                 f"{APP} needs django-oscar: {version_problem}.",
-                hint="pip install 'django-openai-capi[oscar]' (django-oscar 4.2), or remove "
+                hint="pip install 'django-oscar>=4.2,<4.3' (what the [oscar] extra installs), or remove "
                 + f"{APP!r} from INSTALLED_APPS.",
                 id="django_openai_capi.oscar.E001",
             )
