@@ -17,8 +17,10 @@ with options its parser takes; ``<placeholder>`` stands for any one value.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import importlib
+import io
 import linecache
 import re
 import shlex
@@ -191,11 +193,18 @@ def run_page(path: Path) -> int:
     # linecache serves tracebacks the page as it is now, not as it was at import.
     linecache.checkcache(str(path))
     count = 0
+    fenced = blocks(path, "python", "text", "json")
     try:
         with ExitStack() as stack:
-            for block in blocks(path, "python"):
+            for index, block in enumerate(fenced):
+                if block.language != "python":
+                    continue
                 count += 1
-                run_block(block, namespace, stack)
+                printed = io.StringIO()
+                with contextlib.redirect_stdout(printed):
+                    run_block(block, namespace, stack)
+                shown = fenced[index + 1] if index + 1 < len(fenced) else None
+                check_output(block, printed.getvalue(), shown)
     finally:
         # After the settings are undone: ending an INSTALLED_APPS override runs the
         # apps' ready() again, and a contrib app's registers its conversion there.
@@ -204,6 +213,28 @@ def run_page(path: Path) -> int:
             saved_checks
         )
     return count
+
+
+def check_output(block: Block, printed: str, shown: Block | None) -> None:
+    """What a block prints must be what the page shows right after it.
+
+    A ```text or ```json block that follows a block that prints is its output, as a
+    reader will take it; a print the page does not show is not compared.
+    """
+    if not printed or shown is None or shown.line < block.line:
+        return
+    if shown.language not in {"text", "json"}:
+        return
+    if _lines(printed) != _lines(shown.text):
+        raise PageFailure(
+            f"{block.where}: the block prints what the page does not show on line "
+            + f"{shown.line}:\n--- printed\n{printed.rstrip()}\n--- shown\n"
+            + shown.text.rstrip()
+        )
+
+
+def _lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.strip("\n").split("\n")]
 
 
 def statements(source: str) -> list[str]:

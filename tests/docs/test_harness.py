@@ -143,3 +143,16 @@ def test_settings_are_the_upper_case_names_a_block_binds() -> None:
     for first in ["# shop/conversions.py", "# not settings.py", "X = 1"]:
         assert not Block(Path("a.md"), "python", 1, first + "\nX = 1\n").is_settings
     assert bound_names(block) == ["DEBUG", "INSTALLED_APPS", "A", "X", "Y"]
+
+
+@pytest.mark.django_db
+def test_what_a_block_prints_must_be_the_output_the_page_shows() -> None:
+    with pytest.raises(PageFailure) as failure:
+        run_page(FIXTURES / "output.md")
+
+    message = str(failure.value)
+    assert message.startswith(
+        "tests/docs/fixtures/output.md:22: the block prints what the page does not "
+        "show on line 26:"
+    )
+    assert "--- printed\n['a', 'b']\n--- shown\n['b', 'a']" in message

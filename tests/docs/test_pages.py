@@ -29,7 +29,7 @@ def test_there_are_pages() -> None:
 # Transactional, as a reader's shell is: each save commits, so on_commit work (the
 # "inline" and "task" dispatch modes) happens where the page says it does. The tables
 # are emptied after each page.
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
 @pytest.mark.parametrize(
     "page", PAGES, ids=[str(page.relative_to(ROOT)) for page in PAGES]
 )
