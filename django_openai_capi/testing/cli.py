@@ -291,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         outage_end = _after(args.outage, lambda: _end_outage(fake, say))
 
     def cleared() -> None:
+        if outage_end is not None:
+            # Else it would announce, later, the end of an outage SIGHUP ended.
+            outage_end.cancel()
         fake.clear_faults()
         fake.latency = 0.0
         say("faults: cleared by SIGHUP; answering normally")

@@ -381,6 +381,21 @@ def test_in_process_an_outage_ends_after_its_seconds(monkeypatch, capsys):
     assert "faults: the outage is over; answering normally" in out
 
 
+def test_in_process_sighup_during_a_timed_outage_ends_it_once(monkeypatch, capsys):
+    def client(fake: FakeConversionsAPI) -> None:
+        assert post(fake.url).status_code == 500
+        os.kill(os.getpid(), signal.SIGHUP)
+        wait_for(lambda: post(fake.url).status_code == 200)
+        # Past the outage's own end: its timer must not announce it again.
+        time.sleep(1.5)
+
+    in_process(monkeypatch, ["--outage", "1"], client)
+
+    out = capsys.readouterr().out
+    assert "faults: cleared by SIGHUP; answering normally" in out
+    assert "the outage is over" not in out
+
+
 def test_in_process_a_long_outage_is_cancelled_on_stop(monkeypatch, capsys):
     in_process(monkeypatch, ["--outage", "3600"], lambda fake: None)
 
