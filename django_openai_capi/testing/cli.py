@@ -37,7 +37,11 @@ from types import FrameType
 from typing import Any
 
 from django_openai_capi.testing.errors import FAULT_KINDS
-from django_openai_capi.testing.fake import FakeConversionsAPI, RecordedRequest
+from django_openai_capi.testing.fake import (
+    FakeConversionsAPI,
+    RecordedRequest,
+    over_one,
+)
 
 _FAULTS = ", ".join(sorted(FAULT_KINDS))
 
@@ -258,8 +262,8 @@ def _configure(fake: FakeConversionsAPI, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     command = parser()
     args = command.parse_args(argv)
-    total = sum(chance for _, chance in args.fail_randomly)
-    if total > 1:
+    total = math.fsum(chance for _, chance in args.fail_randomly)
+    if over_one(total):
         command.error(f"--fail-randomly: the chances sum to {total:g}, more than 1")
     if args.fail_with is None:
         args.fail_with = "server_error"

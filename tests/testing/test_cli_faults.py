@@ -381,6 +381,29 @@ def test_in_process_an_outage_ends_after_its_seconds(monkeypatch, capsys):
     assert "faults: the outage is over; answering normally" in out
 
 
+def test_in_process_chances_that_sum_to_one_are_taken(monkeypatch, capsys):
+    # In floats 0.34 + 0.56 + 0.1 is 1.0000000000000002, which is not "more than 1".
+    seen: list[int] = []
+
+    def client(fake: FakeConversionsAPI) -> None:
+        seen.append(post(fake.url).status_code)
+
+    in_process(
+        monkeypatch,
+        [
+            "--fail-randomly",
+            "server_error=0.34",
+            "--fail-randomly",
+            "500=0.56",
+            "--fail-randomly",
+            "bad_gateway=0.1",
+        ],
+        client,
+    )
+
+    assert seen[0] in {500, 502}
+
+
 def test_in_process_sighup_during_a_timed_outage_ends_it_once(monkeypatch, capsys):
     def client(fake: FakeConversionsAPI) -> None:
         assert post(fake.url).status_code == 500
