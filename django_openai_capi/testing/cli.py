@@ -262,6 +262,15 @@ def _configure(fake: FakeConversionsAPI, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     command = parser()
     args = command.parse_args(argv)
+    kinds = [fault for fault, _ in args.fail_randomly]
+    twice = sorted({str(fault) for fault in kinds if kinds.count(fault) > 1})
+    if twice:
+        # One chance per fault: the fake keeps the last, and the sum and the
+        # start-up line would count both.
+        command.error(
+            f"--fail-randomly: {', '.join(twice)} given more than once; give each "
+            "fault one chance"
+        )
     total = math.fsum(chance for _, chance in args.fail_randomly)
     if over_one(total):
         command.error(f"--fail-randomly: the chances sum to {total:g}, more than 1")

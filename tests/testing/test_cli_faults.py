@@ -234,6 +234,14 @@ def test_no_faults_says_so():
             ["--fail-randomly", "drop=0.6", "--fail-randomly", "500=0.6"],
             "--fail-randomly: the chances sum to 1.2, more than 1",
         ),
+        (
+            ["--fail-randomly", "drop=0.2", "--fail-randomly", "drop=0.3"],
+            "--fail-randomly: drop given more than once; give each fault one chance",
+        ),
+        (
+            ["--fail-randomly", "504=0.6", "--fail-randomly", "504=0.6"],
+            "--fail-randomly: 504 given more than once",
+        ),
     ],
 )
 def test_bad_values_are_refused_naming_the_option(args, message, capsys):
