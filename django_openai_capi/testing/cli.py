@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
@@ -61,6 +62,16 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {value}")
     return value
 
 
@@ -121,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
         "SIGHUP (kill -HUP <pid>) clears every fault: the fake answers normally again.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8799, help="0 picks a free port")
+    parser.add_argument("--port", type=_port, default=8799, help="0 picks a free port")
     parser.add_argument("--api-key", default="test-key", help="the key to accept")
     parser.add_argument(
         "--unscoped-key",
@@ -323,7 +334,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     previous = {signum: signal.signal(signum, h) for signum, h in handlers.items()}
     try:
-        fake.start(args.host, args.port, verbose=args.verbose)
+        try:
+            fake.start(args.host, args.port, verbose=args.verbose)
+        except OSError as exc:
+            # The port taken (a fake already running), or an address this machine
+            # does not have: one line, not a traceback.
+            print(
+                f"{command.prog}: cannot listen on {args.host}:{args.port}: "
+                + (exc.strerror or str(exc)),
+                file=sys.stderr,
+            )
+            return 1
         announce(fake.url, args, say)
         if outage_end is not None:
             outage_end.start()

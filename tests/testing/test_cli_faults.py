@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -214,6 +215,8 @@ def test_no_faults_says_so():
             ["--fail-with", "503"],
             "--fail-with: says what --fail-next or --outage answer; give one",
         ),
+        (["--port", "70000"], "argument --port: must be from 0 to 65535, not 70000"),
+        (["--port", "http"], "argument --port: 'http' is not a port number"),
         (["--outage", "-5"], "argument --outage: must be a number of seconds, 0 or"),
         (["--latency", "inf"], "argument --latency: must be a number of seconds"),
         (["--delay", "soon"], "argument --delay: 'soon' is not a number of seconds"),
@@ -250,6 +253,23 @@ def test_bad_values_are_refused_naming_the_option(args, message, capsys):
 
     assert exit.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_said_in_one_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        previous = signal.getsignal(signal.SIGHUP)
+
+        assert cli.main(["--port", str(port)]) == 1
+
+    err = capsys.readouterr().err
+    assert err == (
+        f"python -m django_openai_capi.testing: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use\n"
+    )
+    assert signal.getsignal(signal.SIGHUP) == previous
 
 
 def test_help_says_what_the_app_does_with_each_fault(capsys):
