@@ -510,3 +510,63 @@ def test_an_event_type_that_is_not_text_is_left_to_the_rules():
     with pytest.raises(EventValidationError) as caught:
         build_event(None, event_id="o-1", now=NOW)  # type: ignore[arg-type]
     assert caught.value.paths == ["type", "data"]
+
+
+# Whatever is put where money goes: errors never repeat personal data, and the host's
+# own data is left as given.
+
+PLANTED = "ada.lovelace@example.com"
+
+
+class Planted:
+    """A Money-shaped object (or not), whose repr is personal data."""
+
+    def __init__(self, **fields: object) -> None:
+        self.__dict__.update(fields)
+
+    def __repr__(self) -> str:
+        return f"<Planted {PLANTED}>"
+
+
+_leaves = st.one_of(
+    st.decimals(),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.just(PLANTED),
+    st.sampled_from(["USD", "usd", "JPY", "KWD", "XAU", "ZZZ", "", "uſd"]),
+)
+_amounts = st.one_of(
+    _leaves,
+    st.builds(lambda a, c: Planted(amount=a, currency=c), _leaves, _leaves),
+    st.builds(
+        lambda a, c: Planted(amount=a, currency=Planted(code=c)), _leaves, _leaves
+    ),
+    st.lists(_leaves, max_size=2),
+    st.dictionaries(st.sampled_from(["email", "amount"]), _leaves, max_size=2),
+)
+_items = st.fixed_dictionaries(
+    {"id": st.just("sku-1")}, optional={"amount": _amounts, "currency": _leaves}
+)
+_data = st.fixed_dictionaries(
+    {},
+    optional={
+        "amount": _amounts,
+        "currency": _leaves,
+        "contents": st.lists(_items, max_size=3),
+    },
+)
+
+
+@PROPERTIES
+@given(_data, st.sampled_from(["order_created", "lead_created", "trial_started"]))
+def test_no_amount_or_currency_makes_an_error_repeat_personal_data(
+    data: dict[str, Any], event_type: str
+) -> None:
+    before = repr(data)
+    try:
+        build(data, event_type)
+    except EventValidationError as error:
+        assert "lovelace" not in str(error)
+    assert repr(data) == before
