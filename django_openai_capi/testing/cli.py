@@ -330,8 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[int, Callable[[int, FrameType | None], None]] = {
         signal.SIGINT: _stop,
         signal.SIGTERM: _stop,
-        signal.SIGHUP: clear,
     }
+    # Windows has no SIGHUP: there the fake runs with its faults until restarted.
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is not None:
+        handlers[hangup] = clear
     previous = {signum: signal.signal(signum, h) for signum, h in handlers.items()}
     try:
         try:

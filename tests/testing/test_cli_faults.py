@@ -272,6 +272,19 @@ def test_a_port_in_use_is_said_in_one_line(capsys):
     assert signal.getsignal(signal.SIGHUP) == previous
 
 
+def test_without_sighup_as_on_windows_the_fake_still_serves(monkeypatch, capsys):
+    monkeypatch.delattr(signal, "SIGHUP")
+
+    def announce(url: str, args: Any, say: Callable[[str], None]) -> None:
+        say(url)
+        raise cli._Stop  # as SIGTERM would, once it has started
+
+    monkeypatch.setattr(cli, "announce", announce)
+
+    assert cli.main(["--port", "0", "--fail-next", "1"]) == 0
+    assert capsys.readouterr().out.startswith("http://127.0.0.1:")
+
+
 def test_help_says_what_the_app_does_with_each_fault(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
