@@ -109,6 +109,28 @@ def test_a_paused_pixel_says_since_when_why_and_what_to_do(
     assert report.exit_code() == ExitCode.PAUSED
 
 
+def test_a_pause_whose_reason_this_version_does_not_know_is_shown_as_stored() -> None:
+    # Written by a newer version and kept across a downgrade.
+    PixelPause.objects.create(
+        pixel_id="px-3",
+        paused_until=timezone.now() + timedelta(minutes=5),
+        reason="quota",
+    )
+    PixelPause.objects.create(
+        pixel_id="px-4", paused_until=timezone.now() + timedelta(minutes=5)
+    )
+
+    report = health.assess()
+
+    found = pixel(report, "px-3").pause
+    assert found is not None and (found.reason, found.reason_label) == (
+        "quota",
+        "quota",
+    )
+    unknown = pixel(report, "px-4").pause
+    assert unknown is not None and unknown.reason_label == ""
+
+
 def test_events_due_longer_than_the_threshold_mean_no_worker_is_sending(
     make_events: MakeEvents, settings: Any
 ) -> None:

@@ -87,7 +87,7 @@ def to_minor_units(
         raise _error(
             field,
             "amount_precision",
-            f"{_short(value)} {currency.upper()} has more than {exponent} decimal "
+            f"{_short(value)} {str.upper(currency)} has more than {exponent} decimal "
             "places; round it before converting",
         )
     # Sized before any int() of the digits: 19 digits is the most a 64-bit int has, and

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import reprlib
 from collections.abc import Collection, Mapping
+from decimal import Decimal
+from fractions import Fraction
 from typing import Final, TypeGuard
 
 # Raw email addresses in free-text fields (a custom field, a product name, a URL's query
@@ -29,11 +31,6 @@ def looks_like_email(text: str) -> bool:
 #: ``Mapping`` through the slower check of the ABC.
 MAPPING: Final = (dict, Mapping)
 
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 40
-_REPR.maxlevel = 2
-
-
 # Strings are repeated in errors only when they look like the names the field expects
 # ("purchase", "DOLLAR"): an email address, a phone number or a 100 kB blob put in the
 # wrong field is described instead, because errors end up in logs and the admin.
@@ -52,7 +49,7 @@ def describe(value: object) -> str:
 def given(value: object) -> str:
     """A short repr of a value for a field that holds names, numbers or flags."""
     if isinstance(value, str):
-        return repr(value) if _NAME_LIKE.fullmatch(value) else describe(value)
+        return _given_str(value)
     if (
         isinstance(value, int)
         and not isinstance(value, bool)
@@ -63,6 +60,44 @@ def given(value: object) -> str:
         return _REPR.repr(value)
     except ValueError:  # an int subclass too long to print (over 4,300 digits)
         return describe(value)
+
+
+def _given_str(value: str) -> str:
+    # str's own repr: a subclass's could print anything.
+    return str.__repr__(value) if _NAME_LIKE.fullmatch(value) else describe(value)
+
+
+class _ValueRepr(reprlib.Repr):
+    """reprlib's short repr, with what it holds judged as :func:`given` judges a value.
+
+    A string inside a list or a dict is shown only if it looks like a name, and an
+    object that is not a number is named by its type: a dict put in the wrong field, or
+    a model instance whose ``__str__`` is the customer's email address, would otherwise
+    be printed into errors, which end up in logs and the admin.
+    """
+
+    def repr_str(self, x: str, level: int) -> str:
+        return _given_str(x)
+
+    def repr_instance(self, x: object, level: int) -> str:
+        # The types reprlib has no method of its own for, subclasses included.
+        if isinstance(x, str):
+            return _given_str(x)
+        if x is None or isinstance(x, bool):
+            return repr(x)
+        for kind in (int, float, complex, Decimal, Fraction):
+            if isinstance(x, kind):
+                # The type's own repr: a subclass's could print anything.
+                text: str = kind.__repr__(x)
+                if len(text) > self.maxother:
+                    return f"{text[: self.maxother - 3]}..."
+                return text
+        return describe(x)
+
+
+_REPR = _ValueRepr()
+_REPR.maxstring = _REPR.maxother = 40
+_REPR.maxlevel = 2
 
 
 def encodable(value: str) -> bool:

@@ -112,9 +112,12 @@ OUTCOME_KIND: dict[str, ErrorKind] = {
 
 _REFUSED = frozenset({400, 413, 422})
 
-#: "403: ", "502 ", "HTTP 503 - " at the start of a message.
+#: "403: ", "HTTP 503 - ", "HTTP 503 " at the start of a message, or "502 " before a
+#: reason phrase ("502 Bad Gateway"): not "413 " before other words ("413 events are
+#: too many"), where the number is the message's own.
 _STATUS_PREFIX = re.compile(
-    r"\s*(?:HTTP\s*)?(?P<status>\d{3})(?:\s*[:\-]\s*|\s+)", re.I
+    r"\s*(?P<http>(?i:HTTP)\s*)?(?P<status>\d{3})"
+    r"(?:\s*[:\-]\s*|\s+(?(http)|(?=[A-Z])))"
 )
 
 

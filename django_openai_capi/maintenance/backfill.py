@@ -16,7 +16,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, router, transaction
-from django.db.models import Max, Model
+from django.db.models import Max, Model, Q
 from django.utils import timezone
 
 from django_openai_capi.api.identifiers import SOURCE_LABEL_MAX_LENGTH, storable
@@ -198,10 +198,13 @@ def _walk(
 
 @dataclass(frozen=True, slots=True)
 class _Written:
-    """The source labels of the rows a chunk wrote, all with ids above *floor*."""
+    """The source labels of the rows a chunk wrote: new rows, with ids above *floor*,
+    and failed rows replaced in place, which keep their id and were updated at or
+    after *started*."""
 
     labels: list[str]
     floor: int
+    started: datetime
     #: Whether the rows are in the database written to (not, where a router keeps
     #: the outbox elsewhere: they are written after the commit, and not read back).
     here: bool
@@ -214,7 +217,7 @@ def _record_chunk(
     using: str,
 ) -> _Written:
     if not chunk:
-        return _Written([], 0, here=False)
+        return _Written([], 0, timezone.now(), here=False)
     # Where a router keeps the outbox out of *using*, record_save writes the rows
     # there after the commit, and there is nothing to read back yet.
     outbox_here = router.allow_migrate_model(using, ConversionEvent)
@@ -225,6 +228,7 @@ def _record_chunk(
         if outbox_here
         else 0
     )
+    started = timezone.now()
     written: list[str] = []
     for obj in chunk:
         # As record_save stores it, so that the read-back below finds the row.
@@ -244,12 +248,12 @@ def _record_chunk(
                     result.already_there += 1
         except Exception as exc:
             result.count_failure(f"{label}: {describe_exception(exc)}")
-    return _Written(written, floor, outbox_here)
+    return _Written(written, floor, started, outbox_here)
 
 
 def _count(written: _Written, result: ModelBackfill, using: str) -> None:
     """Count the rows a chunk wrote by their status as it is now."""
-    outcomes = _read_back(written.labels, written.floor, using) if written.here else {}
+    outcomes = _read_back(written, using) if written.here else {}
     for label in written.labels:
         status, error = outcomes.get(label, (_Status.PENDING, ""))
         if status == _Status.FAILED:
@@ -270,16 +274,25 @@ def _tracks(conversion: ModelConversion[Any], obj: Model) -> bool:
         return True
 
 
-def _read_back(labels: list[str], floor: int, using: str) -> dict[str, tuple[str, str]]:
-    """The status and error of the rows just written for *labels*.
+def _read_back(written: _Written, using: str) -> dict[str, tuple[str, str]]:
+    """The status and error of the rows just written for *written*'s labels.
 
     A label absent from the answer was written elsewhere (the outbox's own database,
-    after the commit) or replaced an old failed row, pending in both cases.
+    after the commit), pending.
     """
+    labels = written.labels
+    # A failed row replaced in place keeps its old id: found by its update instead.
+    # Ordered by id, so that a new row wins over an older row of the same object
+    # that something else updated meanwhile.
+    just_written = Q(id__gt=written.floor) | Q(updated_at__gte=written.started)
     outcomes: dict[str, tuple[str, str]] = {}
     for start in range(0, len(labels), _READBACK_SLICE):
-        rows = ConversionEvent.objects.using(using).filter(
-            id__gt=floor, source_label__in=labels[start : start + _READBACK_SLICE]
+        rows = (
+            ConversionEvent.objects.using(using)
+            .filter(
+                just_written, source_label__in=labels[start : start + _READBACK_SLICE]
+            )
+            .order_by("id")
         )
         for label, status, error in rows.values_list(
             "source_label", "status", "last_error"

@@ -31,13 +31,18 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
 from django_openai_capi.testing.errors import FAULT_KINDS
-from django_openai_capi.testing.fake import FakeConversionsAPI, RecordedRequest
+from django_openai_capi.testing.fake import (
+    FakeConversionsAPI,
+    RecordedRequest,
+    over_one,
+)
 
 _FAULTS = ", ".join(sorted(FAULT_KINDS))
 
@@ -57,6 +62,16 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {value}")
     return value
 
 
@@ -117,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
         "SIGHUP (kill -HUP <pid>) clears every fault: the fake answers normally again.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8799, help="0 picks a free port")
+    parser.add_argument("--port", type=_port, default=8799, help="0 picks a free port")
     parser.add_argument("--api-key", default="test-key", help="the key to accept")
     parser.add_argument(
         "--unscoped-key",
@@ -258,8 +273,17 @@ def _configure(fake: FakeConversionsAPI, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     command = parser()
     args = command.parse_args(argv)
-    total = sum(chance for _, chance in args.fail_randomly)
-    if total > 1:
+    kinds = [fault for fault, _ in args.fail_randomly]
+    twice = sorted({str(fault) for fault in kinds if kinds.count(fault) > 1})
+    if twice:
+        # One chance per fault: the fake keeps the last, and the sum and the
+        # start-up line would count both.
+        command.error(
+            f"--fail-randomly: {', '.join(twice)} given more than once; give each "
+            "fault one chance"
+        )
+    total = math.fsum(chance for _, chance in args.fail_randomly)
+    if over_one(total):
         command.error(f"--fail-randomly: the chances sum to {total:g}, more than 1")
     if args.fail_with is None:
         args.fail_with = "server_error"
@@ -291,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         outage_end = _after(args.outage, lambda: _end_outage(fake, say))
 
     def cleared() -> None:
+        if outage_end is not None:
+            # Else it would announce, later, the end of an outage SIGHUP ended.
+            outage_end.cancel()
         fake.clear_faults()
         fake.latency = 0.0
         say("faults: cleared by SIGHUP; answering normally")
@@ -303,11 +330,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[int, Callable[[int, FrameType | None], None]] = {
         signal.SIGINT: _stop,
         signal.SIGTERM: _stop,
-        signal.SIGHUP: clear,
     }
+    # Windows has no SIGHUP: there the fake runs with its faults until restarted.
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is not None:
+        handlers[hangup] = clear
     previous = {signum: signal.signal(signum, h) for signum, h in handlers.items()}
     try:
-        fake.start(args.host, args.port, verbose=args.verbose)
+        try:
+            fake.start(args.host, args.port, verbose=args.verbose)
+        except OSError as exc:
+            # The port taken (a fake already running), or an address this machine
+            # does not have: one line, not a traceback.
+            print(
+                f"{command.prog}: cannot listen on {args.host}:{args.port}: "
+                + (exc.strerror or str(exc)),
+                file=sys.stderr,
+            )
+            return 1
         announce(fake.url, args, say)
         if outage_end is not None:
             outage_end.start()

@@ -261,6 +261,50 @@ def test_what_only_looks_like_money_is_left_to_the_amount_rule(amount):
     )
 
 
+class Customer:
+    """An object put where an amount goes by mistake, whose repr is personal data."""
+
+    def __repr__(self) -> str:
+        return "<Customer: ada@example.com>"
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        (Customer(), "a value of type Customer"),
+        ({"email": "ada@example.com"}, "{'email': a string of 15 characters}"),
+        (["+14155550123"], "[a string of 12 characters]"),
+        ({"total": Customer()}, "{'total': a value of type Customer}"),
+        (b"ada@example.com", "a value of type bytes"),
+    ],
+)
+def test_what_is_not_an_amount_is_described_not_echoed(amount, shown):
+    # Errors are stored with the failed event and shown in the admin and logs.
+    (found,) = problems({"amount": amount, "currency": "USD"})
+    assert "example.com" not in found and "4155550123" not in found
+    assert f"got {shown} (pass a Decimal" in found
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        ([Decimal("1.5"), 2.5, None, True], "[Decimal('1.5'), 2.5, None, True]"),
+        ({"amount": 1}, "{'amount': 1}"),
+        (
+            [type("Code", (str,), {})("USD"), type("Code", (str,), {})("a@b.cc")],
+            "['USD', a string of 6 characters]",
+        ),
+        (Decimal("1." + "9" * 60), "Decimal('1.99999999999999999999999999..."),
+        (type("Cents", (int,), {"__repr__": lambda self: "x@y.zz"})(5), None),
+    ],
+)
+def test_numbers_and_names_inside_a_wrong_value_are_still_shown(amount, shown):
+    found = problems({"amount": [amount], "currency": "USD"})
+    assert "@" not in found[0]
+    if shown is not None:
+        assert f"got [{shown}]" in found[0]
+
+
 def test_real_py_moneyed_money_is_accepted():
     data = build({"amount": moneyed.Money("25.99", "USD")})["data"]
     assert (data["amount"], data["currency"]) == (2599, "USD")
@@ -466,3 +510,63 @@ def test_an_event_type_that_is_not_text_is_left_to_the_rules():
     with pytest.raises(EventValidationError) as caught:
         build_event(None, event_id="o-1", now=NOW)  # type: ignore[arg-type]
     assert caught.value.paths == ["type", "data"]
+
+
+# Whatever is put where money goes: errors never repeat personal data, and the host's
+# own data is left as given.
+
+PLANTED = "ada.lovelace@example.com"
+
+
+class Planted:
+    """A Money-shaped object (or not), whose repr is personal data."""
+
+    def __init__(self, **fields: object) -> None:
+        self.__dict__.update(fields)
+
+    def __repr__(self) -> str:
+        return f"<Planted {PLANTED}>"
+
+
+_leaves = st.one_of(
+    st.decimals(),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.just(PLANTED),
+    st.sampled_from(["USD", "usd", "JPY", "KWD", "XAU", "ZZZ", "", "uſd"]),
+)
+_amounts = st.one_of(
+    _leaves,
+    st.builds(lambda a, c: Planted(amount=a, currency=c), _leaves, _leaves),
+    st.builds(
+        lambda a, c: Planted(amount=a, currency=Planted(code=c)), _leaves, _leaves
+    ),
+    st.lists(_leaves, max_size=2),
+    st.dictionaries(st.sampled_from(["email", "amount"]), _leaves, max_size=2),
+)
+_items = st.fixed_dictionaries(
+    {"id": st.just("sku-1")}, optional={"amount": _amounts, "currency": _leaves}
+)
+_data = st.fixed_dictionaries(
+    {},
+    optional={
+        "amount": _amounts,
+        "currency": _leaves,
+        "contents": st.lists(_items, max_size=3),
+    },
+)
+
+
+@PROPERTIES
+@given(_data, st.sampled_from(["order_created", "lead_created", "trial_started"]))
+def test_no_amount_or_currency_makes_an_error_repeat_personal_data(
+    data: dict[str, Any], event_type: str
+) -> None:
+    before = repr(data)
+    try:
+        build(data, event_type)
+    except EventValidationError as error:
+        assert "lovelace" not in str(error)
+    assert repr(data) == before

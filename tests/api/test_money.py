@@ -133,3 +133,17 @@ def test_what_is_not_an_amount_or_a_currency_is_not_repeated():
         with pytest.raises(EventValidationError) as caught:
             to_minor_units(amount, currency)  # type: ignore[arg-type]
         assert "jane.roe" not in str(caught.value)
+
+
+def test_the_precision_error_names_the_currency_by_its_own_characters():
+    # A str subclass's upper() could answer anything, an email address included.
+    class Code(str):
+        def upper(self) -> str:
+            return "jane.roe@example.com"
+
+    with pytest.raises(EventValidationError) as caught:
+        to_minor_units(Decimal("1.005"), Code("usd"))
+    assert str(caught.value) == (
+        "amount: 1.005 USD has more than 2 decimal places; round it before "
+        "converting [amount_precision]"
+    )

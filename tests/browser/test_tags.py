@@ -405,7 +405,18 @@ class TestEventMistakes:
 
     @pytest.mark.parametrize(
         ("value", "shown"),
-        [(42, "got 42:"), ("order", "got 'order':"), (None, "got None:")],
+        [
+            (42, "got 42:"),
+            ("order", "got 'order':"),
+            (None, "got None:"),
+            # A dict in the context, or an object whose repr is the customer's email,
+            # is named by its type: the error reaches logs.
+            ({"email": "ada@example.com"}, "got {'email': a string of 15 characters}:"),
+            (
+                type("Row", (), {"__repr__": lambda self: "ada@example.com"})(),
+                "got a value of type Row:",
+            ),
+        ],
     )
     def test_a_value_that_is_not_a_model_instance_is_shown(
         self, value: object, shown: str

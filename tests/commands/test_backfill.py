@@ -311,6 +311,40 @@ def test_events_whose_build_fails_on_the_commit_are_counted_failed(
     assert event_of(good).status == Status.SENT
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("record_failures")
+def test_a_rerun_whose_build_fails_again_counts_it_failed_again(
+    run_failing: Run,
+    swap: Swap,
+    settings: Any,
+    api: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The second run replaces the failed row in place (it keeps its old id), and the
+    # commit's build fails it again: the summary must say so, as the first run's did.
+    settings.OPENAI_CAPI_DISPATCH = "inline"
+    settings.OPENAI_CAPI_SEND_ENABLED = True
+    api.post(ENDPOINT, json={})
+
+    class NoData(OrderConversion):
+        def get_data(self, obj: Order) -> Any:
+            raise ValueError(f"no lines for {obj.number}")
+
+    swap(Order, NoData)
+    broken = order(days_old=1, number="BROKEN-1")
+    first = run_failing("openai_capi_backfill", since(5), "--model=shop.Order")
+    order(days_old=2)  # newer rows, so the failed one's id is below the next floor
+    caplog.clear()
+
+    again = run_failing("openai_capi_backfill", since(5), "--model=shop.Order")
+
+    assert first.stdout == f"shop.Order: {summary(0, 0, 0, 0, 1)}\n"
+    assert "no lines for BROKEN-1" in caplog.text  # the build's traceback, again
+    assert again.stdout == f"shop.Order: {summary(0, 0, 0, 0, 2)}\n"
+    assert again.returncode == ExitCode.FAILED
+    assert event_of(broken).status == Status.FAILED
+
+
 @pytest.mark.usefixtures("record_failures")
 def test_a_dry_run_counts_before_its_rollback(run: Run, settings: Any) -> None:
     settings.OPENAI_CAPI_DISPATCH = "inline"

@@ -276,6 +276,24 @@ def test_a_pause_without_a_status_or_a_reason_is_a_failed_request(
     assert " UTC after a failed request" in " ".join(output.stdout.split())
 
 
+def test_a_pause_whose_reason_this_version_does_not_know_is_described_as_stored(
+    api: responses.RequestsMock, run: Run
+) -> None:
+    # A pause written by a newer version, kept across a downgrade: the check must
+    # still run, and lift it.
+    PixelPause.objects.create(
+        pixel_id="test-pixel",
+        paused_until=timezone.now() + timedelta(minutes=5),
+        reason="quota",
+    )
+    answer(api, 200)
+
+    output = run("openai_capi_verify")
+
+    assert " had been paused after quota (until " in " ".join(output.stdout.split())
+    assert not PixelPause.objects.exists()
+
+
 @override_settings(TIME_ZONE="America/Chicago")
 def test_a_pause_is_dated_in_utc_whatever_the_time_zone(
     api: responses.RequestsMock, run_failing: Run

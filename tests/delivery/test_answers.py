@@ -279,6 +279,16 @@ def test_ask_keeps_a_body_that_is_not_the_apis_redacted_and_short(
         (503, "500: upstream failed", "HTTP 503: 500: upstream failed", None),
         # A number that merely starts with the status, and a body that is only it.
         (413, "4130 events is too many", "HTTP 413: 4130 events is too many", None),
+        # The status as the message's own number, before words that are not a
+        # reason phrase: kept, or the message would lose its subject.
+        (413, "413 events is too many", "HTTP 413: 413 events is too many", None),
+        (
+            400,
+            "400 of 1000 events are invalid",
+            "HTTP 400: 400 of 1000 events are invalid",
+            None,
+        ),
+        (503, "http 503 down", "HTTP 503: down", "down"),
         (502, "502", "HTTP 502: 502", None),
         (502, "502: ", "HTTP 502: 502: ", None),
         (502, "<html><title>502 Bad Gateway</title>", None, None),

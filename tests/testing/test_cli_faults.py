@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -214,6 +215,8 @@ def test_no_faults_says_so():
             ["--fail-with", "503"],
             "--fail-with: says what --fail-next or --outage answer; give one",
         ),
+        (["--port", "70000"], "argument --port: must be from 0 to 65535, not 70000"),
+        (["--port", "http"], "argument --port: 'http' is not a port number"),
         (["--outage", "-5"], "argument --outage: must be a number of seconds, 0 or"),
         (["--latency", "inf"], "argument --latency: must be a number of seconds"),
         (["--delay", "soon"], "argument --delay: 'soon' is not a number of seconds"),
@@ -234,6 +237,14 @@ def test_no_faults_says_so():
             ["--fail-randomly", "drop=0.6", "--fail-randomly", "500=0.6"],
             "--fail-randomly: the chances sum to 1.2, more than 1",
         ),
+        (
+            ["--fail-randomly", "drop=0.2", "--fail-randomly", "drop=0.3"],
+            "--fail-randomly: drop given more than once; give each fault one chance",
+        ),
+        (
+            ["--fail-randomly", "504=0.6", "--fail-randomly", "504=0.6"],
+            "--fail-randomly: 504 given more than once",
+        ),
     ],
 )
 def test_bad_values_are_refused_naming_the_option(args, message, capsys):
@@ -242,6 +253,36 @@ def test_bad_values_are_refused_naming_the_option(args, message, capsys):
 
     assert exit.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_said_in_one_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        previous = signal.getsignal(signal.SIGHUP)
+
+        assert cli.main(["--port", str(port)]) == 1
+
+    err = capsys.readouterr().err
+    assert err == (
+        f"python -m django_openai_capi.testing: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use\n"
+    )
+    assert signal.getsignal(signal.SIGHUP) == previous
+
+
+def test_without_sighup_as_on_windows_the_fake_still_serves(monkeypatch, capsys):
+    monkeypatch.delattr(signal, "SIGHUP")
+
+    def announce(url: str, args: Any, say: Callable[[str], None]) -> None:
+        say(url)
+        raise cli._Stop  # as SIGTERM would, once it has started
+
+    monkeypatch.setattr(cli, "announce", announce)
+
+    assert cli.main(["--port", "0", "--fail-next", "1"]) == 0
+    assert capsys.readouterr().out.startswith("http://127.0.0.1:")
 
 
 def test_help_says_what_the_app_does_with_each_fault(capsys):
@@ -379,6 +420,44 @@ def test_in_process_an_outage_ends_after_its_seconds(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "faults: outage bad_gateway for 2s (SIGHUP clears them)" in out
     assert "faults: the outage is over; answering normally" in out
+
+
+def test_in_process_chances_that_sum_to_one_are_taken(monkeypatch, capsys):
+    # In floats 0.34 + 0.56 + 0.1 is 1.0000000000000002, which is not "more than 1".
+    seen: list[int] = []
+
+    def client(fake: FakeConversionsAPI) -> None:
+        seen.append(post(fake.url).status_code)
+
+    in_process(
+        monkeypatch,
+        [
+            "--fail-randomly",
+            "server_error=0.34",
+            "--fail-randomly",
+            "500=0.56",
+            "--fail-randomly",
+            "bad_gateway=0.1",
+        ],
+        client,
+    )
+
+    assert seen[0] in {500, 502}
+
+
+def test_in_process_sighup_during_a_timed_outage_ends_it_once(monkeypatch, capsys):
+    def client(fake: FakeConversionsAPI) -> None:
+        assert post(fake.url).status_code == 500
+        os.kill(os.getpid(), signal.SIGHUP)
+        wait_for(lambda: post(fake.url).status_code == 200)
+        # Past the outage's own end: its timer must not announce it again.
+        time.sleep(1.5)
+
+    in_process(monkeypatch, ["--outage", "1"], client)
+
+    out = capsys.readouterr().out
+    assert "faults: cleared by SIGHUP; answering normally" in out
+    assert "the outage is over" not in out
 
 
 def test_in_process_a_long_outage_is_cancelled_on_stop(monkeypatch, capsys):

@@ -9,6 +9,7 @@ import requests
 import responses
 
 from django_openai_capi.testing import FakeConversionsAPI
+from django_openai_capi.testing.fake import over_one
 from tests.testing.helpers import KEY, PIXEL, live_event
 
 
@@ -78,6 +79,21 @@ def test_weights_are_chances_per_request(weights: dict[str, float]) -> None:
     fake = FakeConversionsAPI(api_key=KEY, pixels=[PIXEL])
     with pytest.raises(ValueError, match="chances per request"):
         fake.fail_randomly(weights)  # type: ignore[arg-type]
+
+
+def test_chances_summing_to_one_are_taken_despite_rounding() -> None:
+    # sum() of these floats is 1.0000000000000002: "more than 1" would be false.
+    weights = {"server_error": 0.34, "drop": 0.56, "bad_gateway": 0.1}
+    assert sum(weights.values()) > 1
+    fake = FakeConversionsAPI(api_key=KEY, pixels=[PIXEL])
+    fake.fail_randomly(weights)  # type: ignore[arg-type]
+    assert None not in faults_seen(fake, 50)
+
+
+def test_over_one_allows_rounding_only() -> None:
+    assert not over_one(1.0)
+    assert not over_one(1 + 2**-52)
+    assert over_one(1.001)
 
 
 def test_an_unknown_fault_kind_is_refused() -> None:
