@@ -239,7 +239,8 @@ def describe_faults(args: argparse.Namespace) -> str:
     """The start-up line naming the active faults."""
     active = []
     if args.fail_next:
-        active.append(f"the next {args.fail_next} requests {_describe(args.fail_with)}")
+        requests = "request" if args.fail_next == 1 else f"{args.fail_next} requests"
+        active.append(f"the next {requests} {_describe(args.fail_with)}")
     if args.fail_randomly:
         draws = ", ".join(
             f"{_describe(fault)} {chance:g}" for fault, chance in args.fail_randomly

@@ -105,9 +105,7 @@ def test_a_named_fault_with_its_retry_after():
         response = post(fake.url)
         fake.stop()
 
-    assert fake.faults == (
-        "faults: the next 1 requests rate_limited (SIGHUP clears them)"
-    )
+    assert fake.faults == ("faults: the next request rate_limited (SIGHUP clears them)")
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "9"
     assert response.json()["error"]["message"] == "429: Too many requests"
@@ -181,7 +179,7 @@ def test_delay_and_latency():
         fake.stop()
 
     assert fake.faults == (
-        "faults: the next 1 requests delay; latency 0.1s (SIGHUP clears them)"
+        "faults: the next request delay; latency 0.1s (SIGHUP clears them)"
     )
     assert delayed.status_code == 200
     assert delay >= 2
@@ -386,7 +384,7 @@ def test_in_process_every_fault_then_sighup(monkeypatch, capsys):
     assert seen == [504, 400, 200]
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == (
-        "faults: the next 1 requests HTTP 504; at random drop 0; rejecting events "
+        "faults: the next request HTTP 504; at random drop 0; rejecting events "
         "bad; latency 0.01s (SIGHUP clears them)"
     )
     assert "faults: cleared by SIGHUP; answering normally" in lines
