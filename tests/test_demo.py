@@ -17,27 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT
+from tests.processes import ROOT, answers, free_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("make") is None or not Path("/proc/self/stat").exists(),
     reason="needs make, and /proc to find the demo's processes",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 def demo_environ(database: Path, **variables: str) -> dict[str, str]:

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from typing import IO, Any, NamedTuple
 import pytest
 import requests
 
-from tests.processes import ROOT, descendants, die_with_parent
+from tests.processes import ROOT, answers, descendants, die_with_parent, free_port
 
 QUICKSTART = ROOT / "docs" / "quickstart.md"
 
@@ -248,21 +247,6 @@ def blocks(page: str) -> list[Block]:
         found.append(Block(match[1], match[2], page[start : match.start()].strip()))
         start = match.end()
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 def environment() -> dict[str, str]:
