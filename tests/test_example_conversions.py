@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,10 @@ BUYER = {
     "city": "San Francisco",
     "postal_code": "94107",
 }
+# Prices as the models hold them, in dollars; the payloads carry the API's cents.
 LINES = [
-    ("sku_123", "Starter bundle", 1, 2599),
-    ("sku_456", "Refill pack", 3, 450),
+    ("sku_123", "Starter bundle", 1, Decimal("25.99")),
+    ("sku_456", "Refill pack", 3, Decimal("4.50")),
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,7 +66,9 @@ def timestamp_ms(event: ConversionEvent) -> int:
     return (event.event_time - _EPOCH) // timedelta(milliseconds=1)
 
 
-def place_order(lines: list[tuple[str, str, int, int]] = LINES, **fields: Any) -> Order:
+def place_order(
+    lines: list[tuple[str, str, int, Decimal]] = LINES, **fields: Any
+) -> Order:
     """As django-oscar's OrderCreator does: the order first, its lines after, one transaction."""
     with transaction.atomic():
         order = Order.objects.create(**{**BUYER, **fields})
@@ -205,7 +209,9 @@ def test_the_order_event_has_the_shape_of_the_docs_example() -> None:
 
 def test_the_docs_example_order_builds_the_docs_example_event() -> None:
     """The docs' buyer and basket give the docs' event, field for field."""
-    order = place_order(lines=[("sku_123", "Starter bundle", 1, 2599)], phone="")
+    order = place_order(
+        lines=[("sku_123", "Starter bundle", 1, Decimal("25.99"))], phone=""
+    )
 
     event, body = built_payload()
 
@@ -227,7 +233,10 @@ def test_a_rolled_back_order_records_nothing() -> None:
         with transaction.atomic():
             order = Order.objects.create(**BUYER)
             OrderLine.objects.create(
-                order=order, sku="sku_123", name="Starter bundle", unit_price=2599
+                order=order,
+                sku="sku_123",
+                name="Starter bundle",
+                unit_price=Decimal("25.99"),
             )
             assert ConversionEvent.objects.count() == 1
             raise Declined  # the payment was declined after the order was saved
@@ -332,11 +341,11 @@ def test_an_order_placed_in_the_admin_is_built_with_its_inline_lines(
             "lines-0-sku": "sku_123",
             "lines-0-name": "Starter bundle",
             "lines-0-quantity": "2",
-            "lines-0-unit_price": "2599",
+            "lines-0-unit_price": "25.99",
             "lines-1-sku": "sku_456",
             "lines-1-name": "Refill pack",
             "lines-1-quantity": "1",
-            "lines-1-unit_price": "450",
+            "lines-1-unit_price": "4.50",
         },
     )
     assert response.status_code == 302, response.content.decode()
@@ -371,6 +380,85 @@ def test_an_order_placed_in_the_admin_is_built_with_its_inline_lines(
             },
         ],
     }
+
+
+def test_the_admin_refuses_a_line_priced_finer_than_the_order_currency(
+    admin_client: Client,
+) -> None:
+    """JPY has no decimal places: the form says so, rather than a failed event later."""
+    response = admin_client.post(
+        "/admin/shop/order/add/",
+        {
+            "number": "ORD-ADMIN2",
+            "is_paid": "on",
+            "currency": "JPY",
+            "email": "user@example.com",
+            "lines-TOTAL_FORMS": "1",
+            "lines-INITIAL_FORMS": "0",
+            "lines-MIN_NUM_FORMS": "1",
+            "lines-MAX_NUM_FORMS": "1000",
+            "lines-0-sku": "sku_123",
+            "lines-0-name": "Starter bundle",
+            "lines-0-quantity": "1",
+            "lines-0-unit_price": "8900.50",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.context["inline_admin_formsets"][0].formset.errors == [
+        {"unit_price": ["JPY has 0 decimal places: 8900.50 has more. Round it."]}
+    ]
+    assert not Order.objects.exists()
+    assert not ConversionEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("currency", "price", "valid"),
+    [
+        ("JPY", "8900", True),
+        ("JPY", "8900.00", True),
+        ("JPY", "8900.50", False),
+        ("USD", "19.99", True),
+        ("GBP", "0.05", True),
+    ],
+)
+def test_a_price_has_at_most_its_currency_decimal_places(
+    currency: str, price: str, valid: bool
+) -> None:
+    subscription = Subscription(
+        email="user@example.com",
+        plan_id="pro",
+        price=Decimal(price),
+        currency=currency,
+    )
+    order = Order(**BUYER, currency=currency)
+    line = OrderLine(order=order, sku="s", name="n", unit_price=Decimal(price))
+
+    for obj, field in [(subscription, "price"), (line, "unit_price")]:
+        if valid:
+            obj.full_clean(exclude=["order"])
+        else:
+            with pytest.raises(ValidationError) as caught:
+                obj.full_clean(exclude=["order"])
+            assert caught.value.message_dict == {
+                field: [f"{currency} has 0 decimal places: {price} has more. Round it."]
+            }
+
+
+def test_a_price_is_not_checked_against_a_missing_currency_or_order() -> None:
+    # Each missing value is the field's own error, reported once.
+    subscription = Subscription(email="user@example.com", plan_id="pro", currency="")
+    with pytest.raises(ValidationError) as caught:
+        subscription.full_clean()
+    assert set(caught.value.message_dict) == {"price", "currency"}
+    OrderLine(sku="s", name="n", unit_price=Decimal("1.005")).clean()
+
+
+def test_a_negative_price_is_refused() -> None:
+    line = OrderLine(sku="s", name="n", unit_price=Decimal("-1.00"))
+    with pytest.raises(ValidationError) as caught:
+        line.full_clean(exclude=["order"])
+    assert set(caught.value.message_dict) == {"unit_price"}
 
 
 @pytest.mark.parametrize("phone", ["12345", "+1 415 555 2671 ext 9", "call me"])
@@ -425,7 +513,10 @@ def test_saving_a_registration_again_records_nothing_new() -> None:
 
 def test_a_subscription_sends_subscription_created_with_its_plan() -> None:
     subscription = Subscription.objects.create(
-        email="user@example.com", plan_id="pro_monthly", price=1999, currency="USD"
+        email="user@example.com",
+        plan_id="pro_monthly",
+        price=Decimal("19.99"),
+        currency="USD",
     )
     assert ConversionEvent.objects.get().payload is None
 
@@ -451,7 +542,10 @@ def test_a_subscription_sends_subscription_created_with_its_plan() -> None:
 
 def test_a_subscription_in_yen_sends_whole_yen() -> None:
     Subscription.objects.create(
-        email="user@example.com", plan_id="pro_yearly", price=8900, currency="JPY"
+        email="user@example.com",
+        plan_id="pro_yearly",
+        price=Decimal("8900"),
+        currency="JPY",
     )
 
     _, body = built_payload()

@@ -23,6 +23,7 @@ class SubscriptionConversion(ModelConversion[Subscription]):
         return {"email": obj.email}
 
     def get_data(self, obj: Subscription) -> Mapping[str, object]:
+        # The price's Decimal as it is: the library converts it to minor units.
         return {"amount": obj.price, "currency": obj.currency, "plan_id": obj.plan_id}
 
     def get_source_url(self, obj: Subscription) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from example_project.commerce import CURRENCY_CHOICES
+from example_project.commerce import CURRENCY_CHOICES, money_field, validate_amount
 
 
 class Subscription(models.Model):
@@ -17,10 +17,7 @@ class Subscription(models.Model):
         max_length=64,
         help_text="The site's own plan id, e.g. pro_monthly; sent as the event's plan_id.",
     )
-    # An integer in the currency's minor unit (cents for USD): what the API takes.
-    price = models.PositiveIntegerField(
-        help_text="In the currency's minor unit: 1999 is USD 19.99."
-    )
+    price = money_field("In the subscription's currency: 19.99 is USD 19.99.")
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="USD")
     # Not editable: it is the event's timestamp (see SubscriptionConversion).
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -30,3 +27,6 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan_id} for {self.email}"
+
+    def clean(self) -> None:
+        validate_amount(self.price, self.currency, "price")

@@ -3,6 +3,7 @@ inline), in one transaction, which is the order of saves the conversion is built
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.contrib import admin
@@ -44,6 +45,6 @@ class OrderAdmin(_OrderAdmin):
         # The list shows each order's total: one query for all the lines on a page.
         return super().get_queryset(request).prefetch_related("lines")
 
-    @admin.display(description="total (minor units)")
-    def total(self, obj: Order) -> int:
+    @admin.display(description="total")
+    def total(self, obj: Order) -> Decimal:
         return obj.total

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
 class Product:
     sku: str
     name: str
-    #: In US cents, the minor unit the API takes.
-    unit_price: int
+    #: In US dollars, as the order line's DecimalField holds it.
+    unit_price: Decimal
 
     @property
     def price(self) -> str:
-        return f"${self.unit_price // 100}.{self.unit_price % 100:02d}"
+        return f"${self.unit_price}"
 
 
 PRODUCTS = (
-    Product("SKU-TEA", "Green tea", 1250),
-    Product("SKU-MUG", "Mug", 900),
-    Product("SKU-POT", "Teapot", 4500),
+    Product("SKU-TEA", "Green tea", Decimal("12.50")),
+    Product("SKU-MUG", "Mug", Decimal("9.00")),
+    Product("SKU-POT", "Teapot", Decimal("45.00")),
 )
 
 BY_SKU = {product.sku: product for product in PRODUCTS}

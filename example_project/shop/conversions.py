@@ -74,9 +74,10 @@ class OrderConversion(ModelConversion[Order]):
         return {key: value for key, value in identity.items() if value}
 
     def get_data(self, obj: Order) -> Mapping[str, object]:
-        lines = list(obj.lines.all())
+        # Decimals in major units, as the models hold them: the library converts them
+        # to the API's minor units by the currency's exponent (12.50 USD is 1250).
         return {
-            "amount": sum(line.total for line in lines),
+            "amount": obj.total,
             "currency": obj.currency,
             "contents": [
                 {
@@ -87,7 +88,7 @@ class OrderConversion(ModelConversion[Order]):
                     "amount": line.unit_price,
                     "content_type": "product",
                 }
-                for line in lines
+                for line in obj.lines.all()
             ],
         }
 

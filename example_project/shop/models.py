@@ -8,12 +8,18 @@ its lines do not exist yet.
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from example_project.commerce import CURRENCY_CHOICES, validate_phone
+from example_project.commerce import (
+    CURRENCY_CHOICES,
+    money_field,
+    validate_amount,
+    validate_phone,
+)
 
 
 def new_order_number() -> str:
@@ -76,23 +82,19 @@ class Order(models.Model):
         return self.number
 
     @property
-    def total(self) -> int:
-        """What the order is worth, in the currency's minor unit."""
-        return sum(line.total for line in self.lines.all())
+    def total(self) -> Decimal:
+        """What the order is worth, in major units of its currency."""
+        return sum((line.total for line in self.lines.all()), Decimal(0))
 
 
 class OrderLine(models.Model):
-    """One product of an order, priced in the currency's minor unit (cents for USD)."""
+    """One product of an order, priced in major units of the order's currency."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     sku = models.CharField("SKU", max_length=64)
     name = models.CharField(max_length=200)
     quantity = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
-    # An integer in minor units, not a Decimal in major ones: it is what the API takes,
-    # and nothing is rounded on the way.
-    unit_price = models.PositiveIntegerField(
-        help_text="In the order currency's minor unit: 2599 is USD 25.99."
-    )
+    unit_price = money_field("In the order's currency: 25.99 is USD 25.99.")
 
     class Meta:
         ordering = ["pk"]
@@ -100,7 +102,16 @@ class OrderLine(models.Model):
     def __str__(self) -> str:
         return f"{self.quantity} x {self.sku}"
 
+    def clean(self) -> None:
+        # The admin's inline cleans each line with its order attached, currency and
+        # all; a line cleaned on its own has none to check against.
+        try:
+            order = self.order
+        except Order.DoesNotExist:
+            return
+        validate_amount(self.unit_price, order.currency, "unit_price")
+
     @property
-    def total(self) -> int:
-        """The line's amount, in minor units."""
+    def total(self) -> Decimal:
+        """The line's amount, in major units of the order's currency."""
         return self.quantity * self.unit_price

@@ -50,7 +50,19 @@ def test_an_order_after_landing_with_oppref_is_sent_with_it(client: Client) -> N
     assert event["user"]["ip_address"] == "127.0.0.1"
     assert event["user"]["user_agent"] == "Mozilla/5.0 (storefront test)"
     assert event["id"] == f"shop.order:{order.pk}"
+    # Two teas at Decimal("12.50"): the API's cents, converted by the library.
     assert event["data"]["amount"] == 2500
+    assert event["data"]["contents"][0]["amount"] == 1250
+
+
+def test_the_pages_show_prices_as_the_models_hold_them(client: Client) -> None:
+    assert "Green tea: $12.50" in client.get("/checkout/").content.decode()
+    place_order(client)
+
+    page = client.get("/checkout/confirmation/").content.decode()
+
+    assert "2 × Green tea at 12.50 USD" in page
+    assert '<strong id="order-total">25.00 USD</strong>' in page
 
 
 def test_the_confirmation_reports_the_same_event_from_the_pixel(

@@ -7,6 +7,7 @@ again and it adds nothing: the demo's objects have fixed names.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -18,15 +19,29 @@ from example_project.accounts.models import Registration
 from example_project.billing.models import Subscription
 from example_project.shop.models import Order, OrderLine
 
+# Prices in dollars, as the storefront's catalogue has them.
 ORDERS = [
-    ("DEMO-1001", "ada@example.com", "US", [("SKU-TEA", "Green tea", 2, 1250)]),
+    (
+        "DEMO-1001",
+        "ada@example.com",
+        "US",
+        [("SKU-TEA", "Green tea", 2, Decimal("12.50"))],
+    ),
     (
         "DEMO-1002",
         "grace@example.com",
         "GB",
-        [("SKU-MUG", "Mug", 1, 900), ("SKU-TEA", "Green tea", 1, 1250)],
+        [
+            ("SKU-MUG", "Mug", 1, Decimal("9.00")),
+            ("SKU-TEA", "Green tea", 1, Decimal("12.50")),
+        ],
     ),
-    ("DEMO-1003", "linus@example.com", "FI", [("SKU-POT", "Teapot", 1, 4500)]),
+    (
+        "DEMO-1003",
+        "linus@example.com",
+        "FI",
+        [("SKU-POT", "Teapot", 1, Decimal("45.00"))],
+    ),
 ]
 
 
@@ -44,7 +59,11 @@ class Command(BaseCommand):
                 )
                 OrderLine.objects.bulk_create(
                     OrderLine(
-                        order=order, sku=sku, name=name, quantity=qty, unit_price=price
+                        order=order,
+                        sku=sku,
+                        name=name,
+                        quantity=qty,
+                        unit_price=price,
                     )
                     for sku, name, qty, price in lines
                 )
@@ -56,7 +75,7 @@ class Command(BaseCommand):
             Subscription.objects.create(
                 email="grace@example.com",
                 plan_id="pro_monthly",
-                price=1999,
+                price=Decimal("19.99"),
                 currency="USD",
             )
             created += 1
