@@ -32,6 +32,7 @@ import pstats
 import statistics
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,12 @@ def checkout(request: HttpRequest) -> HttpResponse:
             postal_code="NW1 6XE",
         )
         OrderLine.objects.bulk_create(
-            OrderLine(order=order, sku=f"sku_{i}", name=f"Item {i}", unit_price=2599)
+            OrderLine(
+                order=order,
+                sku=f"sku_{i}",
+                name=f"Item {i}",
+                unit_price=Decimal("25.99"),
+            )
             for i in range(5)
         )
     return HttpResponse(b"ok")
