@@ -86,6 +86,8 @@ class Children:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = dict(environ)
         self.started: list[subprocess.Popen[str]] = []
+        # Threads copying a child's output to ours, with the pipe each reads.
+        self.relays: list[tuple[threading.Thread, IO[str]]] = []
 
     def start(
         self, *args: str, stdout: int | IO[str] | None = None
@@ -123,6 +125,11 @@ class Children:
             # id stays taken while any member lives.
             _signal_group(child.pid, signal.SIGKILL)
             child.wait()
+        # Their children are gone, so each pipe is at its end: the relay has printed
+        # the last lines, and the pipe is closed rather than left to the interpreter.
+        for relay, stream in self.relays:
+            relay.join(timeout=STOP_TIMEOUT)
+            stream.close()
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -154,7 +161,9 @@ def _start_fake(children: Children, port: int) -> str:
             + "DEMO_FAKE_PORT to a free port)",
             fake.wait() or 1,
         )
-    threading.Thread(target=_relay, args=(fake.stdout,), daemon=True).start()
+    relay = threading.Thread(target=_relay, args=(fake.stdout,), daemon=True)
+    relay.start()
+    children.relays.append((relay, fake.stdout))
     return url
 
 
