@@ -172,9 +172,8 @@ def _relay(stream: IO[str]) -> None:
         print(f"[fake API] {line}", end="", flush=True)
 
 
-def run_demo(children: Children, port: int, addr: str) -> int:
-    url = _start_fake(children, port)
-    print(f"Fake Conversions API on {url} (key demo-key, pixel demo-pixel)", flush=True)
+def prepare_database(children: Children) -> None:
+    """Migrate, and create the superuser admin (password admin) if it is missing."""
     children.run("manage.py migrate", "manage.py", "migrate", "--noinput")
     children.run(
         "Creating the superuser admin",
@@ -185,6 +184,12 @@ def run_demo(children: Children, port: int, addr: str) -> int:
         "--command",
         _CREATE_ADMIN,
     )
+
+
+def run_demo(children: Children, port: int, addr: str) -> int:
+    url = _start_fake(children, port)
+    print(f"Fake Conversions API on {url} (key demo-key, pixel demo-pixel)", flush=True)
+    prepare_database(children)
     children.run("manage.py demo_data", "manage.py", "demo_data")
     print(
         "Sweeping up anything the on-commit sends missed (the worker command's job):",

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from example_project.demo import _CREATE_ADMIN, ROOT, Children, StepFailed
+from example_project.demo import ROOT, Children, StepFailed, prepare_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 DEFAULT_OUT = ROOT / "docs" / "_static" / "screenshots"
@@ -117,16 +117,7 @@ def wait_for(addr: str, timeout: float = SERVER_TIMEOUT) -> None:
 
 def arrange(children: Children, fake: Any) -> None:
     """Record the demo's data and deliver it into the states the pictures show."""
-    children.run("manage.py migrate", "manage.py", "migrate", "--noinput")
-    children.run(
-        "Creating the superuser admin",
-        "manage.py",
-        "shell",
-        "--verbosity",
-        "0",
-        "--command",
-        _CREATE_ADMIN,
-    )
+    prepare_database(children)
     fake.outage("auth_backend_failure")
     children.run("manage.py demo_data", "manage.py", "demo_data")
     fake.outage(None)
