@@ -224,7 +224,7 @@ def events_failed(
     for pixel_id, kind, error in failures:
         first.setdefault((pixel_id, kind), error)
     for (pixel_id, kind), error in first.items():
-        label = ErrorKind(kind).label if kind in ErrorKind.values else kind
+        label = ErrorKind.words(kind)
         raise_alert(
             pixel_id,
             Condition.FAILED,

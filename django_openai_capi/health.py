@@ -457,13 +457,7 @@ def _pause(row: PixelPause) -> Pause:
         since=row.since,
         until=row.paused_until,
         reason=row.reason,
-        # A reason this version has no words for (a row kept across a downgrade) is
-        # shown as stored: the status command and the health check must not crash.
-        reason_label=(
-            str(ErrorKind(row.reason).label)
-            if row.reason in ErrorKind.values
-            else row.reason
-        ),
+        reason_label=ErrorKind.words(row.reason),
         http_status=row.http_status,
         error=row.error,
         request_id=row.request_id,

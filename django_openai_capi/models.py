@@ -64,6 +64,15 @@ class ErrorKind(models.TextChoices):
     #: ``pid`` (a proxy stripping the query string), a setting sent with every request.
     REQUEST = "request", _("request refused, not its events: check the endpoint")
 
+    @classmethod
+    def words(cls, value: str) -> str:
+        """The words for a stored kind; one this version has none for, as stored.
+
+        A row kept across a downgrade may hold a kind this version does not define: the
+        status command, the health check and verify show it rather than crash.
+        """
+        return str(cls(value).label) if value in cls.values else value
+
 
 class ConversionEventQuerySet(models.QuerySet["ConversionEvent"]):
     """The outbox's words for its rows, each defined once.

@@ -217,13 +217,8 @@ def _pause_parts(pause: PixelPause) -> tuple[str, str]:
     if pause.http_status:
         why = f"HTTP {pause.http_status}"
     else:
-        # The kind's words ("network: no response"), not its stored value; a value
-        # this version has no words for (a row kept across a downgrade) as it is.
-        why = (
-            str(ErrorKind(pause.reason).label)
-            if pause.reason in ErrorKind.values
-            else pause.reason or "a failed request"
-        )
+        # The kind's words ("network: no response"), not its stored value.
+        why = ErrorKind.words(pause.reason) if pause.reason else "a failed request"
     until = pause.paused_until.astimezone(UTC)
     return why, f"{until:%Y-%m-%d %H:%M:%S} UTC"
 
